@@ -1,0 +1,73 @@
+"""evsys: declarative, plugin-based LLM training experiments.
+
+Names resolve lazily (PEP 562): ``import evsys_sdk`` loads neither pydantic nor any plugin, and the
+first registry look-up discovers plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "evsys_sdk.config": (
+        "ExperimentConfig", "RunConfig", "AlgorithmConfig", "DataConfig", "ModelConfig", "BackendConfig",
+        "EvalConfig", "DataStoreSpec", "LogStoreSpec", "MetricSpec", "VerifierSpec", "TransformSpec",
+        "InferenceSpec", "CallbackSpec", "MatrixSpec", "ContinualConfig", "StrictModel",
+    ),
+    "evsys_sdk.protocols": (
+        "Algorithm", "Backend", "DataStore", "LogStore", "Metric", "Verifier", "Transform", "InferenceClient",
+        "RunContext", "RunResult", "VerificationResult", "InferenceFactory",
+    ),
+    "evsys_sdk.yaml_loader": ("load_yaml", "dump_yaml", "validate_yaml"),
+    "evsys_sdk.registry": (
+        "Registry", "schema_for", "resolve_algorithm", "register_default_inference_factory",
+        "get_default_inference_factory",
+        *(f"{verb}_{kind}" for kind in (
+            "algorithm", "backend", "verifier", "metric", "transform", "data_store", "log_store", "inference",
+        ) for verb in ("register", "get")),
+        "list_algorithms", "list_backends", "list_verifiers", "list_metrics", "list_transforms",
+        "list_data_stores", "list_log_stores", "list_inferences",
+    ),
+    "evsys_sdk.runner": ("run_experiment",),
+    "evsys_sdk.sweep": ("Sweep", "expand_runs"),
+    "evsys_sdk.hookspecs": ("hookimpl", "hookspec"),
+    "evsys_sdk.errors": ("EvsysError", "ConfigError", "PluginError", "UnknownKindError"),
+    "evsys_sdk.logger": ("configure_logger", "get_logger", "set_level"),
+    "evsys_sdk.data_types": (
+        "TargetFormat", "ChatMessagesRow", "HarborTask", "PromptExample", "InProcessVerifier", "E2BVerifier",
+        "LLMJudgeVerifier", "VerifierPayload", "text_block", "image_url_block", "image_base64_block",
+        "block_to_image_src", "has_images", "detect_format", "from_dict", "to_dict", "iter_jsonl", "parse_rows",
+    ),
+}
+
+# Names that live in plugin packages: resolved when installed, an install hint otherwise.
+_PLUGIN_EXPORTS: dict[str, tuple[str, str]] = {
+    name: ("evsys_dashboard", "evsys-dashboard")
+    for name in ("DashboardClient", "ExperimentRun", "DashboardClientError", "EvsysAuthError")
+}
+
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted([*_WHERE, *_PLUGIN_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _PLUGIN_EXPORTS:
+        package, dist = _PLUGIN_EXPORTS[name]
+        try:
+            value = getattr(importlib.import_module(package), name)
+        except ImportError:
+            raise ImportError(f"evsys_sdk.{name} is provided by {dist}: pip install {dist}") from None
+    else:
+        raise AttributeError(f"module 'evsys_sdk' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

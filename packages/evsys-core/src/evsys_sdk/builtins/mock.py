@@ -1,0 +1,198 @@
+"""The mock stack: a backend, training algorithms and an inference client that need no model.
+
+Whole experiments (training, checkpoints, continual chains, benchmarks) run on it in milliseconds,
+which is what tests and CI use. The loss and reward curves are deterministic functions of the step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from evsys_sdk._io import atomic_write_json
+from evsys_sdk.config import RunConfig, StrictModel
+from evsys_sdk.families import RLParams, SDFTParams, SFTParams, TrainingParams, save_steps, total_steps
+from evsys_sdk.protocols import InferenceClient, RunContext, RunResult
+
+MOCK_TEMPLATE = "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
+
+
+class MockBackend:
+    name: ClassVar[str] = "mock"
+
+    class Config(StrictModel):
+        fail_on_prepare: bool = False
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def prepare(self, *, model: dict[str, Any], run_dir: str) -> dict[str, Any]:
+        if self.config.fail_on_prepare:
+            raise RuntimeError("MockBackend asked to fail")
+        return {"backend": "mock", "model": dict(model), "run_dir": run_dir, "model_name": model.get("name")}
+
+    def teardown(self, handles: dict[str, Any]) -> None:
+        return None
+
+
+def _write_checkpoint(ctx: RunContext, dirname: str, payload: dict[str, Any]) -> str:
+    path = Path(ctx.output_dir) / dirname
+    atomic_write_json(path / "metadata.json", payload)
+    return str(path)
+
+
+def _init_from(ctx: RunContext) -> str | None:
+    """The checkpoint this run starts from: a continual/combo chain's previous stage, if any."""
+    handles = ctx.extras.get("backend_handles") or {}
+    model = handles.get("model") if isinstance(handles, dict) else None
+    init = model.get("init_from_checkpoint") if isinstance(model, dict) else None
+    return ctx.extras.get("init_checkpoint") or init
+
+
+class _MockTrainer:
+    """Shared loop: log one metric dict per step, checkpoint at the save steps, write final + state."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[TrainingParams]]
+    config: TrainingParams
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def _steps(self, ctx: RunContext) -> int:
+        return total_steps(self.config, int(ctx.extras.get("n_train_rows", 100)))
+
+    def _step_metrics(self, step: int, total: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _checkpoint_steps(self, total: int) -> set[int]:
+        every = self.config.save_every
+        marks = set(save_steps(self.config.save_at_fractions, total))
+        return marks | ({s for s in range(every, total + 1, every)} if every else set())
+
+    def train(self, ctx: RunContext) -> RunResult:
+        ctx.log_store.log_hyperparams({"algorithm": self.name, **self.config.model_dump()})
+        total = self._steps(ctx)
+        marks = self._checkpoint_steps(total)
+        artifacts: dict[str, str] = {}
+        last: dict[str, float] = {}
+        for step in range(1, total + 1):
+            last = self._step_metrics(step, total)
+            ctx.log_store.log_metrics(last, step)
+            if step in marks:
+                path = _write_checkpoint(ctx, f"checkpoint-{step}", {"step": step, **last, "algorithm": self.name})
+                artifacts[f"ckpt_step_{step}"] = path
+                ctx.log_store.log_artifact(f"ckpt_step_{step}", path, kind="checkpoint")
+            ctx.validate(step)
+        meta = {"final": True, "step": total, "algorithm": self.name, "init_from": _init_from(ctx)}
+        artifacts["final_checkpoint"] = _write_checkpoint(ctx, "final", meta)
+        artifacts["state-final"] = _write_checkpoint(ctx, "state-final", {**meta, "optimizer": "mock"})
+        ctx.log_store.log_artifact("final_checkpoint", artifacts["final_checkpoint"], kind="checkpoint")
+        return RunResult(ctx.run_id, "completed", metrics=self._final_metrics(last, total), artifacts=artifacts)
+
+
+class MockSFT(_MockTrainer):
+    """``sft`` on backend mock: loss = 2·exp(−3·step/total) + 0.05·sin(0.3·step)."""
+
+    name: ClassVar[str] = "mock_sft"
+    Config: ClassVar[type[TrainingParams]] = SFTParams
+
+    def _step_metrics(self, step: int, total: int) -> dict[str, float]:
+        return {"train/loss": 2.0 * math.exp(-3.0 * step / total) + 0.05 * math.sin(0.3 * step)}
+
+    def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
+        return {"train/final_loss": last["train/loss"], "total_steps": float(total)}
+
+
+class MockSDFT(MockSFT):
+    """``sdft`` on backend mock: the SFT loss curve under the sdft family's params."""
+
+    name: ClassVar[str] = "mock_sdft"
+    Config: ClassVar[type[TrainingParams]] = SDFTParams
+
+
+class MockRLConfig(RLParams):
+    num_steps: int = Field(default=100, ge=0)
+    num_generations: int = Field(default=4, ge=1)
+    kl_penalty_coef: float = 0.0
+    verifier_kind: str = "format_only"
+    verifier_params: dict[str, Any] = Field(default_factory=dict)
+    save_every: int = Field(default=50, ge=0)
+    lora_rank: int = Field(default=4, ge=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+
+
+class MockRL(_MockTrainer):
+    """``rl`` on backend mock: reward = 0.9 − 0.8·exp(−step / max(1, steps/4)), probed with its verifier."""
+
+    name: ClassVar[str] = "mock_rl"
+    Config: ClassVar[type[TrainingParams]] = MockRLConfig
+    config: MockRLConfig
+
+    def _steps(self, ctx: RunContext) -> int:
+        return self.config.max_steps if self.config.max_steps is not None else self.config.num_steps
+
+    def _checkpoint_steps(self, total: int) -> set[int]:
+        every = max(1, self.config.save_every)
+        return set(range(every, total + 1, every))
+
+    def _step_metrics(self, step: int, total: int) -> dict[str, float]:
+        reward = 0.9 - 0.8 * math.exp(-step / max(1.0, total / 4))
+        return {"train/reward": reward, "reward/mean": reward, "train/kl": 0.0}
+
+    def train(self, ctx: RunContext) -> RunResult:
+        from evsys_sdk.registry import get_verifier
+
+        self.verifier = get_verifier(self.config.verifier_kind)(**self.config.verifier_params)
+        return super().train(ctx)
+
+    def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
+        probe = self.verifier.verify(prompt="", completion="<think>t</think>\n<answer>X</answer>", target={})
+        return {"train/final_reward": last.get("train/reward", 0.1), "verifier/probe_reward": float(probe.reward)}
+
+
+class MockInference:
+    """Formats ``template`` with the prompt and cuts at the first stop string; no model involved."""
+
+    name: ClassVar[str] = "mock"
+
+    class Config(StrictModel):
+        template: str = MOCK_TEMPLATE
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+        self.calls = 0
+
+    def generate(
+        self, *, prompt: str, max_tokens: int = 256, temperature: float = 0.0, stop: list[str] | None = None
+    ) -> str:
+        self.calls += 1
+        try:
+            text = self.config.template.format(prompt=prompt)
+        except (KeyError, IndexError, ValueError):
+            text = self.config.template
+        for s in stop or []:
+            if s and s in text:
+                text = text[: text.index(s)]
+        return text
+
+
+def mock_inference_factory(run_result: RunResult, run_config: RunConfig) -> InferenceClient:
+    """Serves a finished mock arm; the template may come from the run's ``eval.inference`` params."""
+    spec = run_config.eval.inference
+    params = spec.params if spec is not None and spec.kind == "mock" else {}
+    return MockInference(**params)
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """A mock checkpoint's metadata (used by tests and continual chains)."""
+    with open(Path(path) / "metadata.json", encoding="utf-8") as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data

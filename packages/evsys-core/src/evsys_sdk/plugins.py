@@ -1,0 +1,193 @@
+"""Plugin discovery on pluggy: built-ins, the ``evsys_sdk.plugins`` entry points, legacy groups.
+
+Discovery is lazy (the first registry look-up) and runs once per host. Each plugin loads on its own: a
+broken one is recorded (``evsys plugins`` shows it with a fix hint) and never breaks the others, unless
+``EVSYS_STRICT_PLUGINS=1``. ``EVSYS_DISABLE_PLUGINS=a,b`` blocks plugins by entry or dist name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from evsys_sdk import hookspecs
+from evsys_sdk.errors import PluginError
+from evsys_sdk.logger import get_logger
+from evsys_sdk.protocols import InferenceFactory
+from evsys_sdk.registry import KINDS, Registry
+
+log = get_logger("plugins")
+
+PLUGIN_GROUP = "evsys_sdk.plugins"
+# Legacy groups name a class per entry; the entry name is the registry key.
+LEGACY_GROUPS: dict[str, str] = {
+    "evsys_sdk.algorithms": "algorithm",
+    "evsys_sdk.backends": "backend",
+    "evsys_sdk.verifiers": "verifier",
+    "evsys_sdk.metrics": "metric",
+    "evsys_sdk.transforms": "transform",
+    "evsys_sdk.data_stores": "data_store",
+    "evsys_sdk.log_stores": "log_store",
+    "evsys_sdk.inference": "inference_client",
+}
+CORE = "evsys-core"
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``evsys plugins`` shows it."""
+
+    name: str
+    dist: str
+    module: str
+    status: str  # "ok" | "broken" | "disabled"
+    error: str | None = None
+    hint: str | None = None
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _fix_hint(exc: BaseException, ep_name: str, dist: str) -> str:
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return f"install the missing module '{exc.name}' (pip install {exc.name.split('.')[0]}), reinstall {dist}, or disable it with EVSYS_DISABLE_PLUGINS={ep_name}"
+    return f"upgrade or reinstall {dist}, or disable it with EVSYS_DISABLE_PLUGINS={ep_name}"
+
+
+class PluginHost:
+    """A plugin manager and the registries it fills."""
+
+    def __init__(self, *, entry_points: bool = True):
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registries: dict[str, Registry[Any]] = {k: Registry(k, self) for k in KINDS}
+        self.default_factories: dict[str, InferenceFactory] = {}
+        self.plugins: list[PluginInfo] = []
+        self.current_source = "user code"
+        self._use_entry_points = entry_points
+        self._loaded = False
+        self._lock = threading.RLock()
+        self._sources: dict[str, str] = {}
+
+    def ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            self._loaded = True  # set first: hook bodies may look registries up
+            from evsys_sdk.builtins import hooks as builtin_hooks
+
+            self._add(builtin_hooks, "core", CORE)
+            if self._use_entry_points:
+                self._load_entry_points()
+            self._run_registration_hooks()
+
+    def add_plugin(self, module: ModuleType | object, name: str, dist: str | None = None) -> None:
+        """Register a plugin object (a hooks module) by hand; tests and notebooks use this."""
+        self.ensure_loaded()
+        self._add(module, name, dist or name)
+        self._run_registration_hooks(only=name)
+
+    def _add(self, module: ModuleType | object, name: str, dist: str) -> None:
+        self.pm.register(module, name=name)
+        self._sources[name] = dist
+        self.plugins.append(PluginInfo(name, dist, getattr(module, "__name__", repr(module)), "ok"))
+
+    def _disabled(self) -> set[str]:
+        return {p.strip() for p in os.environ.get("EVSYS_DISABLE_PLUGINS", "").split(",") if p.strip()}
+
+    def _broken(self, name: str, dist: str, module: str, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        hint = _fix_hint(exc, name, dist)
+        self.plugins.append(PluginInfo(name, dist, module, "broken", error, hint))
+        if _flag("EVSYS_STRICT_PLUGINS"):
+            raise PluginError(f"plugin '{name}' ({dist}) failed to load: {error}; {hint}") from exc
+        log.warning("plugin '%s' (%s) failed to load: %s; %s", name, dist, error, hint)
+
+    def _load_entry_points(self) -> None:
+        disabled = self._disabled()
+        for ep in entry_points(group=PLUGIN_GROUP):
+            dist = ep.dist.name if ep.dist is not None else ep.value
+            if ep.name in disabled or dist in disabled:
+                self.plugins.append(PluginInfo(ep.name, dist, ep.value, "disabled"))
+                continue
+            if self.pm.has_plugin(ep.name):
+                continue
+            try:
+                self._add(ep.load(), ep.name, dist)
+            except Exception as exc:
+                self._broken(ep.name, dist, ep.value, exc)
+        for group, kind in LEGACY_GROUPS.items():
+            for ep in entry_points(group=group):
+                self._add_legacy(ep, kind, disabled)
+
+    def _add_legacy(self, ep: EntryPoint, kind: str, disabled: set[str]) -> None:
+        dist = ep.dist.name if ep.dist is not None else ep.value
+        if ep.name in disabled or dist in disabled:
+            return
+        try:
+            self.registries[kind].add_lazy(ep.name, ep, dist)
+        except PluginError as exc:
+            self._broken(ep.name, dist, ep.value, exc)
+
+    def _run_registration_hooks(self, only: str | None = None) -> None:
+        for kind, plural in KINDS.items():
+            caller = getattr(self.pm.hook, f"evsys_register_{plural}")
+            # Call each implementation ourselves so every name is attributed to its distribution.
+            for impl in caller.get_hookimpls():
+                if only is not None and impl.plugin_name != only:
+                    continue
+                self.current_source = self._sources.get(impl.plugin_name, impl.plugin_name)
+                try:
+                    impl.function(registry=self.registries[kind])
+                except Exception as exc:
+                    if impl.plugin_name == "core" or isinstance(exc, PluginError) and _flag("EVSYS_STRICT_PLUGINS"):
+                        raise
+                    self._mark_broken(impl.plugin_name, exc)
+                finally:
+                    self.current_source = "user code"
+
+    def _mark_broken(self, name: str, exc: BaseException) -> None:
+        for i, info in enumerate(self.plugins):
+            if info.name == name and info.status == "ok":
+                del self.plugins[i]
+                self._broken(name, info.dist, info.module, exc)
+                return
+        self._broken(name, self._sources.get(name, name), name, exc)
+
+
+_host: PluginHost | None = None
+
+
+def current_host() -> PluginHost:
+    global _host
+    if _host is None:
+        _host = PluginHost()
+    return _host
+
+
+@contextmanager
+def use_host(host: PluginHost) -> Iterator[PluginHost]:
+    """Swap in ``host`` (an isolated set of registries) for the duration of the block."""
+    global _host
+    previous, _host = _host, host
+    try:
+        yield host
+    finally:
+        _host = previous
+
+
+def list_plugins() -> list[PluginInfo]:
+    host = current_host()
+    host.ensure_loaded()
+    return list(host.plugins)

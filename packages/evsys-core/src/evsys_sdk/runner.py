@@ -1,0 +1,195 @@
+"""``run_experiment``: the per-run lifecycle, from stores to ``run_result.json``.
+
+Config errors (unknown kinds, bad params, duplicate names) raise ConfigError before any run starts.
+Everything that fails at run time (data, transforms, prepare, train) becomes a failed RunResult with
+its ``run_result.json``; the other runs go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from evsys_sdk._io import atomic_write_json
+from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, _KindSpec, safe_run_name
+from evsys_sdk.data import load_rows
+from evsys_sdk.errors import ConfigError
+from evsys_sdk.logger import get_logger
+from evsys_sdk.progress import Progress, ProgressLogStore
+from evsys_sdk.protocols import DataStore, LogStore, RunContext, RunResult
+from evsys_sdk.registry import registry, resolve_algorithm
+from evsys_sdk.yaml_loader import check_config, load_yaml
+
+log = get_logger("runner")
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def build(kind: str, spec: _KindSpec) -> Any:
+    """Instantiate a registered extension from its ``{kind, params}`` block."""
+    return registry(kind).get(spec.kind)(**spec.params)
+
+
+def config_fingerprint(run: RunConfig) -> str:
+    """A stable hash of a run's config: resume skips a run only if its config is unchanged."""
+    return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _rows(data: DataConfig, store: DataStore) -> list[dict[str, Any]]:
+    rows: Any = load_rows(data, store)
+    for spec in data.transforms:
+        rows = build("transform", spec)(rows)
+    return list(rows)
+
+
+def run_experiment(
+    cfg_or_path: ExperimentConfig | str | Path | dict[str, Any],
+    *,
+    extra_context: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> list[RunResult]:
+    """Run every run of the experiment, in order; one RunResult per run."""
+    cfg = cfg_or_path if isinstance(cfg_or_path, ExperimentConfig) else load_yaml(cfg_or_path)
+    if cfg.continual is not None or cfg.n_repeats > 1:
+        raise ConfigError("continual and n_repeats expand into arms in the experiment layer: use Experiment(config).run()")
+    check_config(cfg)
+    out = Path(cfg.output_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    runs = cfg.all_runs()
+    progress = progress or Progress(len(runs))
+    results = []
+    for run in runs:
+        progress.start(run.name)
+        result = _execute_run(cfg, run, out, extra_context or {}, progress)
+        progress.finish(result.status)
+        results.append(result)
+    return results
+
+
+def _execute_run(
+    cfg: ExperimentConfig, run: RunConfig, out: Path, extra_context: dict[str, Any], progress: Progress
+) -> RunResult:
+    run_id = safe_run_name(run.name)
+    run_dir = out / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    log_store: LogStore | None = None
+    result: RunResult
+    tb: str | None = None
+    try:
+        data_store = build("data_store", cfg.data_store)
+        log_store = registry("log_store").get(cfg.log_store.kind)(**cfg.log_store.params_for(str(run_dir)))
+        backend = build("backend", run.backend)
+        rows = _rows(run.data, data_store) if run.data is not None else []
+        algorithm = registry("algorithm").get(resolve_algorithm(run.algorithm.kind, run.backend.kind))(**run.algorithm.params)
+        model = run.model.model_dump()
+        handles = backend.prepare(model=model, run_dir=str(run_dir))
+        try:
+            extras = {
+                "train_rows": rows, "n_train_rows": len(rows), "backend_handles": handles,
+                "model_name": handles.get("model_name") or run.model.name, "tags": list(run.tags),
+                "run_config": run, **extra_context,
+            }
+            ctx = RunContext(
+                run_id=run_id, output_dir=str(run_dir), config=cfg, data_store=data_store, backend=backend,
+                log_store=ProgressLogStore(log_store, progress) if progress.enabled else log_store, extras=extras,
+            )
+            log_store.log_hyperparams({
+                "experiment_name": cfg.name, "run_name": run.name, "model": model,
+                "backend": run.backend.model_dump(), "tags": list(run.tags),
+            })
+            result = algorithm.train(ctx)
+        finally:
+            try:
+                backend.teardown(handles)
+            except Exception:
+                log.exception("teardown of run '%s' failed", run.name)
+        if result.status == "completed" and run.eval.enabled and run.eval.metrics and run.eval.inference:
+            _run_eval(run, rows, data_store, log_store, result)
+    except KeyboardInterrupt:
+        result = RunResult(run_id, "cancelled", error="KeyboardInterrupt: cancelled by the user")
+        _finish(run, run_dir, log_store, result, started, None)
+        raise
+    except Exception as exc:
+        result = RunResult(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        tb = traceback.format_exc()
+        log.debug("run '%s' failed:\n%s", run.name, tb)
+    _finish(run, run_dir, log_store, result, started, tb)
+    return result
+
+
+def _finish(run: RunConfig, run_dir: Path, log_store: LogStore | None, result: RunResult, started: float, tb: str | None) -> None:
+    if log_store is not None:
+        try:
+            log_store.close()
+        except Exception:
+            log.exception("closing the log store of run '%s' failed", run.name)
+    record = {
+        "run_id": result.run_id, "status": result.status, "metrics": result.metrics,
+        "artifacts": result.artifacts, "error": result.error, "hparams": run.model_dump(mode="json"),
+        "config_fingerprint": config_fingerprint(run), "seconds": round(time.time() - started, 4), "ts": time.time(),
+    }
+    if tb:
+        record["traceback"] = tb
+    atomic_write_json(run_dir / "run_result.json", record)
+
+
+def _prompt_of(row: dict[str, Any]) -> str:
+    if "prompt" in row:
+        return str(row["prompt"])
+    if "instruction" in row:
+        return str(row["instruction"])
+    messages = row.get("messages") or []
+    user = [m for m in messages if m.get("role") != "assistant"]
+    return str(user[-1]["content"]) if user else ""
+
+
+def _run_eval(run: RunConfig, train_rows: list[dict[str, Any]], store: DataStore, log_store: LogStore, result: RunResult) -> None:
+    """Best-effort eval over the run's rows (or ``eval.eval_data``); a failure never fails the run."""
+    from evsys_sdk.builtins.metrics import compute_metric
+    from evsys_sdk.data_types import detect_format, harbor_task_from_dict
+    from evsys_sdk.verifier_fns import verify_task
+
+    try:
+        rows = _rows(run.eval.eval_data, store) if run.eval.eval_data is not None else train_rows
+        rows = rows[: run.eval.n_samples] if run.eval.n_samples is not None else rows
+        assert run.eval.inference is not None
+        client = build("inference_client", run.eval.inference)
+        predictions, targets, rewards = [], [], []
+        for row in rows:
+            try:
+                completion = client.generate(prompt=_prompt_of(row), max_tokens=256, temperature=0.0)
+            except Exception:
+                log.warning("eval generate failed for a row of run '%s'", run.name, exc_info=True)
+                completion = ""
+            m = _ANSWER.search(completion)
+            answer = (m.group(1) if m else completion).strip()
+            if detect_format(row) == "harbor_task":
+                task = harbor_task_from_dict(row)
+                expected = getattr(task.verifier, "expected", None)
+                reward = verify_task(task, completion).reward
+            else:
+                expected = row.get("tool_slug", row.get("answer"))
+                reward = float(expected is not None and answer == str(expected).strip())
+            predictions.append({"answer": answer, "completion": completion, "reward": reward})
+            targets.append({"answer": expected, "tool_slug": expected, "toolkit": row.get("toolkit", "")})
+            rewards.append([reward])
+    except Exception:
+        log.warning("eval of run '%s' failed", run.name, exc_info=True)
+        return
+    values: dict[str, float] = {}
+    for spec in run.eval.metrics:
+        try:
+            values[f"eval/{spec.kind}"] = float(compute_metric(
+                build("metric", spec), task_rewards=rewards, predictions=predictions, targets=targets
+            ))
+        except Exception:
+            log.warning("eval metric '%s' of run '%s' failed", spec.kind, run.name, exc_info=True)
+    result.metrics.update(values)
+    if values:
+        log_store.log_metrics(values, int(result.metrics.get("total_steps", 1)))

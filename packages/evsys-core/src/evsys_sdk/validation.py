@@ -1,0 +1,165 @@
+"""Turning pydantic errors into located, actionable problems, and deep validation of extensions.
+
+A problem is ``(path, message)``; ``path`` is a tuple of keys and indexes into the YAML document.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, _KindSpec
+from evsys_sdk.errors import EvsysError, did_you_mean
+from evsys_sdk.families import FAMILIES
+
+Path = tuple[str | int, ...]
+Problem = tuple[Path, str]
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return [t for a in get_args(tp) for t in _unwrap(a)]
+    return [tp]
+
+
+def fields_at(model: type[BaseModel], loc: Path) -> list[str]:
+    """The field names of the model found at ``loc`` inside ``model`` (for did-you-mean)."""
+    current: list[Any] = [model]
+    for seg in loc:
+        nxt: list[Any] = []
+        for tp in current:
+            for t in _unwrap(tp):
+                origin = get_origin(t)
+                if isinstance(t, type) and issubclass(t, BaseModel) and isinstance(seg, str) and seg in t.model_fields:
+                    nxt.append(t.model_fields[seg].annotation)
+                elif origin in (list, tuple) and isinstance(seg, int):
+                    nxt.extend(get_args(t)[:1])
+                elif origin is dict and isinstance(seg, str):
+                    nxt.extend(get_args(t)[1:2])
+        current = nxt
+    return sorted({f for tp in current for t in _unwrap(tp) if isinstance(t, type) and issubclass(t, BaseModel) for f in t.model_fields})
+
+
+def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: Path = ()) -> list[Problem]:
+    """One problem per pydantic error, with unknown keys getting a did-you-mean."""
+    out: list[Problem] = []
+    for err in exc.errors():
+        loc: Path = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = fields_at(model, loc[:-1])
+            msg = f"unknown field{did_you_mean(key, allowed)}" + (f" (allowed: {', '.join(allowed)})" if allowed and not did_you_mean(key, allowed) else "")
+        elif kind == "missing":
+            msg = "required field missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            if kind not in ("value_error", "assertion_error") and "input" in err:
+                msg += f" (got {json.dumps(err['input'], default=str)[:80]})"
+        out.append(((*prefix, *loc), msg))
+    return out
+
+
+def _kind_spec_problems(
+    kind: str, spec: _KindSpec, path: Path, cache: dict[str, list[Problem]], *, name: str | None = None
+) -> list[Problem]:
+    """Check one ``{kind, params}`` block against the registry; ``name`` overrides the looked-up name."""
+    from evsys_sdk.registry import registry
+
+    lookup = name or spec.kind
+    key = f"{kind}\0{lookup}\0{json.dumps(spec.params, sort_keys=True, default=str)}"
+    if key not in cache:
+        cache[key] = _check_params(kind, lookup, spec.params, registry(kind))
+    return [((*path, *p), m) for p, m in cache[key]]
+
+
+def _check_params(kind: str, name: str, params: dict[str, Any], reg: Any) -> list[Problem]:
+    try:
+        cls = reg.get(name)
+    except (EvsysError, KeyError) as exc:
+        return [(("kind",), str(exc))]
+    config = getattr(cls, "Config", None)
+    if config is None or not hasattr(config, "model_validate"):
+        return []
+    try:
+        config.model_validate(params)
+    except ValidationError as exc:
+        return pydantic_problems(exc, config, ("params",))
+    return []
+
+
+def _algorithm_problems(run: RunConfig, path: Path, cache: dict[str, list[Problem]]) -> list[Problem]:
+    from evsys_sdk.registry import family_backends, resolve_algorithm
+
+    spec = run.algorithm
+    try:
+        concrete = resolve_algorithm(spec.kind, run.backend.kind)
+    except (EvsysError, KeyError) as exc:
+        return [((*path, "kind"), str(exc))]
+    problems = _kind_spec_problems("algorithm", spec, path, cache, name=concrete)
+    if spec.kind not in FAMILIES:
+        return problems
+    # A family's backend-specific param: say which backend accepts it.
+    shared = set(FAMILIES[spec.kind].model_fields)
+    out: list[Problem] = []
+    for p, msg in problems:
+        key = p[len(path) + 1] if len(p) > len(path) + 1 and p[len(path)] == "params" else None
+        if isinstance(key, str) and msg.startswith("unknown field") and key not in shared:
+            from evsys_sdk.registry import registry
+
+            others = [
+                f"{b} ({a})" for b, a in family_backends(spec.kind).items()
+                if a != concrete and key in getattr(registry("algorithm").get(a), "Config").model_fields
+            ]
+            if others:
+                msg = (f"'{key}' is not a shared param of family '{spec.kind}' and {concrete} (backend "
+                       f"{run.backend.kind}) does not accept it; backends that do: {', '.join(others)}")
+        out.append((p, msg))
+    return out
+
+
+def _data_problems(data: DataConfig | None, path: Path, cache: dict[str, list[Problem]]) -> list[Problem]:
+    if data is None:
+        return []
+    out: list[Problem] = []
+    for i, t in enumerate(data.transforms):
+        out += _kind_spec_problems("transform", t, (*path, "transforms", i), cache)
+    return out
+
+
+def run_problems(run: RunConfig, path: Path, cache: dict[str, list[Problem]]) -> list[Problem]:
+    out = _kind_spec_problems("backend", run.backend, (*path, "backend"), cache)
+    if not out:  # an algorithm family resolves by backend: only meaningful once the backend is known
+        out += _algorithm_problems(run, (*path, "algorithm"), cache)
+    out += _data_problems(run.data, (*path, "data"), cache)
+    for i, m in enumerate(run.eval.metrics):
+        out += _kind_spec_problems("metric", m, (*path, "eval", "metrics", i), cache)
+    if run.eval.inference is not None:
+        out += _kind_spec_problems("inference_client", run.eval.inference, (*path, "eval", "inference"), cache)
+    out += _data_problems(run.eval.eval_data, (*path, "eval", "eval_data"), cache)
+    return out
+
+
+def deep_problems(cfg: ExperimentConfig) -> list[Problem]:
+    """Every extension block checked against the installed registries, de-duplicated."""
+    cache: dict[str, list[Problem]] = {}
+    out = _kind_spec_problems("data_store", cfg.data_store, ("data_store",), cache)
+    log_store = cfg.log_store.model_copy(update={"params": cfg.log_store.params_for(cfg.output_dir + "/<run>")})
+    out += _kind_spec_problems("log_store", log_store, ("log_store",), cache)
+    if cfg.log_store.kind == "multiplex":
+        for i, child in enumerate(log_store.params.get("children") or []):
+            if isinstance(child, dict) and isinstance(child.get("kind"), str):
+                spec = _KindSpec(kind=child["kind"], params=child.get("params") or {})
+                out += _kind_spec_problems("log_store", spec, ("log_store", "params", "children", i), cache)
+    if cfg.run is not None:
+        out += run_problems(cfg.run, ("run",), cache)
+    for i, run in enumerate(cfg.runs or []):
+        out += run_problems(run, ("runs", i), cache)
+    if cfg.continual is not None:
+        for i, data in enumerate(cfg.continual.datasets):
+            out += _data_problems(data, ("continual", "datasets", i), cache)
+    return out
