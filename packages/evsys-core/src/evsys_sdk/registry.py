@@ -140,7 +140,8 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         available = ", ".join(self.list()) or "(none)"
-        msg = f"No {self.kind} registered under '{name}'{did_you_mean(name, self.list())}. Available: {available}."
+        hint = did_you_mean(name, self.list())
+        msg = f"No {self.kind} registered under '{name}'{hint}{' ' if hint else '. '}Available: {available}."
         if self.kind == "algorithm":
             msg += f" Families (resolved by backend): {', '.join(sorted(FAMILIES))}."
         return msg + install_hint(self.kind, name)

@@ -1,0 +1,83 @@
+"""One session per package, each in its own venv with core and only what it needs.
+
+    nox                  # every default session
+    nox -s core-3.11     # one session
+    nox -s bench         # the performance benchmarks (not run by default)
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+
+import nox
+
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["lint", "typecheck", "core", "e2e", "example_plugin"]
+CORE = "packages/evsys-core"
+ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EVSYS_STRICT_PLUGINS": "1"}
+
+
+def _usable(exe: str) -> bool:
+    path = shutil.which(exe)
+    return path is not None and subprocess.run([path, "-c", "pass"], capture_output=True).returncode == 0
+
+
+def _interpreters() -> list[str]:
+    """Python 3.11-3.13 where they exist; pyenv installs are found even when their shims are inactive."""
+    found = []
+    for version in ("3.11", "3.12", "3.13"):
+        if not _usable(f"python{version}"):
+            for bindir in sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin"))):
+                os.environ["PATH"] = bindir + os.pathsep + os.environ["PATH"]
+                break
+        if _usable(f"python{version}"):
+            found.append(version)
+    return found
+
+
+PYTHONS = _interpreters()
+
+
+@nox.session(python=PYTHONS)
+def core(session: nox.Session) -> None:
+    """evsys-core alone (no plugin installed); the hf_dataset source is exercised on 3.11."""
+    extras = "[hf]" if session.python == "3.11" else ""
+    session.install(f"{CORE}{extras}", "pytest")
+    marker = [] if extras else ["-m", "not hf"]
+    session.run("pytest", f"{CORE}/tests", "-q", *marker, *session.posargs, env=ENV)
+
+
+@nox.session(python="3.11")
+def e2e(session: nox.Session) -> None:
+    """Cross-package tests: the CLI, the examples end to end, third-party plugins through entry points."""
+    session.install(CORE, "pytest")
+    session.run("pytest", "tests", "-q", *session.posargs, env=ENV)
+
+
+@nox.session(python="3.11")
+def example_plugin(session: nox.Session) -> None:
+    """The example third-party plugin, tested against the mock backend with core's contract suites."""
+    session.install(CORE, "examples/plugin", "pytest")
+    session.run("pytest", "examples/plugin/tests", "-q", *session.posargs, env=ENV)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    session.install(CORE, "mypy", "types-PyYAML", "pytest")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The performance budgets of ARCHITECTURE.md section 12; figures go to benchmarks/README.md."""
+    session.install(CORE)
+    session.run("python", "benchmarks/run_all.py", *session.posargs, env=ENV)

@@ -1,0 +1,87 @@
+"""Built-in row transforms; registered centrally in ``builtins.hooks``."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from pydantic import field_validator
+
+from evsys_sdk.config import StrictModel
+from evsys_sdk.errors import EvsysError
+
+__all__ = ["TRANSFORM_CLASSES", "IdentityTransform", "JsonlToChat", "MissingFieldError"]
+
+
+class MissingFieldError(EvsysError, KeyError):
+    """A template names a field the row lacks (a KeyError, as ``str.format`` would raise)."""
+
+    def __init__(self, field: str, template: str, row_index: int, row_keys: Iterable[str]) -> None:
+        self.field, self.template, self.row_index = field, template, row_index
+        super().__init__(
+            f"jsonl_to_chat: row {row_index} has no field '{field}' used by template {template!r} "
+            f"(row keys: {sorted(row_keys)})"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class IdentityTransform:
+    """Passes rows through unchanged."""
+
+    name: ClassVar[str] = "identity"
+
+    class Config(StrictModel):
+        """No params."""
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return iter(rows)
+
+
+class JsonlToChat:
+    """Adds a ``messages`` list to each row, rendered from the row's fields with ``str.format``:
+    a system message (when ``system_prompt`` is non-empty), a user message from ``user_template`` and
+    an assistant message from ``assistant_template`` (when set). The row's other fields are kept."""
+
+    name: ClassVar[str] = "jsonl_to_chat"
+
+    class Config(StrictModel):
+        system_prompt: str = ""
+        user_template: str = "{query}"
+        assistant_template: str | None = None
+
+        @field_validator("user_template", "assistant_template")
+        @classmethod
+        def _named_fields_only(cls, template: str | None) -> str | None:
+            # Positional fields ("{}", "{0}") can never be filled from a row; say so at config time.
+            for _, field, _, _ in string.Formatter().parse(template or ""):
+                if field is not None and (field == "" or field.isdigit()):
+                    raise ValueError(f"template {template!r} has a positional field; name a row field, e.g. {{query}}")
+            return template
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        cfg = self.config
+        for i, row in enumerate(rows):
+            messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+            messages.append({"role": "user", "content": _render(cfg.user_template, row, i)})
+            if cfg.assistant_template is not None:
+                messages.append({"role": "assistant", "content": _render(cfg.assistant_template, row, i)})
+            yield {**row, "messages": messages}
+
+
+def _render(template: str, row: dict[str, Any], index: int) -> str:
+    try:
+        return template.format(**row)
+    except KeyError as exc:
+        raise MissingFieldError(str(exc.args[0]), template, index, row) from None
+
+
+TRANSFORM_CLASSES: tuple[type[Any], ...] = (IdentityTransform, JsonlToChat)

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from evsys_sdk import hookimpl
+from evsys_sdk.config import StrictModel
+from evsys_sdk.errors import PluginError, UnknownKindError
+from evsys_sdk.plugins import PluginHost, use_host
+from evsys_sdk.registry import (
+    Registry, get_algorithm, get_default_inference_factory, list_algorithms, register_algorithm,
+    resolve_algorithm, schema_for,
+)
+
+
+@pytest.fixture
+def host() -> Any:
+    with use_host(PluginHost(entry_points=False)) as h:
+        yield h
+
+
+class Toy:
+    name: ClassVar[str] = "toy"
+
+    class Config(StrictModel):
+        steps: int = 3
+
+
+def test_builtins_are_registered(host: PluginHost) -> None:
+    assert {"mock_sft", "mock_sdft", "mock_rl", "combo"} <= set(list_algorithms())
+    assert host.registries["backend"].list() == ["mock"]
+    assert {"jsonl", "multiplex", "null", "tensorboard"} <= set(host.registries["log_store"].list())
+    assert host.registries["algorithm"].source_of("mock_sft") == "evsys-core"
+
+
+def test_register_decorator_and_errors(host: PluginHost) -> None:
+    register_algorithm()(Toy)
+    assert get_algorithm("toy") is Toy
+    register_algorithm("toy")(Toy)  # same class again: idempotent
+    other = type("Other", (), {})
+    with pytest.raises(ValueError, match="algorithm 'toy' already registered"):
+        register_algorithm("toy")(other)
+    with pytest.raises(ValueError, match="has no `name`"):
+        register_algorithm()(type("Nameless", (), {}))
+    with pytest.raises(ValueError, match="is an algorithm family"):
+        register_algorithm("sft")(Toy)
+    assert register_algorithm("toy2")(other).name == "toy2"  # type: ignore[attr-defined]
+
+
+def test_unknown_name_lists_available_and_suggests(host: PluginHost) -> None:
+    with pytest.raises(UnknownKindError) as info:
+        get_algorithm("mock_sfft")
+    text = str(info.value)
+    assert text.startswith("No algorithm registered under 'mock_sfft'; did you mean 'mock_sft'? Available: combo, ")
+    assert "Families (resolved by backend): rl, sdft, sft." in text
+    with pytest.raises(UnknownKindError, match='provided by evsys-gepa: pip install "evsys-gepa"'):
+        get_algorithm("gepa_prompt")
+
+
+def test_family_routing(host: PluginHost) -> None:
+    assert resolve_algorithm("sft", "mock") == "mock_sft"
+    assert resolve_algorithm("sdft", "mock") == "mock_sdft"
+    assert resolve_algorithm("rl", "mock") == "mock_rl"
+    assert resolve_algorithm("combo", "anything") == "combo"
+    with pytest.raises(UnknownKindError, match=r"family 'sft' for backend 'tinker'.*mock \(mock_sft\).*pip install evsys-tinker"):
+        resolve_algorithm("sft", "tinker")
+
+
+def test_plugin_hooks_route_families_and_register(host: PluginHost) -> None:
+    class Plugin:
+        @hookimpl
+        def evsys_register_backends(self, registry: Registry[Any]) -> None:
+            registry.register("remote")(type("Remote", (), {"prepare": None, "teardown": None}))
+
+        @hookimpl
+        def evsys_register_algorithms(self, registry: Registry[Any]) -> None:
+            registry.register("remote_sft")(Toy)
+
+        @hookimpl
+        def evsys_resolve_algorithm(self, kind: str, backend_kind: str) -> str | None:
+            return "remote_sft" if (kind, backend_kind) == ("sft", "remote") else None
+
+    host.add_plugin(Plugin(), "remote", "evsys-remote")
+    assert resolve_algorithm("sft", "remote") == "remote_sft"
+    assert resolve_algorithm("sft", "mock") == "mock_sft"
+    assert host.registries["algorithm"].source_of("remote_sft") == "evsys-remote"
+
+
+def test_two_distributions_claiming_a_name(host: PluginHost) -> None:
+    class Clash:
+        @hookimpl
+        def evsys_register_algorithms(self, registry: Registry[Any]) -> None:
+            registry.register("mock_sft")(Toy)
+
+    with pytest.raises(PluginError, match="registered by both evsys-core and evsys-clash"):
+        host.ensure_loaded()
+        host._add(Clash(), "clash", "evsys-clash")
+        host.current_source = "evsys-clash"
+        host.registries["algorithm"].add(Toy, "mock_sft")
+
+
+def test_broken_registration_hook_is_recorded_not_fatal(host: PluginHost) -> None:
+    class Broken:
+        @hookimpl
+        def evsys_register_metrics(self, registry: Registry[Any]) -> None:
+            raise RuntimeError("boom")
+
+    host.add_plugin(Broken(), "broken", "evsys-broken")
+    info = [p for p in host.plugins if p.name == "broken"]
+    assert info and info[0].status == "broken" and info[0].error == "RuntimeError: boom"
+    assert "EVSYS_DISABLE_PLUGINS=broken" in (info[0].hint or "")
+    assert "mean_reward" in host.registries["metric"].list()
+
+
+def test_schema_for(host: PluginHost) -> None:
+    schema = schema_for("algorithm", "mock_sft")
+    assert schema["additionalProperties"] is False and "learning_rate" in schema["properties"]
+    assert "topk" in schema_for("algorithm", "sdft")["properties"]  # a family gives its shared params
+    assert schema_for("inference", "mock")["properties"]["template"]["type"] == "string"
+    with pytest.raises(UnknownKindError, match="Unknown registry kind: algo"):
+        schema_for("algo", "x")
+
+
+def test_default_inference_factory(host: PluginHost) -> None:
+    from evsys_sdk.config import RunConfig
+
+    run = RunConfig.model_validate({"name": "r", "model": {"name": "m"}, "algorithm": {"kind": "sft"}, "backend": {"kind": "mock"}})
+    factory = get_default_inference_factory(run)
+    assert factory is not None
+    from evsys_sdk.protocols import RunResult
+
+    client = factory(RunResult("r", "completed"), run)
+    assert client.generate(prompt="p") == "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
+    assert get_default_inference_factory(run.model_copy(update={"backend": run.backend.model_copy(update={"kind": "x"})})) is None
