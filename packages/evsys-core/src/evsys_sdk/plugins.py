@@ -79,18 +79,19 @@ class PluginHost:
         self._sources: dict[str, str] = {}
 
     def ensure_loaded(self) -> None:
-        if self._loaded:
-            return
-        with self._lock:
-            if self._loaded:
-                return
-            self._loaded = True  # set first: hook bodies may look registries up
-            from evsys_sdk.builtins import hooks as builtin_hooks
+        if not self._loaded:
+            with self._lock:  # double-checked: registries may be first used from several threads
+                if not self._loaded:
+                    self._loaded = True  # set first: hook bodies may look registries up
+                    self._discover()
 
-            self._add(builtin_hooks, "core", CORE)
-            if self._use_entry_points:
-                self._load_entry_points()
-            self._run_registration_hooks()
+    def _discover(self) -> None:
+        from evsys_sdk.builtins import hooks as builtin_hooks
+
+        self._add(builtin_hooks, "core", CORE)
+        if self._use_entry_points:
+            self._load_entry_points()
+        self._run_registration_hooks()
 
     def add_plugin(self, module: ModuleType | object, name: str, dist: str | None = None) -> None:
         """Register a plugin object (a hooks module) by hand; tests and notebooks use this."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
+
+from evsys_sdk.protocols import LogStore
 
 
 class Progress:
@@ -42,10 +44,11 @@ class Progress:
 class ProgressLogStore:
     """Forwards to the run's log store and reports each logged step to the progress line."""
 
-    def __init__(self, inner: Any, progress: Progress):
+    name: ClassVar[str] = "progress"
+
+    def __init__(self, inner: LogStore, progress: Progress):
         self._inner = inner
         self._progress = progress
-        self.name = getattr(inner, "name", "progress")
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self._inner.log_metrics(metrics, step)
@@ -55,5 +58,11 @@ class ProgressLogStore:
         self._inner.log_scalar(key, value, step)
         self._progress.step(step)
 
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._inner, attr)
+    def log_hyperparams(self, params: dict[str, Any]) -> None:
+        self._inner.log_hyperparams(params)
+
+    def log_artifact(self, name: str, path: str, *, kind: str = "file") -> None:
+        self._inner.log_artifact(name, path, kind=kind)
+
+    def close(self) -> None:
+        self._inner.close()

@@ -6,10 +6,12 @@ plugins, registering never does, so user code can register before or after disco
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from evsys_sdk.errors import PluginError, UnknownKindError, did_you_mean
 from evsys_sdk.families import FAMILIES
@@ -136,7 +138,7 @@ class Registry(Generic[T]):
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             entry.target = loaded
-        return entry.target
+        return cast("type[T]", entry.target)
 
     def unknown_message(self, name: str) -> str:
         available = ", ".join(self.list()) or "(none)"
@@ -150,11 +152,11 @@ class Registry(Generic[T]):
         self._discover()
         return name in self._entries
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         self._discover()
         return sorted(self._entries)
 
-    def items(self) -> list[tuple[str, type[T]]]:
+    def items(self) -> builtins.list[tuple[str, type[T]]]:
         return [(name, self.get(name)) for name in self.list()]
 
     def source_of(self, name: str) -> str:

@@ -6,7 +6,7 @@ import copy
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +50,12 @@ def run_name(base: str, cell: dict[str, Any], name_template: str | None) -> str:
     return _PLACEHOLDER.sub(substitute, name_template)
 
 
-def _cells(axes: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+def _cells(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     keys = list(axes)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(axes[k] for k in keys))]
 
 
-def expand_runs(base_run: RunConfig, axes: dict[str, Sequence[Any]], name_template: str | None = None) -> list[RunConfig]:
+def expand_runs(base_run: RunConfig, axes: Mapping[str, Sequence[Any]], name_template: str | None = None) -> list[RunConfig]:
     """One validated RunConfig per cartesian cell (first axis varies slowest); raises on a bad cell."""
     runs, problems = _expand(base_run, axes, name_template)
     if problems:
@@ -69,7 +69,7 @@ def expand_matrix_problems(matrix: MatrixSpec) -> tuple[list[RunConfig], list[tu
 
 
 def _expand(
-    base_run: RunConfig, axes: dict[str, Sequence[Any]], name_template: str | None
+    base_run: RunConfig, axes: Mapping[str, Sequence[Any]], name_template: str | None
 ) -> tuple[list[RunConfig], list[tuple[tuple[str | int, ...], str]]]:
     if not axes:
         return [base_run.model_copy(deep=True)], []

@@ -94,10 +94,11 @@ def _build(loader: _Loader, node: yaml.Node, path: KeyPath, src: Source) -> Any:
         loader.flatten_mapping(node)  # merge keys (<<)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            raw = loader.construct_object(key_node, deep=True)
             line, col = _mark(key_node)
-            if not isinstance(key, str | int | float | bool) and key is not None:
+            if not isinstance(raw, str | int | float | bool) and raw is not None:
                 raise ConfigError(f"{src.filename}:{line}:{col}: mapping keys must be scalars")
+            key: str | int = raw if isinstance(raw, str | int) else str(raw)
             if key in out:
                 raise ConfigError(f"{src.filename}:{line}:{col}: {_dotted((*path, key))}: duplicate key '{key}'; keep one")
             src.keys[(*path, key)] = (line, col)
@@ -177,6 +178,8 @@ def load_yaml(source: str | Path | dict[str, Any]) -> ExperimentConfig:
 
     A ``matrix`` is expanded into ``runs``. Raises ConfigError with one located line per problem.
     """
+    data: Any
+    src: Source | None
     if isinstance(source, dict):
         data, src = source, None
     else:
