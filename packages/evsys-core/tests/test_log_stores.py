@@ -198,20 +198,6 @@ def test_jsonl_config_is_strict() -> None:
         JSONLLogStore(log_dir="x", log_dri="y")
 
 
-def test_jsonl_throughput_meets_budget(tmp_path: Path) -> None:
-    store = JSONLLogStore(log_dir=str(tmp_path))
-    metrics = {f"train/m{i}": 0.1 * i + 0.123456 for i in range(10)}
-    calls, best = 5_000, 0.0
-    for _ in range(3):  # CPU time, best of three: the budget is about the code, not a busy machine
-        start = time.process_time()
-        for step in range(calls):
-            store.log_metrics(metrics, step)
-        best = max(best, calls * len(metrics) / (time.process_time() - start))
-    store.close()
-    assert best >= 200_000, f"{best:,.0f} scalars/s"
-    assert len(_lines(tmp_path / "metrics.jsonl")) == 3 * calls
-
-
 # --- null --------------------------------------------------------------------------------------------
 
 
@@ -358,8 +344,8 @@ def test_tensorboard_config_and_module_import_need_no_tensorboard() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.tensorboard
 def test_tensorboard_writes_readable_events(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     store = TensorBoardLogStore(log_dir=str(tmp_path), flush_secs=1)

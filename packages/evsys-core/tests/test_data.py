@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evsys_sdk.builtins.data_stores import InMemoryDataStore, LocalDataStore
+from evsys_sdk.config import DataConfig
+from evsys_sdk.data import load_rows
+from evsys_sdk.errors import EvsysError
+
+
+def test_in_memory_rows_are_copied() -> None:
+    rows = [{"a": 1}]
+    loaded = load_rows(DataConfig(source_kind="in_memory", rows=rows), InMemoryDataStore())
+    loaded[0]["a"] = 2
+    assert rows == [{"a": 1}]
+    assert load_rows(DataConfig(source_kind="in_memory"), InMemoryDataStore()) == []
+
+
+def test_jsonl_and_json_through_the_store(tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text('{"a": 1}\n\n{"a": 2}\n')
+    (tmp_path / "rows.json").write_text(json.dumps([{"b": 1}]))
+    (tmp_path / "obj.json").write_text(json.dumps({"b": 1}))
+    store = LocalDataStore(root=str(tmp_path))
+    assert load_rows(DataConfig(path="rows.jsonl"), store) == [{"a": 1}, {"a": 2}]
+    assert load_rows(DataConfig(source_kind="json", path="rows.json"), store) == [{"b": 1}]
+    with pytest.raises(EvsysError, match="must hold a JSON list of rows, got dict"):
+        load_rows(DataConfig(source_kind="json", path="obj.json"), store)
+    with pytest.raises(EvsysError, match="data.path 'nope.jsonl' not found"):
+        load_rows(DataConfig(path="nope.jsonl"), store)
+
+
+def test_dataset_ids_need_a_workspace() -> None:
+    with pytest.raises(EvsysError, match="dataset_id / dataset_name"):
+        load_rows(DataConfig(dataset_name="corpus"), InMemoryDataStore())
+
+
+def test_hf_dataset_without_the_package_gives_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_datasets(name: str, *args: object, **kwargs: object) -> object:
+        if name == "datasets":
+            raise ImportError("No module named 'datasets'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    with pytest.raises(EvsysError, match=r'pip install "evsys-core\[hf\]"'):
+        load_rows(DataConfig(source_kind="hf_dataset", hf_dataset="x"), InMemoryDataStore())
+
+
+@pytest.mark.hf
+def test_hf_dataset_from_local_files(tmp_path: Path) -> None:
+    import datasets
+
+    (tmp_path / "train.jsonl").write_text('{"q": "a"}\n{"q": "b"}\n')
+    rows = load_rows(DataConfig(source_kind="hf_dataset", hf_dataset=str(tmp_path / "train.jsonl")), InMemoryDataStore())
+    assert rows == [{"q": "a"}, {"q": "b"}]
+    datasets.DatasetDict({"test": datasets.Dataset.from_list([{"q": "c"}])}).save_to_disk(str(tmp_path / "saved"))
+    cfg = DataConfig(source_kind="hf_dataset", hf_dataset=str(tmp_path / "saved"), hf_split="test")
+    assert load_rows(cfg, InMemoryDataStore()) == [{"q": "c"}]
+    (tmp_path / "rows.txt").write_text("q\n")
+    with pytest.raises(EvsysError, match="must be .jsonl"):
+        load_rows(DataConfig(source_kind="hf_dataset", hf_dataset=str(tmp_path / "rows.txt")), InMemoryDataStore())
