@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,7 @@ import pytest
 
 from evsys_sdk.builtins.mock import read_checkpoint
 from evsys_sdk.errors import ConfigError
+from evsys_sdk.progress import Progress
 from evsys_sdk.runner import config_fingerprint, run_experiment
 
 
@@ -75,6 +77,8 @@ def test_config_errors_raise_before_any_run(tmp_path: Path, experiment: Any, moc
     assert not (tmp_path / "out" / "a").exists()
     with pytest.raises(ConfigError, match="experiment layer"):
         run_experiment(experiment(n_repeats=2))
+    with pytest.raises(ConfigError, match="experiment layer"):
+        run_experiment(experiment(callbacks=[{"kind": "wandb"}]))
 
 
 def test_family_kinds_run_on_mock(experiment: Any, mock_run: Any) -> None:
@@ -139,3 +143,19 @@ def test_jsonl_source_and_multiplex_logs(tmp_path: Path, experiment: Any, mock_r
     (result,) = run_experiment(experiment(run=run, log_store=log_store))
     assert result.status == "completed" and result.metrics["total_steps"] == 2.0
     assert (tmp_path / "out" / "j" / "logs" / "jsonl" / "metrics.jsonl").exists()
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_and_quiet_when_piped(experiment: Any, mock_run: Any) -> None:
+    tty = _Tty()
+    run_experiment(experiment(runs=[mock_run("a"), mock_run("b")]), progress=Progress(2, tty, interval=0))
+    screen = tty.getvalue()
+    assert "[0/2] a: starting" in screen and "[1/2] b: starting" in screen and "[2/2] b: completed" in screen
+    assert "step 1" in screen and screen.endswith("\n")
+    piped = io.StringIO()
+    run_experiment(experiment(runs=[mock_run("c")]), progress=Progress(1, piped))
+    assert piped.getvalue() == ""

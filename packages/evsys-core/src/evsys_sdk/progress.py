@@ -10,13 +10,14 @@ from evsys_sdk.protocols import LogStore
 
 
 class Progress:
-    def __init__(self, total: int, stream: TextIO | None = None, *, enabled: bool | None = None):
+    def __init__(self, total: int, stream: TextIO | None = None, *, enabled: bool | None = None, interval: float = 0.1):
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total = total
         self.done = 0
         self.current = ""
         self._last = 0.0
+        self._interval = interval  # redraw at most this often: steps can be far faster than a terminal
 
     def start(self, name: str) -> None:
         self.current = name
@@ -34,7 +35,7 @@ class Progress:
 
     def _draw(self, what: str, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < 0.1):
+        if not self.enabled or (not force and now - self._last < self._interval):
             return
         self._last = now
         self.stream.write(f"\r\x1b[K[{self.done}/{self.total}] {self.current}: {what}")

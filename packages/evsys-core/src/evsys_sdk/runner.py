@@ -55,8 +55,10 @@ def run_experiment(
 ) -> list[RunResult]:
     """Run every run of the experiment, in order; one RunResult per run."""
     cfg = cfg_or_path if isinstance(cfg_or_path, ExperimentConfig) else load_yaml(cfg_or_path)
-    if cfg.continual is not None or cfg.n_repeats > 1:
-        raise ConfigError("continual and n_repeats expand into arms in the experiment layer: use Experiment(config).run()")
+    if cfg.continual is not None or cfg.n_repeats > 1 or cfg.callbacks:
+        raise ConfigError(
+            "continual, n_repeats and callbacks are handled by the experiment layer, not by run_experiment"
+        )
     check_config(cfg)
     out = Path(cfg.output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
