@@ -1,8 +1,8 @@
 """One session per package, each in its own venv with core and only what it needs.
 
-    nox                  # every default session
-    nox -s core-3.11     # one session
-    nox -s bench         # the performance benchmarks (not run by default)
+nox                  # every default session
+nox -s core-3.11     # one session
+nox -s bench         # the performance benchmarks (not run by default)
 """
 
 from __future__ import annotations

@@ -17,8 +17,12 @@ def test_quickstart_validates_and_runs(repo_copy: Path) -> None:
     assert "4/4 runs completed." in run.stdout
     results = json.loads((repo_copy / "results.json").read_text())
     names = [r["run_id"] for r in results]
-    assert names == ["sft__lora_rank8_learning_rate0p0001", "sft__lora_rank8_learning_rate5e-05",
-                     "sft__lora_rank32_learning_rate0p0001", "sft__lora_rank32_learning_rate5e-05"]
+    assert names == [
+        "sft__lora_rank8_learning_rate0p0001",
+        "sft__lora_rank8_learning_rate5e-05",
+        "sft__lora_rank32_learning_rate0p0001",
+        "sft__lora_rank32_learning_rate5e-05",
+    ]
     for r in results:
         assert r["status"] == "completed"
         assert 0.0 <= r["metrics"]["eval/exact_match"] <= 1.0 and "train/final_loss" in r["metrics"]

@@ -10,8 +10,14 @@ import pytest
 def mock_run() -> Any:
     """A factory for a single mock-backend run dict."""
 
-    def make(name: str = "r0", *, algorithm: str = "mock_sft", params: dict[str, Any] | None = None,
-             rows: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    def make(
+        name: str = "r0",
+        *,
+        algorithm: str = "mock_sft",
+        params: dict[str, Any] | None = None,
+        rows: list[dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         return {
             "name": name,
             "data": {"source_kind": "in_memory", "rows": rows if rows is not None else [{"q": i} for i in range(4)]},

@@ -52,8 +52,16 @@ def test_list_and_kinds(capsys: Any) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     sections = [line for line in out.splitlines() if not line.startswith(" ")]
-    assert sections == ["algorithms:", "backends:", "verifiers:", "metrics:", "transforms:", "data_stores:",
-                        "log_stores:", "inference:"]
+    assert sections == [
+        "algorithms:",
+        "backends:",
+        "verifiers:",
+        "metrics:",
+        "transforms:",
+        "data_stores:",
+        "log_stores:",
+        "inference:",
+    ]
     assert "  - mock_sft" in out and "  - sft (family: mock -> mock_sft)" in out
     assert main(["list", "--kind", "backends"]) == 0
     assert capsys.readouterr().out == "backends:\n  - mock\n"

@@ -33,10 +33,13 @@ def test_backend_kind_is_a_free_string() -> None:
     assert BackendConfig(kind="my_cluster").kind == "my_cluster"
 
 
-@pytest.mark.parametrize("fields,message", [
-    ({}, "exactly one of: run, runs, matrix (found 0)"),
-    ({"n_repeats": 0}, "n_repeats must be >= 1 (got 0)"),
-])
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({}, "exactly one of: run, runs, matrix (found 0)"),
+        ({"n_repeats": 0}, "n_repeats must be >= 1 (got 0)"),
+    ],
+)
 def test_structural_checks(mock_run: Any, fields: dict[str, Any], message: str) -> None:
     data: dict[str, Any] = {"name": "e", **fields}
     if "n_repeats" in fields:
@@ -85,20 +88,32 @@ def test_duplicate_run_names_are_rejected(mock_run: Any) -> None:
 
 
 def test_arm_names_cover_repeats_and_continual(mock_run: Any) -> None:
-    cfg = ExperimentConfig.model_validate({"name": "e", "runs": [mock_run("a"), mock_run("b")], "n_repeats": 2, "base_seed": 7})
+    cfg = ExperimentConfig.model_validate(
+        {"name": "e", "runs": [mock_run("a"), mock_run("b")], "n_repeats": 2, "base_seed": 7}
+    )
     assert cfg.arm_names() == ["a__s7", "a__s8", "b__s7", "b__s8"]
     run = mock_run("base", seed=3)
-    cfg = ExperimentConfig.model_validate({
-        "name": "e", "run": run, "n_repeats": 2,
-        "continual": {"datasets": [{"source_kind": "in_memory"}, {"source_kind": "in_memory"}], "name_template": "{base}-{i}"},
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "e",
+            "run": run,
+            "n_repeats": 2,
+            "continual": {
+                "datasets": [{"source_kind": "in_memory"}, {"source_kind": "in_memory"}],
+                "name_template": "{base}-{i}",
+            },
+        }
+    )
     assert cfg.arm_names() == ["base-0__s3", "base-0__s4", "base-1__s3", "base-1__s4"]
 
 
 def test_matrix_expands_into_runs_at_validation(mock_run: Any) -> None:
-    cfg = ExperimentConfig.model_validate({
-        "name": "e", "matrix": {"base_run": mock_run("b"), "axes": {"algorithm.params.lora_rank": [1, 4]}},
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "e",
+            "matrix": {"base_run": mock_run("b"), "axes": {"algorithm.params.lora_rank": [1, 4]}},
+        }
+    )
     assert cfg.matrix is None and cfg.runs is not None
     assert [r.name for r in cfg.runs] == ["b__lora_rank1", "b__lora_rank4"]
     assert cfg.runs[1].algorithm.params["lora_rank"] == 4
@@ -109,7 +124,8 @@ def test_log_store_params_fill_log_dir() -> None:
     assert LogStoreSpec(kind="jsonl", params={"log_dir": "/x"}).params_for("/o/r") == {"log_dir": "/x"}
     spec = LogStoreSpec(kind="multiplex", params={"children": [{"kind": "jsonl"}, {"kind": "null"}]})
     assert spec.params_for("/o/r")["children"] == [
-        {"kind": "jsonl", "params": {"log_dir": "/o/r/logs/jsonl"}}, {"kind": "null"},
+        {"kind": "jsonl", "params": {"log_dir": "/o/r/logs/jsonl"}},
+        {"kind": "null"},
     ]
     assert LogStoreSpec(kind="null").params_for("/o/r") == {}
 

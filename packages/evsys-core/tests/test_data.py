@@ -57,7 +57,9 @@ def test_hf_dataset_from_local_files(tmp_path: Path) -> None:
     import datasets
 
     (tmp_path / "train.jsonl").write_text('{"q": "a"}\n{"q": "b"}\n')
-    rows = load_rows(DataConfig(source_kind="hf_dataset", hf_dataset=str(tmp_path / "train.jsonl")), InMemoryDataStore())
+    rows = load_rows(
+        DataConfig(source_kind="hf_dataset", hf_dataset=str(tmp_path / "train.jsonl")), InMemoryDataStore()
+    )
     assert rows == [{"q": "a"}, {"q": "b"}]
     datasets.DatasetDict({"test": datasets.Dataset.from_list([{"q": "c"}])}).save_to_disk(str(tmp_path / "saved"))
     cfg = DataConfig(source_kind="hf_dataset", hf_dataset=str(tmp_path / "saved"), hf_split="test")

@@ -9,8 +9,13 @@ from evsys_sdk.config import StrictModel
 from evsys_sdk.errors import PluginError, UnknownKindError
 from evsys_sdk.plugins import PluginHost, use_host
 from evsys_sdk.registry import (
-    Registry, get_algorithm, get_default_inference_factory, list_algorithms, register_algorithm,
-    resolve_algorithm, schema_for,
+    Registry,
+    get_algorithm,
+    get_default_inference_factory,
+    list_algorithms,
+    register_algorithm,
+    resolve_algorithm,
+    schema_for,
 )
 
 
@@ -63,7 +68,9 @@ def test_family_routing(host: PluginHost) -> None:
     assert resolve_algorithm("sdft", "mock") == "mock_sdft"
     assert resolve_algorithm("rl", "mock") == "mock_rl"
     assert resolve_algorithm("combo", "anything") == "combo"
-    with pytest.raises(UnknownKindError, match=r"family 'sft' for backend 'tinker'.*mock \(mock_sft\).*pip install evsys-tinker"):
+    with pytest.raises(
+        UnknownKindError, match=r"family 'sft' for backend 'tinker'.*mock \(mock_sft\).*pip install evsys-tinker"
+    ):
         resolve_algorithm("sft", "tinker")
 
 
@@ -125,11 +132,16 @@ def test_schema_for(host: PluginHost) -> None:
 def test_default_inference_factory(host: PluginHost) -> None:
     from evsys_sdk.config import RunConfig
 
-    run = RunConfig.model_validate({"name": "r", "model": {"name": "m"}, "algorithm": {"kind": "sft"}, "backend": {"kind": "mock"}})
+    run = RunConfig.model_validate(
+        {"name": "r", "model": {"name": "m"}, "algorithm": {"kind": "sft"}, "backend": {"kind": "mock"}}
+    )
     factory = get_default_inference_factory(run)
     assert factory is not None
     from evsys_sdk.protocols import RunResult
 
     client = factory(RunResult("r", "completed"), run)
     assert client.generate(prompt="p") == "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
-    assert get_default_inference_factory(run.model_copy(update={"backend": run.backend.model_copy(update={"kind": "x"})})) is None
+    assert (
+        get_default_inference_factory(run.model_copy(update={"backend": run.backend.model_copy(update={"kind": "x"})}))
+        is None
+    )

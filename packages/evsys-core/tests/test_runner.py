@@ -30,7 +30,8 @@ def test_mock_sft_lifecycle(tmp_path: Path, experiment: Any, mock_run: Any) -> N
     record = _record(out, "r_0")
     assert record["status"] == "completed" and record["error"] is None
     assert record["hparams"]["name"] == "r/0" and record["config_fingerprint"] == config_fingerprint(
-        __import__("evsys_sdk").load_yaml(cfg).run)
+        __import__("evsys_sdk").load_yaml(cfg).run
+    )
     assert set(record) >= {"run_id", "status", "metrics", "artifacts", "error", "hparams", "ts"}
     lines = (out / "r_0" / "logs" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
@@ -54,14 +55,24 @@ def test_rerun_starts_logs_fresh(tmp_path: Path, experiment: Any) -> None:
     assert len(lines) == 4  # 4 rows, batch 1, one epoch; not 8
 
 
-@pytest.mark.parametrize("run_override,error", [
-    ({"backend": {"kind": "mock", "params": {"fail_on_prepare": True}}}, "RuntimeError: MockBackend asked to fail"),
-    ({"data": {"source_kind": "jsonl", "path": "missing.jsonl"}}, "data.path 'missing.jsonl' not found"),
-    ({"data": {"source_kind": "in_memory", "rows": [{"a": 1}], "transforms": [{"kind": "jsonl_to_chat"}]}}, "no field 'query'"),
-    ({"algorithm": {"kind": "mock_rl", "params": {"verifier_kind": "nope", "num_steps": 2}}}, "No verifier registered under 'nope'"),
-])
-def test_runtime_failures_become_failed_results(tmp_path: Path, experiment: Any, mock_run: Any,
-                                                run_override: dict[str, Any], error: str) -> None:
+@pytest.mark.parametrize(
+    "run_override,error",
+    [
+        ({"backend": {"kind": "mock", "params": {"fail_on_prepare": True}}}, "RuntimeError: MockBackend asked to fail"),
+        ({"data": {"source_kind": "jsonl", "path": "missing.jsonl"}}, "data.path 'missing.jsonl' not found"),
+        (
+            {"data": {"source_kind": "in_memory", "rows": [{"a": 1}], "transforms": [{"kind": "jsonl_to_chat"}]}},
+            "no field 'query'",
+        ),
+        (
+            {"algorithm": {"kind": "mock_rl", "params": {"verifier_kind": "nope", "num_steps": 2}}},
+            "No verifier registered under 'nope'",
+        ),
+    ],
+)
+def test_runtime_failures_become_failed_results(
+    tmp_path: Path, experiment: Any, mock_run: Any, run_override: dict[str, Any], error: str
+) -> None:
     run = {**mock_run("bad"), **run_override}
     results = run_experiment(experiment(runs=[run, mock_run("good")]))
     assert [r.status for r in results] == ["failed", "completed"]
@@ -82,23 +93,34 @@ def test_config_errors_raise_before_any_run(tmp_path: Path, experiment: Any, moc
 
 
 def test_family_kinds_run_on_mock(experiment: Any, mock_run: Any) -> None:
-    runs = [mock_run("s", algorithm="sft"), mock_run("d", algorithm="sdft", params={"topk": 5, "batch_size": 2}),
-            mock_run("r", algorithm="rl", params={"max_steps": 3, "num_samples": 2})]
+    runs = [
+        mock_run("s", algorithm="sft"),
+        mock_run("d", algorithm="sdft", params={"topk": 5, "batch_size": 2}),
+        mock_run("r", algorithm="rl", params={"max_steps": 3, "num_samples": 2}),
+    ]
     results = run_experiment(experiment(runs=runs))
     assert [r.status for r in results] == ["completed"] * 3
     assert results[2].metrics["verifier/probe_reward"] == 1.0
-    assert results[2].metrics["train/final_reward"] == pytest.approx(0.9 - 0.8 * 2.718281828459045 ** -3)
+    assert results[2].metrics["train/final_reward"] == pytest.approx(0.9 - 0.8 * 2.718281828459045**-3)
 
 
 def test_combo_chains_checkpoints_and_reports_failures(tmp_path: Path, experiment: Any, mock_run: Any) -> None:
-    phases = [{"kind": "sft", "config": {"max_steps": 2}}, {"kind": "mock_rl", "config": {"num_steps": 2}, "name": "rl"}]
+    phases = [
+        {"kind": "sft", "config": {"max_steps": 2}},
+        {"kind": "mock_rl", "config": {"num_steps": 2}, "name": "rl"},
+    ]
     (result,) = run_experiment(experiment(run=mock_run("c", algorithm="combo", params={"phases": phases})))
     assert result.status == "completed"
     assert "phase1_sft/train/final_loss" in result.metrics and "rl/train/final_reward" in result.metrics
-    assert read_checkpoint(result.artifacts["rl/final_checkpoint"])["init_from"] == result.artifacts["phase1_sft/final_checkpoint"]
+    assert (
+        read_checkpoint(result.artifacts["rl/final_checkpoint"])["init_from"]
+        == result.artifacts["phase1_sft/final_checkpoint"]
+    )
     assert result.artifacts["final_checkpoint"] == result.artifacts["rl/final_checkpoint"]
     bad = [{"kind": "nope"}, {"kind": "mock_sft", "config": {"max_steps": 1}}]
-    (failed,) = run_experiment(experiment(run=mock_run("c2", algorithm="combo", params={"phases": bad, "fail_fast": False})))
+    (failed,) = run_experiment(
+        experiment(run=mock_run("c2", algorithm="combo", params={"phases": bad, "fail_fast": False}))
+    )
     assert failed.status == "failed" and "phase phase1_nope could not be constructed" in (failed.error or "")
     assert "phase2_mock_sft/final_checkpoint" in failed.artifacts  # later phases still ran
     assert not (tmp_path / "out" / "c2" / "phase1_nope").exists()
@@ -106,23 +128,36 @@ def test_combo_chains_checkpoints_and_reports_failures(tmp_path: Path, experimen
 
 def test_runner_eval_scores_with_metrics(tmp_path: Path, experiment: Any, mock_run: Any) -> None:
     rows = [{"prompt": "p1", "answer": "A"}, {"prompt": "p2", "answer": "B"}, {"prompt": "p3", "answer": "A"}]
-    run = mock_run("e", rows=rows, eval={
-        "inference": {"kind": "mock", "params": {"template": "<answer>A</answer>"}},
-        "metrics": [{"kind": "exact_match"}, {"kind": "mean_reward"}, {"kind": "pass_rate"}], "n_samples": 2,
-    })
+    run = mock_run(
+        "e",
+        rows=rows,
+        eval={
+            "inference": {"kind": "mock", "params": {"template": "<answer>A</answer>"}},
+            "metrics": [{"kind": "exact_match"}, {"kind": "mean_reward"}, {"kind": "pass_rate"}],
+            "n_samples": 2,
+        },
+    )
     (result,) = run_experiment(experiment(run=run))
     assert result.metrics["eval/exact_match"] == 0.5
     assert result.metrics["eval/mean_reward"] == 0.5 and result.metrics["eval/pass_rate"] == 0.5
 
 
 def test_harbor_rows_are_scored_by_their_verifier(experiment: Any, mock_run: Any) -> None:
-    rows = [{"task_id": "t1", "instruction": "say hi", "verifier": {"kind": "in_process", "fn_name": "contains", "expected": "MOCK"}}]
+    rows = [
+        {
+            "task_id": "t1",
+            "instruction": "say hi",
+            "verifier": {"kind": "in_process", "fn_name": "contains", "expected": "MOCK"},
+        }
+    ]
     run = mock_run("h", rows=rows, eval={"inference": {"kind": "mock"}, "metrics": [{"kind": "pass_rate"}]})
     (result,) = run_experiment(experiment(run=run))
     assert result.metrics["eval/pass_rate"] == 1.0
 
 
-def test_keyboard_interrupt_marks_the_run_cancelled(tmp_path: Path, experiment: Any, mock_run: Any, monkeypatch: Any) -> None:
+def test_keyboard_interrupt_marks_the_run_cancelled(
+    tmp_path: Path, experiment: Any, mock_run: Any, monkeypatch: Any
+) -> None:
     from evsys_sdk.builtins import mock
 
     def interrupt(self: Any, step: int, total: int) -> dict[str, float]:

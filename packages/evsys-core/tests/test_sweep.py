@@ -8,10 +8,20 @@ from evsys_sdk.config import RunConfig
 from evsys_sdk.sweep import Sweep, expand_runs, format_value
 
 
-@pytest.mark.parametrize("value,expected", [
-    (1e-4, "0p0001"), (5e-5, "5e-05"), (0.5, "0p5"), (2.0, "2"), (1e20, "1e20"), (1.5e-7, "1p5e-07"),
-    ("Qwen/Qwen3-4B", "Qwen_Qwen3-4B"), (True, "True"), (16, "16"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (1e-4, "0p0001"),
+        (5e-5, "5e-05"),
+        (0.5, "0p5"),
+        (2.0, "2"),
+        (1e20, "1e20"),
+        (1.5e-7, "1p5e-07"),
+        ("Qwen/Qwen3-4B", "Qwen_Qwen3-4B"),
+        (True, "True"),
+        (16, "16"),
+    ],
+)
 def test_format_value(value: Any, expected: str) -> None:
     assert format_value(value) == expected
 
@@ -24,15 +34,20 @@ def base(mock_run: Any) -> RunConfig:
 def test_default_names_and_order(base: RunConfig) -> None:
     runs = expand_runs(base, {"algorithm.params.lora_rank": [1, 4], "algorithm.params.learning_rate": [1e-4, 5e-5]})
     assert [r.name for r in runs] == [
-        "base__lora_rank1_learning_rate0p0001", "base__lora_rank1_learning_rate5e-05",
-        "base__lora_rank4_learning_rate0p0001", "base__lora_rank4_learning_rate5e-05",
+        "base__lora_rank1_learning_rate0p0001",
+        "base__lora_rank1_learning_rate5e-05",
+        "base__lora_rank4_learning_rate0p0001",
+        "base__lora_rank4_learning_rate5e-05",
     ]
     assert runs[2].algorithm.params == {"batch_size": 1, "lora_rank": 4, "learning_rate": 1e-4}
 
 
 def test_template_with_dotted_keys(base: RunConfig) -> None:
-    runs = expand_runs(base, {"algorithm.params.lora_rank": [8], "model.name": ["Qwen/Qwen3-4B"]},
-                       "{base}__r{algorithm.params.lora_rank}__{model.name}")
+    runs = expand_runs(
+        base,
+        {"algorithm.params.lora_rank": [8], "model.name": ["Qwen/Qwen3-4B"]},
+        "{base}__r{algorithm.params.lora_rank}__{model.name}",
+    )
     assert [r.name for r in runs] == ["base__r8__Qwen_Qwen3-4B"]
     assert runs[0].model.name == "Qwen/Qwen3-4B"
     with pytest.raises(ValueError, match="name_template references unknown key 'lr'"):

@@ -17,7 +17,7 @@ ROWS = [{"query": "2+2?", "answer": "4"}, {"query": "capital of France?", "answe
 
 
 def test_classes() -> None:
-    assert TRANSFORM_CLASSES == (IdentityTransform, JsonlToChat)
+    assert (IdentityTransform, JsonlToChat) == TRANSFORM_CLASSES
     assert [c.name for c in TRANSFORM_CLASSES] == ["identity", "jsonl_to_chat"]
     for cls in TRANSFORM_CLASSES:
         assert isinstance(cls(), Transform)

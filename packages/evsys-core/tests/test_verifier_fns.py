@@ -260,7 +260,7 @@ class TestFormatOnlyVerifier:
     def test_is_a_verifier(self) -> None:
         assert FormatOnlyVerifier.name == "format_only"
         assert isinstance(FormatOnlyVerifier(), Verifier)
-        assert VERIFIER_CLASSES == (FormatOnlyVerifier,)
+        assert (FormatOnlyVerifier,) == VERIFIER_CLASSES
 
     @pytest.mark.parametrize(
         ("completion", "reward", "has_think", "has_answer"),

@@ -32,7 +32,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_yaml_12_numbers_and_strings() -> None:
-    data, _ = parse_yaml_text("a: 1e-4\nb: 5E+3\nc: yes\nd: on\ne: 0o17\nf: 0x1F\ng: .inf\nh: 012\ni: true\nj: ~\nk: 1_000")
+    data, _ = parse_yaml_text(
+        "a: 1e-4\nb: 5E+3\nc: yes\nd: on\ne: 0o17\nf: 0x1F\ng: .inf\nh: 012\ni: true\nj: ~\nk: 1_000"
+    )
     assert data["a"] == 1e-4 and isinstance(data["a"], float)
     assert data["b"] == 5000.0
     assert data["c"] == "yes" and data["d"] == "on"  # YAML 1.1 booleans are strings in 1.2
@@ -79,8 +81,13 @@ def test_deep_validation_covers_every_block(tmp_path: Path) -> None:
         log_store: {{kind: multiplex, params: {{children: [{{kind: jsonl}}, {{kind: nope}}]}}}}
     """)
     problems = "\n".join(validate_yaml(write(tmp_path, text), deep=True))
-    for needle in ("run.eval.metrics[0].kind", "did you mean 'pass_rate'?", "run.eval.inference.params.tempalte",
-                   "data_store.params.rot", "log_store.params.children[1].kind"):
+    for needle in (
+        "run.eval.metrics[0].kind",
+        "did you mean 'pass_rate'?",
+        "run.eval.inference.params.tempalte",
+        "data_store.params.rot",
+        "log_store.params.children[1].kind",
+    ):
         assert needle in problems
 
 
@@ -88,14 +95,16 @@ def test_family_param_of_another_backend_is_explained(tmp_path: Path) -> None:
     problems = validate_yaml(write(tmp_path, BASE.replace("learning_rate: 1e-4", "num_generations: 4")), deep=True)
     # num_generations belongs to mock_rl, not to the sft family.
     assert problems and "unknown field" in problems[0]
-    problems = validate_yaml(write(tmp_path, BASE.replace("kind: sft", "kind: rl").replace("learning_rate: 1e-4", "topk: 4")), deep=True)
+    problems = validate_yaml(
+        write(tmp_path, BASE.replace("kind: sft", "kind: rl").replace("learning_rate: 1e-4", "topk: 4")), deep=True
+    )
     assert "run.algorithm.params.topk" in problems[0]
 
 
 def test_matrix_problems_point_into_the_matrix(tmp_path: Path) -> None:
     text = f"""\
 name: exp
-output_dir: {tmp_path / 'out'}
+output_dir: {tmp_path / "out"}
 matrix:
   base_run:
     name: b
@@ -109,8 +118,12 @@ matrix:
     path = tmp_path / "m.yaml"
     path.write_text(text)
     problems = validate_yaml(path, deep=True)
-    assert f"{path}:9:37: matrix.base_run.algorithm.params.learnin_rate: unknown field; did you mean 'learning_rate'? (run 'b__lora_rank1' and 1 more)" in problems
-    assert any(p.startswith(f"{path}:11:33: matrix.axes.algorithm.params.lora_rank:") and "b__lora_rankx" in p for p in problems)
+    typo = "unknown field; did you mean 'learning_rate'? (run 'b__lora_rank1' and 1 more)"
+    assert f"{path}:9:37: matrix.base_run.algorithm.params.learnin_rate: {typo}" in problems
+    assert any(
+        p.startswith(f"{path}:11:33: matrix.axes.algorithm.params.lora_rank:") and "b__lora_rankx" in p
+        for p in problems
+    )
 
 
 def test_bad_axis_path_is_found_at_load_time(tmp_path: Path, mock_run: Any) -> None:
@@ -139,8 +152,17 @@ def test_duplicate_names_after_expansion(tmp_path: Path, mock_run: Any) -> None:
 
 
 def test_check_config_raises_config_error(experiment: Any) -> None:
-    cfg = load_yaml(experiment(run={"name": "r", "data": {"source_kind": "in_memory"}, "model": {"name": "m"},
-                                    "backend": {"kind": "mock"}, "algorithm": {"kind": "nope"}}))
+    cfg = load_yaml(
+        experiment(
+            run={
+                "name": "r",
+                "data": {"source_kind": "in_memory"},
+                "model": {"name": "m"},
+                "backend": {"kind": "mock"},
+                "algorithm": {"kind": "nope"},
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="No algorithm registered under 'nope'"):
         check_config(cfg)
 

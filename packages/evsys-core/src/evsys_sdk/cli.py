@@ -6,14 +6,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from evsys_sdk.errors import EvsysError
 
 LIST_SECTIONS = {
-    "algorithms": "algorithm", "backends": "backend", "verifiers": "verifier", "metrics": "metric",
-    "transforms": "transform", "data_stores": "data_store", "log_stores": "log_store", "inference": "inference_client",
+    "algorithms": "algorithm",
+    "backends": "backend",
+    "verifiers": "verifier",
+    "metrics": "metric",
+    "transforms": "transform",
+    "data_stores": "data_store",
+    "log_stores": "log_store",
+    "inference": "inference_client",
 }
 
 
@@ -42,7 +47,9 @@ def _summary(results: list[Any]) -> str:
     width = max([len(r[0]) for r in rows] + [3])
     lines = [f"{'run'.ljust(width)}  {'status':<9}  metrics"]
     for name, status, metrics, error in rows:
-        lines.append(f"{name.ljust(width)}  {status:<9}  {metrics}" + (f"\n{' ' * width}  error: {error}" if error else ""))
+        lines.append(
+            f"{name.ljust(width)}  {status:<9}  {metrics}" + (f"\n{' ' * width}  error: {error}" if error else "")
+        )
     done = sum(r.status == "completed" for r in results)
     lines.append(f"{done}/{len(results)} runs completed.")
     return "\n".join(lines)
@@ -124,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="parse and validate a config")
     p.add_argument("path")
-    p.add_argument("--deep", action="store_true", help="also check every kind and params block against installed plugins")
+    p.add_argument(
+        "--deep", action="store_true", help="also check every kind and params block against installed plugins"
+    )
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("run", help="run an experiment")
@@ -134,13 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("list", help="list installed extensions")
-    p.add_argument("--kind", help="one section: algorithms, backends, verifiers, metrics, transforms, data_stores, log_stores, inference")
+    p.add_argument(
+        "--kind",
+        help="one section: algorithms, backends, verifiers, metrics, transforms, data_stores, log_stores, inference",
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("schema", help="JSON schema of one extension's params, or of the whole config")
     p.add_argument("kind", nargs="?")
     p.add_argument("name", nargs="?")
-    p.add_argument("--all", action="store_true", help="one schema for the whole config, every installed extension included")
+    p.add_argument(
+        "--all", action="store_true", help="one schema for the whole config, every installed extension included"
+    )
     p.set_defaults(func=_cmd_schema)
 
     p = sub.add_parser("plugins", help="installed plugins, their status and fix hints")

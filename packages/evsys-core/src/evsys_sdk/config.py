@@ -66,7 +66,8 @@ class LogStoreSpec(_KindSpec):
         elif self.kind == "multiplex":
             params["children"] = [
                 {**c, "params": {"log_dir": f"{run_dir}/logs/{c['kind']}", **(c.get("params") or {})}}
-                if isinstance(c, dict) and c.get("kind") in FILE_LOG_STORES else c
+                if isinstance(c, dict) and c.get("kind") in FILE_LOG_STORES
+                else c
                 for c in params.get("children") or []
             ]
         return params
@@ -207,7 +208,9 @@ class ExperimentConfig(StrictModel):
         if self.continual is None:
             for path, run in self._runs_with_paths():
                 if run.data is None:
-                    problems.append(((*path, "data"), "Field required (a run needs `data` unless `continual` gives it)"))
+                    problems.append(
+                        ((*path, "data"), "Field required (a run needs `data` unless `continual` gives it)")
+                    )
         return problems
 
     def _runs_with_paths(self) -> list[tuple[tuple[str | int, ...], RunConfig]]:
@@ -252,8 +255,10 @@ class ExperimentConfig(StrictModel):
             if safe in seen:
                 same = "" if seen[safe] == name else f" (as '{seen[safe]}'; '/' and ' ' both become '_')"
                 problems.append(
-                    (("runs",) if self.runs is not None else ("run",),
-                     f"duplicate run name '{name}'{same}: each run needs its own output directory; rename one")
+                    (
+                        ("runs",) if self.runs is not None else ("run",),
+                        f"duplicate run name '{name}'{same}: each run needs its own output directory; rename one",
+                    )
                 )
             seen.setdefault(safe, name)
         return problems

@@ -32,7 +32,9 @@ def load_rows(data: DataConfig, store: DataStore) -> list[dict[str, Any]]:
             raise EvsysError(f"{data.path}:{exc.lineno}: malformed JSON line: {exc.msg}") from None
     value = store.read_json(data.path)
     if not isinstance(value, list):
-        raise EvsysError(f"data.path '{data.path}' (source_kind=json) must hold a JSON list of rows, got {type(value).__name__}")
+        raise EvsysError(
+            f"data.path '{data.path}' (source_kind=json) must hold a JSON list of rows, got {type(value).__name__}"
+        )
     return value
 
 

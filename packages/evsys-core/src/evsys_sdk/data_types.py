@@ -195,9 +195,7 @@ def _verifier_from_dict(d: Any, task_id: Any) -> VerifierPayload | None:
     if d is None:  # a generation-only task, as ``to_dict`` writes it
         return None
     if not isinstance(d, Mapping):  # a data error like the others below, so loaders report it uniformly
-        raise ValueError(  # noqa: TRY004
-            f"task '{task_id}': verifier must be an object with a 'kind', got {type(d).__name__}"
-        )
+        raise ValueError(f"task '{task_id}': verifier must be an object with a 'kind', got {type(d).__name__}")
     kind = d.get("kind")
     if kind == "in_process":
         return InProcessVerifier(

@@ -58,9 +58,13 @@ def _flag(name: str) -> bool:
 
 
 def _fix_hint(exc: BaseException, ep_name: str, dist: str) -> str:
+    disable = f"disable it with EVSYS_DISABLE_PLUGINS={ep_name}"
+    if isinstance(exc, PluginError):  # a name clash: reinstalling fixes nothing
+        return f"uninstall one of the two distributions, or {disable}"
     if isinstance(exc, ModuleNotFoundError) and exc.name:
-        return f"install the missing module '{exc.name}' (pip install {exc.name.split('.')[0]}), reinstall {dist}, or disable it with EVSYS_DISABLE_PLUGINS={ep_name}"
-    return f"upgrade or reinstall {dist}, or disable it with EVSYS_DISABLE_PLUGINS={ep_name}"
+        missing = exc.name.split(".")[0]
+        return f"install the missing module '{exc.name}' (pip install {missing}), reinstall {dist}, or {disable}"
+    return f"upgrade or reinstall {dist}, or {disable}"
 
 
 class PluginHost:
@@ -123,6 +127,8 @@ class PluginHost:
                 self.plugins.append(PluginInfo(ep.name, dist, ep.value, "disabled"))
                 continue
             if self.pm.has_plugin(ep.name):
+                clash = PluginError(f"entry point name '{ep.name}' is also used by {self._sources.get(ep.name)}")
+                self._broken(ep.name, dist, ep.value, clash)
                 continue
             try:
                 self._add(ep.load(), ep.name, dist)
@@ -135,6 +141,7 @@ class PluginHost:
     def _add_legacy(self, ep: EntryPoint, kind: str, disabled: set[str]) -> None:
         dist = ep.dist.name if ep.dist is not None else ep.value
         if ep.name in disabled or dist in disabled:
+            self.plugins.append(PluginInfo(ep.name, dist, ep.value, "disabled"))
             return
         try:
             self.registries[kind].add_lazy(ep.name, ep, dist)
@@ -142,18 +149,20 @@ class PluginHost:
             self._broken(ep.name, dist, ep.value, exc)
 
     def _run_registration_hooks(self, only: str | None = None) -> None:
+        failed: set[str] = set()  # a plugin that failed once registers nothing more
         for kind, plural in KINDS.items():
             caller = getattr(self.pm.hook, f"evsys_register_{plural}")
             # Call each implementation ourselves so every name is attributed to its distribution.
             for impl in caller.get_hookimpls():
-                if only is not None and impl.plugin_name != only:
+                if (only is not None and impl.plugin_name != only) or impl.plugin_name in failed:
                     continue
                 self.current_source = self._sources.get(impl.plugin_name, impl.plugin_name)
                 try:
                     impl.function(registry=self.registries[kind])
                 except Exception as exc:
-                    if impl.plugin_name == "core" or isinstance(exc, PluginError) and _flag("EVSYS_STRICT_PLUGINS"):
+                    if impl.plugin_name == "core" or (isinstance(exc, PluginError) and _flag("EVSYS_STRICT_PLUGINS")):
                         raise
+                    failed.add(impl.plugin_name)
                     self._mark_broken(impl.plugin_name, exc)
                 finally:
                     self.current_source = "user code"

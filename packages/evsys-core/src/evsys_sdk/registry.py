@@ -7,7 +7,6 @@ plugins, registering never does, so user code can register before or after disco
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
@@ -39,17 +38,24 @@ _KIND_ALIASES = {**{p: k for k, p in KINDS.items()}, "inference": "inference_cli
 # Names that live in a plugin package, so a miss can say what to install.
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     "algorithm": {
-        "local_sft": "evsys-local", "local_rl": "evsys-local", "local_sdft": "evsys-local",
-        "tinker_sft": "evsys-tinker", "tinker_sdft": "evsys-tinker", "tinker_rl": "evsys-tinker",
+        "local_sft": "evsys-local",
+        "local_rl": "evsys-local",
+        "local_sdft": "evsys-local",
+        "tinker_sft": "evsys-tinker",
+        "tinker_sdft": "evsys-tinker",
+        "tinker_rl": "evsys-tinker",
         "gepa_prompt": "evsys-gepa",
     },
     "backend": {"local": "evsys-local", "tinker": "evsys-tinker"},
     "inference_client": {
-        "local": "evsys-local", "tinker": "evsys-tinker",
-        "claude": "evsys-frontier", "openai": "evsys-frontier", "gemini": "evsys-frontier",
+        "local": "evsys-local",
+        "tinker": "evsys-tinker",
+        "claude": "evsys-frontier",
+        "openai": "evsys-frontier",
+        "gemini": "evsys-frontier",
     },
     "verifier": {"llm_judge": "evsys-frontier"},
-    "log_store": {"tensorboard": 'evsys-core[tensorboard]'},
+    "log_store": {"tensorboard": "evsys-core[tensorboard]"},
 }
 
 
@@ -57,13 +63,23 @@ def normalize_kind(kind: str) -> str:
     """``algorithm`` from ``algorithm``/``algorithms``; ``inference_client`` also from ``inference``."""
     k = _KIND_ALIASES.get(kind, kind)
     if k not in KINDS:
-        raise UnknownKindError(f"Unknown registry kind: {kind}" + did_you_mean(kind, KINDS) + f" (kinds: {', '.join(KINDS)})")
+        raise UnknownKindError(
+            f"Unknown registry kind: {kind}" + did_you_mean(kind, KINDS) + f" (kinds: {', '.join(KINDS)})"
+        )
     return k
 
 
 def install_hint(kind: str, name: str) -> str:
     dist = KNOWN_PROVIDERS.get(kind, {}).get(name)
     return f" '{name}' is provided by {dist}: pip install \"{dist}\"" if dist else ""
+
+
+def _set_name(cls: Any, name: str) -> None:
+    """Best effort: a class's ``name`` is its registry key (builtins and slotted classes refuse)."""
+    try:
+        cls.name = name
+    except (AttributeError, TypeError):
+        pass
 
 
 @dataclass
@@ -108,13 +124,10 @@ class Registry(Generic[T]):
             if old.source != source:
                 raise PluginError(
                     f"{self.kind} '{key}' is registered by both {old.source} and {source}; "
-                    f"uninstall one, or disable it with EVSYS_DISABLE_PLUGINS"
+                    f"uninstall one, or block one with EVSYS_DISABLE_PLUGINS=<its entry-point name>"
                 )
             raise ValueError(f"{self.kind} '{key}' already registered (existing={old.target!r}, new={cls!r})")
-        try:
-            cls.name = key  # type: ignore[attr-defined]
-        except (AttributeError, TypeError):
-            pass
+        _set_name(cls, key)
         self._entries[key] = _Entry(cls, source)
 
     def add_lazy(self, name: str, entry_point: EntryPoint, source: str) -> None:
@@ -137,6 +150,7 @@ class Registry(Generic[T]):
                     f"{self.kind} '{name}' from {entry.source} failed to load ({entry.target.value}): "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            _set_name(loaded, name)
             entry.target = loaded
         return cast("type[T]", entry.target)
 

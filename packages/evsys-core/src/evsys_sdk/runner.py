@@ -88,23 +88,39 @@ def _execute_run(
         log_store = registry("log_store").get(cfg.log_store.kind)(**cfg.log_store.params_for(str(run_dir)))
         backend = build("backend", run.backend)
         rows = _rows(run.data, data_store) if run.data is not None else []
-        algorithm = registry("algorithm").get(resolve_algorithm(run.algorithm.kind, run.backend.kind))(**run.algorithm.params)
+        algorithm = registry("algorithm").get(resolve_algorithm(run.algorithm.kind, run.backend.kind))(
+            **run.algorithm.params
+        )
         model = run.model.model_dump()
         handles = backend.prepare(model=model, run_dir=str(run_dir))
         try:
             extras = {
-                "train_rows": rows, "n_train_rows": len(rows), "backend_handles": handles,
-                "model_name": handles.get("model_name") or run.model.name, "tags": list(run.tags),
-                "run_config": run, **extra_context,
+                "train_rows": rows,
+                "n_train_rows": len(rows),
+                "backend_handles": handles,
+                "model_name": handles.get("model_name") or run.model.name,
+                "tags": list(run.tags),
+                "run_config": run,
+                **extra_context,
             }
             ctx = RunContext(
-                run_id=run_id, output_dir=str(run_dir), config=cfg, data_store=data_store, backend=backend,
-                log_store=ProgressLogStore(log_store, progress) if progress.enabled else log_store, extras=extras,
+                run_id=run_id,
+                output_dir=str(run_dir),
+                config=cfg,
+                data_store=data_store,
+                backend=backend,
+                log_store=ProgressLogStore(log_store, progress) if progress.enabled else log_store,
+                extras=extras,
             )
-            log_store.log_hyperparams({
-                "experiment_name": cfg.name, "run_name": run.name, "model": model,
-                "backend": run.backend.model_dump(), "tags": list(run.tags),
-            })
+            log_store.log_hyperparams(
+                {
+                    "experiment_name": cfg.name,
+                    "run_name": run.name,
+                    "model": model,
+                    "backend": run.backend.model_dump(),
+                    "tags": list(run.tags),
+                }
+            )
             result = algorithm.train(ctx)
         finally:
             try:
@@ -125,16 +141,24 @@ def _execute_run(
     return result
 
 
-def _finish(run: RunConfig, run_dir: Path, log_store: LogStore | None, result: RunResult, started: float, tb: str | None) -> None:
+def _finish(
+    run: RunConfig, run_dir: Path, log_store: LogStore | None, result: RunResult, started: float, tb: str | None
+) -> None:
     if log_store is not None:
         try:
             log_store.close()
         except Exception:
             log.exception("closing the log store of run '%s' failed", run.name)
     record = {
-        "run_id": result.run_id, "status": result.status, "metrics": result.metrics,
-        "artifacts": result.artifacts, "error": result.error, "hparams": run.model_dump(mode="json"),
-        "config_fingerprint": config_fingerprint(run), "seconds": round(time.time() - started, 4), "ts": time.time(),
+        "run_id": result.run_id,
+        "status": result.status,
+        "metrics": result.metrics,
+        "artifacts": result.artifacts,
+        "error": result.error,
+        "hparams": run.model_dump(mode="json"),
+        "config_fingerprint": config_fingerprint(run),
+        "seconds": round(time.time() - started, 4),
+        "ts": time.time(),
     }
     if tb:
         record["traceback"] = tb
@@ -151,7 +175,9 @@ def _prompt_of(row: dict[str, Any]) -> str:
     return str(user[-1]["content"]) if user else ""
 
 
-def _run_eval(run: RunConfig, train_rows: list[dict[str, Any]], store: DataStore, log_store: LogStore, result: RunResult) -> None:
+def _run_eval(
+    run: RunConfig, train_rows: list[dict[str, Any]], store: DataStore, log_store: LogStore, result: RunResult
+) -> None:
     """Best-effort eval over the run's rows (or ``eval.eval_data``); a failure never fails the run."""
     from evsys_sdk.builtins.metrics import compute_metric
     from evsys_sdk.data_types import detect_format, harbor_task_from_dict
@@ -187,9 +213,9 @@ def _run_eval(run: RunConfig, train_rows: list[dict[str, Any]], store: DataStore
     values: dict[str, float] = {}
     for spec in run.eval.metrics:
         try:
-            values[f"eval/{spec.kind}"] = float(compute_metric(
-                build("metric", spec), task_rewards=rewards, predictions=predictions, targets=targets
-            ))
+            values[f"eval/{spec.kind}"] = float(
+                compute_metric(build("metric", spec), task_rewards=rewards, predictions=predictions, targets=targets)
+            )
         except Exception:
             log.warning("eval metric '%s' of run '%s' failed", spec.kind, run.name, exc_info=True)
     result.metrics.update(values)

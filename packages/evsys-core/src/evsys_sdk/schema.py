@@ -10,9 +10,14 @@ from evsys_sdk.families import FAMILIES
 
 # Config-model $defs name -> registry kind.
 _SPEC_KINDS = {
-    "AlgorithmConfig": "algorithm", "BackendConfig": "backend", "VerifierSpec": "verifier",
-    "TransformSpec": "transform", "MetricSpec": "metric", "InferenceSpec": "inference_client",
-    "DataStoreSpec": "data_store", "LogStoreSpec": "log_store",
+    "AlgorithmConfig": "algorithm",
+    "BackendConfig": "backend",
+    "VerifierSpec": "verifier",
+    "TransformSpec": "transform",
+    "MetricSpec": "metric",
+    "InferenceSpec": "inference_client",
+    "DataStoreSpec": "data_store",
+    "LogStoreSpec": "log_store",
 }
 
 
@@ -47,7 +52,9 @@ def full_schema() -> dict[str, Any]:
         if kind == "algorithm":
             variants += [_variant(defs, kind, f, cfg, None) for f, cfg in FAMILIES.items()]
         defs[def_name] = {
-            "title": def_name, "description": f"a registered {kind} and its params",
-            "oneOf": variants, "discriminator": {"propertyName": "kind"},
+            "title": def_name,
+            "description": f"a registered {kind} and its params",
+            "oneOf": variants,
+            "discriminator": {"propertyName": "kind"},
         }
     return schema

@@ -20,7 +20,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 def format_value(value: Any) -> str:
     """A value as a run-name fragment: floats via ``%g`` with "+" dropped and "." -> "p"; "/" -> "_"."""
     if isinstance(value, float):
-        return ("%g" % value).replace("+", "").replace(".", "p")
+        return f"{value:g}".replace("+", "").replace(".", "p")
     return str(value).replace("/", "_")
 
 
@@ -55,7 +55,9 @@ def _cells(axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(axes[k] for k in keys))]
 
 
-def expand_runs(base_run: RunConfig, axes: Mapping[str, Sequence[Any]], name_template: str | None = None) -> list[RunConfig]:
+def expand_runs(
+    base_run: RunConfig, axes: Mapping[str, Sequence[Any]], name_template: str | None = None
+) -> list[RunConfig]:
     """One validated RunConfig per cartesian cell (first axis varies slowest); raises on a bad cell."""
     runs, problems = _expand(base_run, axes, name_template)
     if problems:

@@ -41,7 +41,15 @@ def fields_at(model: type[BaseModel], loc: Path) -> list[str]:
                 elif origin is dict and isinstance(seg, str):
                     nxt.extend(get_args(t)[1:2])
         current = nxt
-    return sorted({f for tp in current for t in _unwrap(tp) if isinstance(t, type) and issubclass(t, BaseModel) for f in t.model_fields})
+    return sorted(
+        {
+            f
+            for tp in current
+            for t in _unwrap(tp)
+            if isinstance(t, type) and issubclass(t, BaseModel)
+            for f in t.model_fields
+        }
+    )
 
 
 def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: Path = ()) -> list[Problem]:
@@ -53,7 +61,9 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: Path
         if kind == "extra_forbidden":
             key = str(loc[-1])
             allowed = fields_at(model, loc[:-1])
-            msg = f"unknown field{did_you_mean(key, allowed)}" + (f" (allowed: {', '.join(allowed)})" if allowed and not did_you_mean(key, allowed) else "")
+            msg = f"unknown field{did_you_mean(key, allowed)}" + (
+                f" (allowed: {', '.join(allowed)})" if allowed and not did_you_mean(key, allowed) else ""
+            )
         elif kind == "missing":
             msg = "required field missing"
         else:
@@ -112,12 +122,15 @@ def _algorithm_problems(run: RunConfig, path: Path, cache: dict[str, list[Proble
             from evsys_sdk.registry import registry
 
             others = [
-                f"{b} ({a})" for b, a in family_backends(spec.kind).items()
-                if a != concrete and key in getattr(registry("algorithm").get(a), "Config").model_fields
+                f"{b} ({a})"
+                for b, a in family_backends(spec.kind).items()
+                if a != concrete and key in registry("algorithm").get(a).Config.model_fields
             ]
             if others:
-                msg = (f"'{key}' is not a shared param of family '{spec.kind}' and {concrete} (backend "
-                       f"{run.backend.kind}) does not accept it; backends that do: {', '.join(others)}")
+                msg = (
+                    f"'{key}' is not a shared param of family '{spec.kind}' and {concrete} (backend "
+                    f"{run.backend.kind}) does not accept it; backends that do: {', '.join(others)}"
+                )
         out.append((p, msg))
     return out
 

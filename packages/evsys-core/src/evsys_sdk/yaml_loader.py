@@ -29,11 +29,17 @@ _Loader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float")]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 
@@ -100,7 +106,9 @@ def _build(loader: _Loader, node: yaml.Node, path: KeyPath, src: Source) -> Any:
                 raise ConfigError(f"{src.filename}:{line}:{col}: mapping keys must be scalars")
             key: str | int = raw if isinstance(raw, str | int) else str(raw)
             if key in out:
-                raise ConfigError(f"{src.filename}:{line}:{col}: {_dotted((*path, key))}: duplicate key '{key}'; keep one")
+                raise ConfigError(
+                    f"{src.filename}:{line}:{col}: {_dotted((*path, key))}: duplicate key '{key}'; keep one"
+                )
             src.keys[(*path, key)] = (line, col)
             src.values[(*path, key)] = _mark(value_node)
             out[key] = _build(loader, value_node, (*path, key), src)

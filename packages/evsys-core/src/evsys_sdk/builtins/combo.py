@@ -29,10 +29,12 @@ class ComboAlgorithm:
         self.config = self.Config(**params)
 
     def train(self, ctx: RunContext) -> RunResult:
-        from evsys_sdk.registry import resolve_algorithm, registry
+        from evsys_sdk.registry import registry, resolve_algorithm
 
         phases = self.config.phases
-        ctx.log_store.log_hyperparams({"algorithm": self.name, "n_phases": len(phases), "phases": [p.kind for p in phases]})
+        ctx.log_store.log_hyperparams(
+            {"algorithm": self.name, "n_phases": len(phases), "phases": [p.kind for p in phases]}
+        )
         backend_kind = ctx.run_config.backend.kind
         metrics: dict[str, float] = {}
         artifacts: dict[str, str] = {}
