@@ -107,12 +107,14 @@ def test_two_distributions_claiming_a_name(host: PluginHost) -> None:
         host.registries["algorithm"].add(Toy, "mock_sft")
 
 
-def test_broken_registration_hook_is_recorded_not_fatal(host: PluginHost) -> None:
-    class Broken:
-        @hookimpl
-        def evsys_register_metrics(self, registry: Registry[Any]) -> None:
-            raise RuntimeError("boom")
+class Broken:
+    @hookimpl
+    def evsys_register_metrics(self, registry: Registry[Any]) -> None:
+        raise RuntimeError("boom")
 
+
+def test_broken_registration_hook_is_recorded_not_fatal(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVSYS_STRICT_PLUGINS", raising=False)
     host.add_plugin(Broken(), "broken", "evsys-broken")
     info = [p for p in host.plugins if p.name == "broken"]
     assert info and info[0].status == "broken" and info[0].error == "RuntimeError: boom"
@@ -145,3 +147,9 @@ def test_default_inference_factory(host: PluginHost) -> None:
         get_default_inference_factory(run.model_copy(update={"backend": run.backend.model_copy(update={"kind": "x"})}))
         is None
     )
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVSYS_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match=r"plugin 'broken' \(evsys-broken\) failed to load: RuntimeError: boom"):
+        host.add_plugin(Broken(), "broken", "evsys-broken")
