@@ -121,7 +121,8 @@ class PluginHost:
 
     def _load_entry_points(self) -> None:
         disabled = self._disabled()
-        for ep in entry_points(group=PLUGIN_GROUP):
+        found = entry_points()  # one scan of installed distributions, then a selection per group
+        for ep in found.select(group=PLUGIN_GROUP):
             dist = ep.dist.name if ep.dist is not None else ep.value
             if ep.name in disabled or dist in disabled:
                 self.plugins.append(PluginInfo(ep.name, dist, ep.value, "disabled"))
@@ -135,7 +136,7 @@ class PluginHost:
             except Exception as exc:
                 self._broken(ep.name, dist, ep.value, exc)
         for group, kind in LEGACY_GROUPS.items():
-            for ep in entry_points(group=group):
+            for ep in found.select(group=group):
                 self._add_legacy(ep, kind, disabled)
 
     def _add_legacy(self, ep: EntryPoint, kind: str, disabled: set[str]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import gc
 import itertools
 import math
+import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +75,19 @@ def expand_matrix_problems(matrix: MatrixSpec) -> tuple[list[RunConfig], list[tu
 def _expand(
     base_run: RunConfig, axes: Mapping[str, Sequence[Any]], name_template: str | None
 ) -> tuple[list[RunConfig], list[tuple[tuple[str | int, ...], str]]]:
+    # Expansion allocates millions of acyclic objects; the cyclic GC would rescan them all repeatedly.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _expand_cells(base_run, axes, name_template)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _expand_cells(
+    base_run: RunConfig, axes: Mapping[str, Sequence[Any]], name_template: str | None
+) -> tuple[list[RunConfig], list[tuple[tuple[str | int, ...], str]]]:
     if not axes:
         return [base_run.model_copy(deep=True)], []
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -81,11 +96,12 @@ def _expand(
             problems.append((("matrix", "axes", axis), f"axis '{axis}' must be a non-empty list of values"))
     if problems:
         return [], problems
-    base = base_run.model_dump()
+    # One pickled template, unpickled per cell: a deep copy that is ~10x faster than copy.deepcopy.
+    template = pickle.dumps(base_run.model_dump(), protocol=pickle.HIGHEST_PROTOCOL)
     runs: list[RunConfig] = []
     seen: set[tuple[str, str]] = set()
     for cell in _cells(axes):
-        data = copy.deepcopy(base)
+        data = pickle.loads(template)
         for axis, value in cell.items():
             _set_dotted(data, axis, value)
         try:

@@ -74,6 +74,15 @@ def pydantic_problems(exc: ValidationError, model: type[BaseModel], prefix: Path
     return out
 
 
+def _params_key(params: dict[str, Any]) -> str:
+    """A cache key for a params block: thousands of matrix arms share a handful of distinct blocks."""
+    return (
+        repr(sorted(params.items()))
+        if all(isinstance(v, int | float | str | bool) for v in params.values())
+        else json.dumps(params, sort_keys=True, default=str)
+    )
+
+
 def _kind_spec_problems(
     kind: str, spec: _KindSpec, path: Path, cache: dict[str, list[Problem]], *, name: str | None = None
 ) -> list[Problem]:
@@ -81,7 +90,7 @@ def _kind_spec_problems(
     from evsys_sdk.registry import registry
 
     lookup = name or spec.kind
-    key = f"{kind}\0{lookup}\0{json.dumps(spec.params, sort_keys=True, default=str)}"
+    key = f"{kind}\0{lookup}\0{_params_key(spec.params)}"
     if key not in cache:
         cache[key] = _check_params(kind, lookup, spec.params, registry(kind))
     return [((*path, *p), m) for p, m in cache[key]]
@@ -103,24 +112,29 @@ def _check_params(kind: str, name: str, params: dict[str, Any], reg: Any) -> lis
 
 
 def _algorithm_problems(run: RunConfig, path: Path, cache: dict[str, list[Problem]]) -> list[Problem]:
-    from evsys_sdk.registry import family_backends, resolve_algorithm
-
     spec = run.algorithm
+    key = f"algorithm-on\0{run.backend.kind}\0{spec.kind}\0{_params_key(spec.params)}"
+    if key not in cache:
+        cache[key] = _check_algorithm(spec, run.backend.kind, cache)
+    return [((*path, *p), m) for p, m in cache[key]]
+
+
+def _check_algorithm(spec: _KindSpec, backend_kind: str, cache: dict[str, list[Problem]]) -> list[Problem]:
+    """Problems of an algorithm block relative to it; a family's backend-only param names who takes it."""
+    from evsys_sdk.registry import family_backends, registry, resolve_algorithm
+
     try:
-        concrete = resolve_algorithm(spec.kind, run.backend.kind)
+        concrete = resolve_algorithm(spec.kind, backend_kind)
     except (EvsysError, KeyError) as exc:
-        return [((*path, "kind"), str(exc))]
-    problems = _kind_spec_problems("algorithm", spec, path, cache, name=concrete)
+        return [(("kind",), str(exc))]
+    problems = _kind_spec_problems("algorithm", spec, (), cache, name=concrete)
     if spec.kind not in FAMILIES:
         return problems
-    # A family's backend-specific param: say which backend accepts it.
     shared = set(FAMILIES[spec.kind].model_fields)
     out: list[Problem] = []
     for p, msg in problems:
-        key = p[len(path) + 1] if len(p) > len(path) + 1 and p[len(path)] == "params" else None
+        key = p[1] if len(p) > 1 and p[0] == "params" else None
         if isinstance(key, str) and msg.startswith("unknown field") and key not in shared:
-            from evsys_sdk.registry import registry
-
             others = [
                 f"{b} ({a})"
                 for b, a in family_backends(spec.kind).items()
@@ -129,7 +143,7 @@ def _algorithm_problems(run: RunConfig, path: Path, cache: dict[str, list[Proble
             if others:
                 msg = (
                     f"'{key}' is not a shared param of family '{spec.kind}' and {concrete} (backend "
-                    f"{run.backend.kind}) does not accept it; backends that do: {', '.join(others)}"
+                    f"{backend_kind}) does not accept it; backends that do: {', '.join(others)}"
                 )
         out.append((p, msg))
     return out

@@ -21,7 +21,11 @@ class ConfigNotFoundError(ConfigError, FileNotFoundError):
     """The config file does not exist."""
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser (when PyYAML was built with it) is ~20x faster; resolution stays in Python.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader with the YAML 1.2 core schema: ``1e-4`` is a float, ``yes``/``on`` are strings."""
 
 
