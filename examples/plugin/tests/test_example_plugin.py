@@ -32,7 +32,7 @@ def test_evsys_lists_the_plugin_and_its_algorithm() -> None:
     assert "  - constant_lr_toy\n" in listed.stdout
     plugins = evsys("plugins")
     assert plugins.returncode == 0, plugins.stdout
-    assert "example  evsys-plugin-example 0.1.0  ok  evsys_plugin_example.hooks" in plugins.stdout
+    assert "plugin-example  evsys-plugin-example 0.1.0  ok  evsys_plugin_example.hooks" in plugins.stdout
 
 
 def test_hooks_module_imports_nothing_heavy() -> None:
