@@ -11,12 +11,17 @@ import glob
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import nox
 
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "typecheck", "core", "e2e", "example_plugin"]
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "e2e", "example_plugin"]
 CORE = "packages/evsys-core"
+# Every plugin package under packages/, tested with core and itself only.
+PLUGINS = sorted(p.name for p in Path("packages").iterdir() if p.name != "evsys-core" and (p / "pyproject.toml").exists())
+# Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
+PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EVSYS_STRICT_PLUGINS": "1"}
 
 
@@ -48,6 +53,23 @@ def core(session: nox.Session) -> None:
     session.install(f"{CORE}[hf,tensorboard]" if full else CORE, "pytest")
     marker = [] if full else ["-m", "not hf and not tensorboard"]
     session.run("pytest", f"{CORE}/tests", "-q", *marker, *session.posargs, env=ENV)
+
+
+@nox.session(python="3.11")
+@nox.parametrize("package", PLUGINS)
+def plugin(session: nox.Session, package: str) -> None:
+    """One plugin package with core only (its ``[test]`` extra adds what its tests need)."""
+    path = f"packages/{package}"
+    extra = "[test]" if "test" in _extras(path) else ""
+    session.install(CORE, f"{path}{extra}", "pytest", *PLUGIN_PINS.get(package, []))
+    session.run("pytest", f"{path}/tests", "-q", *session.posargs, env=ENV)
+
+
+def _extras(path: str) -> set[str]:
+    import tomllib
+
+    with open(f"{path}/pyproject.toml", "rb") as fh:
+        return set(tomllib.load(fh)["project"].get("optional-dependencies", {}))
 
 
 @nox.session(python="3.11")
