@@ -61,6 +61,7 @@ def test_list_and_kinds(capsys: Any) -> None:
         "data_stores:",
         "log_stores:",
         "inference:",
+        "callbacks:",
     ]
     assert "  - mock_sft" in out and "  - sft (family: mock -> mock_sft)" in out
     assert main(["list", "--kind", "backends"]) == 0

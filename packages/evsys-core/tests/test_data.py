@@ -32,9 +32,21 @@ def test_jsonl_and_json_through_the_store(tmp_path: Path) -> None:
         load_rows(DataConfig(path="nope.jsonl"), store)
 
 
-def test_dataset_ids_need_a_workspace() -> None:
-    with pytest.raises(EvsysError, match="dataset_id / dataset_name"):
-        load_rows(DataConfig(dataset_name="corpus"), InMemoryDataStore())
+def test_datasets_by_name_and_id_through_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evsys_sdk.store import LocalStore
+
+    monkeypatch.setenv("EVSYS_WORKSPACE", str(tmp_path / "ws"))
+    store = LocalStore(tmp_path / "ws" / "evsys.db")
+    old = store.create_dataset(name="corpus", format="chat_messages")
+    store.add_dataset_rows(old["id"], [{"v": 1}])
+    new = store.create_dataset(name="corpus")
+    store.add_dataset_rows(new["id"], [{"v": 2}, {"v": 3}])
+    assert new["version"] == 2
+    assert load_rows(DataConfig(dataset_name="corpus"), InMemoryDataStore(), store) == [{"v": 2}, {"v": 3}]
+    assert load_rows(DataConfig(dataset_id=old["id"]), InMemoryDataStore()) == [{"v": 1}]  # default: the local store
+    assert (tmp_path / "ws" / "datasets" / f"{old['id']}.jsonl").exists()
+    with pytest.raises(EvsysError, match="no dataset named 'nope' in this project"):
+        load_rows(DataConfig(dataset_name="nope"), InMemoryDataStore(), store)
 
 
 def test_hf_dataset_without_the_package_gives_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:

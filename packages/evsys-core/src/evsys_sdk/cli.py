@@ -19,6 +19,7 @@ LIST_SECTIONS = {
     "data_stores": "data_store",
     "log_stores": "log_store",
     "inference": "inference_client",
+    "callbacks": "callback",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 
 class StrictModel(BaseModel):
@@ -149,6 +149,43 @@ class ContinualConfig(StrictModel):
 
     def stage_name(self, base: str, i: int) -> str:
         return (self.name_template or "{base}_stage{i}").format(base=base, i=i)
+
+
+class BenchmarkSpec(StrictModel):
+    """One entry of ``metadata.benchmark``: a test set scored after training, or (with ``run_every``) a
+    validation set scored in the loop every N steps. ``models`` are baselines (any inference kind,
+    e.g. ``claude``) scored once per experiment beside the trained arms."""
+
+    name: str | None = None
+    id: str | None = None
+    path: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    run_every: int | None = Field(default=None, ge=1)
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    stop: list[str] | None = None
+    breakdown_keys: list[str] | None = None
+    limit: int | None = Field(default=None, ge=0)
+    metrics: list[str] | None = None
+    num_samples: int = Field(default=1, ge=1)
+    max_concurrency: int = Field(default=16, ge=1)
+    models: list[InferenceSpec] = Field(default_factory=list)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _kind_shorthand(cls, value: Any) -> Any:
+        """``models: [claude]`` is short for ``models: [{kind: claude}]``."""
+        return [{"kind": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _has_source(self) -> BenchmarkSpec:
+        if not (self.path or self.id or self.name):
+            raise ValueError("a benchmark needs `path`, `id` or `name`")
+        return self
+
+    def label(self, index: int) -> str:
+        """The display name: ``name``, else the id, else the path, else ``benchmark_<i>``."""
+        return self.name or self.id or self.path or f"benchmark_{index}"
 
 
 def safe_run_name(name: str) -> str:

@@ -11,13 +11,18 @@ from evsys_sdk.errors import EvsysError
 from evsys_sdk.protocols import DataStore
 
 
-def load_rows(data: DataConfig, store: DataStore) -> list[dict[str, Any]]:
-    """The raw rows of ``data`` (before transforms)."""
+def load_rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[dict[str, Any]]:
+    """The raw rows of ``data`` (before transforms). ``dataset_id`` / ``dataset_name`` are pulled
+    through the workspace cache from ``tracking`` (default: the workspace's local store)."""
     if data.dataset_id or data.dataset_name:
-        raise EvsysError(
-            "data.dataset_id / dataset_name pull rows from a tracking store's workspace, which this "
-            "install does not provide; use data.path (source_kind: jsonl) for local files"
-        )
+        from evsys_sdk.workspace import Workspace, read_jsonl_rows
+
+        workspace = Workspace(tracking)
+        try:
+            dataset_id = data.dataset_id or workspace.dataset_id_for_name(str(data.dataset_name))
+            return read_jsonl_rows(workspace.pull_dataset(dataset_id).path)
+        except FileNotFoundError as exc:
+            raise EvsysError(f"data: {exc}") from None
     if data.source_kind == "in_memory":
         return [dict(r) for r in data.rows or []]
     if data.source_kind == "hf_dataset":

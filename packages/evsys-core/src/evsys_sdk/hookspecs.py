@@ -62,6 +62,11 @@ def evsys_register_log_stores(registry: Registry[Any]) -> None:
 
 
 @hookspec
+def evsys_register_callbacks(registry: Registry[Any]) -> None:
+    """Register experiment callback classes (``on_run_end`` and the other events of evsys_sdk.callbacks)."""
+
+
+@hookspec
 def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``evsys`` CLI verbs. A parser's ``func`` default is called with the parsed args and
     returns the exit code."""

@@ -37,6 +37,7 @@ LEGACY_GROUPS: dict[str, str] = {
     "evsys_sdk.data_stores": "data_store",
     "evsys_sdk.log_stores": "log_store",
     "evsys_sdk.inference": "inference_client",
+    "evsys_sdk.callbacks": "callback",
 }
 CORE = "evsys-core"
 

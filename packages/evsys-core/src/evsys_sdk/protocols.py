@@ -88,11 +88,15 @@ class RunContext:
         run = self.extras.get("run_config")
         return run if isinstance(run, RunConfig) else self.config.all_runs()[0]
 
-    def validate(self, step: int) -> None:
-        """Call the in-loop validation callback, if the experiment registered one, at ``step``."""
-        callback: Callable[[int], None] | None = self.extras.get("on_validation_step")
+    def validate(self, step: int, client: InferenceClient | Callable[[], InferenceClient] | None = None) -> None:
+        """Call the in-loop validation callback, if the experiment installed one, after ``step``.
+
+        ``client`` serves the live model (or is a zero-argument factory of one, built only when a
+        validation set is due at this step); without it the run's default inference factory is used.
+        """
+        callback: Callable[..., None] | None = self.extras.get("on_validation_step")
         if callback is not None:
-            callback(step)
+            callback(self, step, client)
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ KINDS: dict[str, str] = {
     "data_store": "data_stores",
     "log_store": "log_stores",
     "inference_client": "inference_clients",
+    "callback": "callbacks",
 }
 _KIND_ALIASES = {**{p: k for k, p in KINDS.items()}, "inference": "inference_client", "inferences": "inference_client"}
 
@@ -209,6 +210,7 @@ register_transform, get_transform, list_transforms = _helpers("transform")
 register_data_store, get_data_store, list_data_stores = _helpers("data_store")
 register_log_store, get_log_store, list_log_stores = _helpers("log_store")
 register_inference, get_inference, list_inferences = _helpers("inference_client")
+register_callback, get_callback, list_callbacks = _helpers("callback")
 
 
 def schema_for(kind: str, name: str) -> dict[str, Any]:

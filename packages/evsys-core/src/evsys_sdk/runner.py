@@ -40,8 +40,8 @@ def config_fingerprint(run: RunConfig) -> str:
     return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _rows(data: DataConfig, store: DataStore) -> list[dict[str, Any]]:
-    rows: Any = load_rows(data, store)
+def _rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[dict[str, Any]]:
+    rows: Any = load_rows(data, store, tracking)
     for spec in data.transforms:
         rows = build("transform", spec)(rows)
     return list(rows)
@@ -52,14 +52,19 @@ def run_experiment(
     *,
     extra_context: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    validate: bool = True,
 ) -> list[RunResult]:
-    """Run every run of the experiment, in order; one RunResult per run."""
+    """Run every run of the experiment, in order; one RunResult per run.
+
+    ``validate=False`` skips deep validation for a caller that already did it (``Experiment``).
+    """
     cfg = cfg_or_path if isinstance(cfg_or_path, ExperimentConfig) else load_yaml(cfg_or_path)
     if cfg.continual is not None or cfg.n_repeats > 1 or cfg.callbacks:
         raise ConfigError(
             "continual, n_repeats and callbacks are handled by the experiment layer, not by run_experiment"
         )
-    check_config(cfg)
+    if validate:
+        check_config(cfg)
     out = Path(cfg.output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     runs = cfg.all_runs()
@@ -87,7 +92,7 @@ def _execute_run(
         data_store = build("data_store", cfg.data_store)
         log_store = registry("log_store").get(cfg.log_store.kind)(**cfg.log_store.params_for(str(run_dir)))
         backend = build("backend", run.backend)
-        rows = _rows(run.data, data_store) if run.data is not None else []
+        rows = _rows(run.data, data_store, extra_context.get("store")) if run.data is not None else []
         algorithm = registry("algorithm").get(resolve_algorithm(run.algorithm.kind, run.backend.kind))(
             **run.algorithm.params
         )

@@ -75,6 +75,14 @@ def evsys_register_log_stores(registry: Registry[Any]) -> None:
 
 
 @hookimpl
+def evsys_register_callbacks(registry: Registry[Any]) -> None:
+    from evsys_sdk.callbacks import CALLBACK_CLASSES
+
+    for cls in CALLBACK_CLASSES:
+        registry.add(cls)
+
+
+@hookimpl
 def evsys_resolve_algorithm(kind: str, backend_kind: str) -> str | None:
     return MOCK_FAMILY.get(kind) if backend_kind == "mock" else None
 

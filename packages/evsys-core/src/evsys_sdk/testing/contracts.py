@@ -198,7 +198,11 @@ class AlgorithmContract(_StaticParams):
             model=cls.model,
         )
         steps: list[int] = []
-        [result] = run_experiment(config, extra_context={"on_validation_step": steps.append})
+
+        def record(ctx: Any, step: int, client: Any) -> None:
+            steps.append(step)
+
+        [result] = run_experiment(config, extra_context={"on_validation_step": record})
         return ContractRun(result, output_dir / "contract", steps)
 
     def test_run_completes(self, contract_run: ContractRun) -> None:
