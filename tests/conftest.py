@@ -20,7 +20,7 @@ def repo_copy(tmp_path: Path) -> Path:
 
 def evsys(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the installed ``evsys`` CLI in a subprocess, as a user would."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, "EVSYS_WORKSPACE": str(cwd / ".evsys"), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "evsys_sdk.cli", *args],
         cwd=cwd,

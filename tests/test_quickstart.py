@@ -14,7 +14,7 @@ def test_quickstart_validates_and_runs(repo_copy: Path) -> None:
     assert check.returncode == 0, check.stderr
     run = evsys("run", config, "-o", "results.json", cwd=repo_copy)
     assert run.returncode == 0, run.stderr
-    assert "4/4 runs completed." in run.stdout
+    assert "4/4 arms completed." in run.stdout
     results = json.loads((repo_copy / "results.json").read_text())
     names = [r["run_id"] for r in results]
     assert names == [

@@ -6,6 +6,12 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test records into its own workspace, never into ./.evsys of the checkout."""
+    monkeypatch.setenv("EVSYS_WORKSPACE", str(tmp_path / "workspace"))
+
+
 @pytest.fixture
 def mock_run() -> Any:
     """A factory for a single mock-backend run dict."""

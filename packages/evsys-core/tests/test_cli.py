@@ -31,7 +31,7 @@ def test_run_exit_codes_and_output(tmp_path: Path, experiment: Any, mock_run: An
     out_file = tmp_path / "results.json"
     assert main(["run", write(tmp_path, experiment()), "-o", str(out_file)]) == 0
     summary = capsys.readouterr().out
-    assert "r0" in summary and "completed" in summary and "1/1 runs completed." in summary
+    assert "r0" in summary and "completed" in summary and "1/1 arms completed." in summary
     payload = json.loads(out_file.read_text())
     assert payload[0]["run_id"] == "r0" and payload[0]["status"] == "completed" and payload[0]["error"] is None
 

@@ -29,6 +29,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "CallbackSpec",
         "MatrixSpec",
         "ContinualConfig",
+        "BenchmarkSpec",
         "StrictModel",
     ),
     "evsys_sdk.protocols": (
@@ -63,6 +64,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "data_store",
                 "log_store",
                 "inference",
+                "callback",
             )
             for verb in ("register", "get")
         ),
@@ -74,8 +76,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "list_data_stores",
         "list_log_stores",
         "list_inferences",
+        "list_callbacks",
     ),
     "evsys_sdk.runner": ("run_experiment",),
+    "evsys_sdk.experiment": ("Experiment",),
+    "evsys_sdk.results": ("ExperimentResult", "ArmResult", "EvalResult"),
+    "evsys_sdk.benchmark": ("Benchmark", "BenchmarkScore", "BenchmarkTaskResult"),
+    "evsys_sdk.workspace": ("Workspace", "MaterializedDataset"),
+    "evsys_sdk.store": ("TrackingStore", "LocalStore"),
     "evsys_sdk.sweep": ("Sweep", "expand_runs"),
     "evsys_sdk.hookspecs": ("hookimpl", "hookspec"),
     "evsys_sdk.errors": ("EvsysError", "ConfigError", "PluginError", "UnknownKindError"),

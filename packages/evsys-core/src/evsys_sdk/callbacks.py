@@ -17,8 +17,13 @@ from evsys_sdk.logger import get_logger
 
 log = get_logger("callbacks")
 EVENTS = (
-    "on_experiment_start", "on_group_start", "on_run_start", "on_step_metrics",
-    "on_benchmark_eval", "on_run_end", "on_experiment_end",
+    "on_experiment_start",
+    "on_group_start",
+    "on_run_start",
+    "on_step_metrics",
+    "on_benchmark_eval",
+    "on_run_end",
+    "on_experiment_end",
 )
 
 
@@ -70,12 +75,19 @@ class JsonlCallback:
         self._write("benchmark_eval", arm=arm, eval=eval_result)
 
     def on_run_end(self, arm_result: Any) -> None:
-        self._write("run_end", arm=arm_result.name, status=arm_result.status, metrics=arm_result.metrics,
-                    error=arm_result.error)
+        self._write(
+            "run_end", arm=arm_result.name, status=arm_result.status, metrics=arm_result.metrics, error=arm_result.error
+        )
 
     def on_experiment_end(self, result: Any) -> None:
-        self._write("experiment_end", name=result.name, status=result.status, conclusion=result.conclusion,
-                    best_arm=result.best_arm.name if result.best_arm else None, best_score=result.best_score)
+        self._write(
+            "experiment_end",
+            name=result.name,
+            status=result.status,
+            conclusion=result.conclusion,
+            best_arm=result.best_arm.name if result.best_arm else None,
+            best_score=result.best_score,
+        )
         self._fh.close()
 
 

@@ -35,39 +35,143 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_metric(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _summary(results: list[Any]) -> str:
-    rows = []
-    for r in results:
-        shown = {k: v for k, v in r.metrics.items() if k.startswith(("eval/", "train/final", "reward/"))} or r.metrics
-        metrics = ", ".join(f"{k}={_fmt_metric(v)}" for k, v in list(shown.items())[:4])
-        rows.append((r.run_id, r.status, metrics or "-", r.error or ""))
-    width = max([len(r[0]) for r in rows] + [3])
-    lines = [f"{'run'.ljust(width)}  {'status':<9}  metrics"]
-    for name, status, metrics, error in rows:
-        lines.append(
-            f"{name.ljust(width)}  {status:<9}  {metrics}" + (f"\n{' ' * width}  error: {error}" if error else "")
-        )
-    done = sum(r.status == "completed" for r in results)
-    lines.append(f"{done}/{len(results)} runs completed.")
-    return "\n".join(lines)
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    from evsys_sdk.runner import run_experiment
+    from evsys_sdk.experiment import Experiment
+    from evsys_sdk.report import experiment_summary
+    from evsys_sdk.yaml_loader import load_yaml
 
-    results = run_experiment(args.path)
-    payload = [{"run_id": r.run_id, "status": r.status, "metrics": r.metrics, "error": r.error} for r in results]
-    text = json.dumps(payload, indent=2)
+    cfg = load_yaml(args.path)
+    store = None
+    if not args.no_store:
+        from evsys_sdk.store import LocalStore
+
+        store = LocalStore()
+    try:
+        result = Experiment(cfg, store=store, resume=args.resume).run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished arms are kept; continue with: evsys run {args.path} --resume", file=sys.stderr)
+        return 130
+    text = json.dumps(result.summary(), indent=2)
     if args.output:
         from evsys_sdk._io import atomic_write_text
 
         atomic_write_text(args.output, text + "\n")
-    print(text if args.json else _summary(results))
-    return 0 if all(r.status == "completed" for r in results) else 2
+    print(text if args.json else experiment_summary(result))
+    return 0 if all(a.status == "completed" for a in result.arms) else 2
+
+
+def _open_store() -> Any:
+    from evsys_sdk.store import LocalStore, workspace_root
+
+    path = workspace_root() / "evsys.db"
+    if not path.exists():
+        raise EvsysError(f"no experiments recorded yet ({path} does not exist); run one with `evsys run CONFIG`")
+    return LocalStore(path)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from evsys_sdk.report import fmt, table
+
+    rows = [
+        [
+            e["name"],
+            datetime.fromtimestamp(e["created_at"]).strftime("%Y-%m-%d %H:%M"),
+            e["status"],
+            str(e["n_runs"]),
+            fmt(e["best_score"]),
+            e["id"],
+        ]
+        for e in _open_store().list_experiments()
+    ]
+    print(
+        table(["experiment", "date", "status", "arms", "best score", "id"], rows) if rows else "no experiments recorded"
+    )
+    return 0
+
+
+def _find(store: Any, name_or_id: str) -> dict[str, Any]:
+    found: dict[str, Any] | None = store.find_experiment(name_or_id)
+    if found is None:
+        from evsys_sdk.errors import did_you_mean
+
+        names = sorted({e["name"] for e in store.list_experiments()})
+        raise EvsysError(f"no experiment named or with id '{name_or_id}'{did_you_mean(name_or_id, names)}")
+    return found
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from evsys_sdk.report import fmt, table
+    from evsys_sdk.results import mean_ci
+
+    store = _open_store()
+    exp = _find(store, args.experiment)
+    print(f"experiment {exp['name']} ({exp['id']}): {exp['status']}")
+    if exp.get("hypothesis"):
+        print(f"hypothesis: {exp['hypothesis']}")
+    metric = ((exp.get("config") or {}).get("metadata") or {}).get("success_metric")
+    rows: list[list[str]] = []
+    groups: dict[str, list[float]] = {}
+    for run in store.experiment_runs(exp["id"]):
+        metrics = run.get("metrics") or {}
+        shown = ", ".join(f"{k}={fmt(v)}" for k, v in list(metrics.items())[:4]) or "-"
+        rows.append([run["name"] or run["id"], run["status"], shown, run.get("error_message") or ""])
+        for e in store.run_evals(run["id"]):
+            label = f"eval {e['name']}" + ("" if e["step"] is None else f" @ step {e['step']}")
+            rows.append(["", label, ", ".join(f"{k}={fmt(v)}" for k, v in e["metrics"].items()), ""])
+        value = metrics.get(metric.replace(".", "/", 1)) if metric else None
+        if run.get("group_name") and isinstance(value, int | float):
+            groups.setdefault(run["group_name"], []).append(float(value))
+    print(table(["arm", "status", "metrics", "error"], rows))
+    for name, values in groups.items():
+        s = mean_ci(values)
+        print(
+            f"group {name}: {metric} {fmt(s['mean'])} +- {fmt(s['std'])} (n={len(values)}, "
+            f"95% CI [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}])"
+        )
+    if exp.get("conclusion"):
+        print(f"conclusion: {exp['conclusion']}")
+    return 0
+
+
+def _cmd_runs_plot(args: argparse.Namespace) -> int:
+    from evsys_sdk.plots import plot_metric
+
+    store = _open_store()
+    path = plot_metric(store, _find(store, args.experiment), args.metric, args.output)
+    print(f"OK: wrote {path}")
+    return 0
+
+
+def _cmd_init_project(args: argparse.Namespace) -> int:
+    from evsys_sdk.scaffold import init_project
+
+    try:
+        root = init_project(args.path, name=args.name, force=args.force)
+    except (FileExistsError, ValueError) as exc:
+        raise EvsysError(str(exc)) from None
+    print(f"OK: scaffolded research project at {root}")
+    return 0
+
+
+def _cmd_new_experiment(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from evsys_sdk.scaffold import new_experiment
+
+    today = None
+    if args.date:
+        try:
+            today = dt.datetime.strptime(args.date, "%Y%m%d").date()
+        except ValueError:
+            raise EvsysError(f"--date '{args.date}' is not in YYYYMMDD format") from None
+    try:
+        folder = new_experiment(args.project_root, args.slug, today=today)
+    except (FileExistsError, ValueError) as exc:
+        raise EvsysError(str(exc)) from None
+    print(f"OK: scaffolded experiment at {folder}")
+    return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -137,11 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("run", help="run an experiment")
+    p = sub.add_parser("run", help="run an experiment (recorded in ./.evsys/evsys.db)")
     p.add_argument("path")
     p.add_argument("-o", "--output", help="also write the JSON results to this file")
     p.add_argument("--json", action="store_true", help="print JSON results instead of the summary")
+    p.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
+    p.add_argument("--no-store", action="store_true", help="do not record the experiment in the local store")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("runs", help="recorded experiments (the local tracking store)")
+    p.set_defaults(func=_cmd_runs)
+    runs = p.add_subparsers(dest="runs_command", metavar="SUBCOMMAND")
+    q = runs.add_parser("show", help="arms, metrics, evals and group statistics of one experiment")
+    q.add_argument("experiment", help="name (newest) or id")
+    q.set_defaults(func=_cmd_runs_show)
+    q = runs.add_parser("plot", help="one curve per arm of a step metric, as a PNG")
+    q.add_argument("experiment", help="name (newest) or id")
+    q.add_argument("--metric", default="train/loss")
+    q.add_argument("-o", "--output", required=True, help="the PNG file to write")
+    q.set_defaults(func=_cmd_runs_plot)
+
+    p = sub.add_parser("init-project", help="scaffold a research project")
+    p.add_argument("path")
+    p.add_argument("--name")
+    p.add_argument("--force", action="store_true", help="scaffold into a non-empty directory (never overwrites)")
+    p.set_defaults(func=_cmd_init_project)
+
+    p = sub.add_parser("new-experiment", help="scaffold experiments/<date>_<slug>/ with config.yaml and run.py")
+    p.add_argument("slug")
+    p.add_argument("--project-root", default=".")
+    p.add_argument("--date", help="YYYYMMDD (default: today)")
+    p.set_defaults(func=_cmd_new_experiment)
 
     p = sub.add_parser("list", help="list installed extensions")
     p.add_argument(

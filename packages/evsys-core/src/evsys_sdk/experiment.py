@@ -52,7 +52,9 @@ def benchmark_specs(raw: Any) -> list[BenchmarkSpec]:
         except ValidationError as exc:
             from evsys_sdk.validation import pydantic_problems
 
-            raise ConfigError([f"{where}.{'.'.join(map(str, p))}: {m}" for p, m in pydantic_problems(exc, BenchmarkSpec)]) from None
+            raise ConfigError(
+                [f"{where}.{'.'.join(map(str, p))}: {m}" for p, m in pydantic_problems(exc, BenchmarkSpec)]
+            ) from None
         if spec.name is None:
             spec.name = spec.label(i) if isinstance(raw, list) else (spec.id or spec.path or "benchmark")
         specs.append(spec)
@@ -146,11 +148,17 @@ class Experiment:
         self.callbacks = CallbackSet(cfg.callbacks, cfg.output_dir)
         self.callbacks.emit("on_experiment_start", cfg.name, cfg)
         tags = list(meta.get("tags") or [])
-        experiment_id = _id(_safe(
-            "create_experiment", getattr(self.store, "create_experiment", None), experiment_name=cfg.name,
-            hypothesis=hypothesis, tags=tags or None, project_goal_id=meta.get("project_goal_id"),
-            config=cfg.model_dump(mode="json"),
-        ))
+        experiment_id = _id(
+            _safe(
+                "create_experiment",
+                getattr(self.store, "create_experiment", None),
+                experiment_name=cfg.name,
+                hypothesis=hypothesis,
+                tags=tags or None,
+                project_goal_id=meta.get("project_goal_id"),
+                config=cfg.model_dump(mode="json"),
+            )
+        )
         self._progress = self._progress or Progress(len(cfg.arm_names()))
         arms: list[ArmResult] = []
         try:
@@ -163,18 +171,33 @@ class Experiment:
                     if cfg.n_repeats > 1:
                         group_id = self._create_group(experiment_id, primary.name)
                     for run_cfg, group_name in self._replicates_for(primary):
-                        arms.append(self._execute_arm(experiment_id, run_cfg, benchmarks, group_id=group_id, group_name=group_name))
+                        arms.append(
+                            self._execute_arm(
+                                experiment_id, run_cfg, benchmarks, group_id=group_id, group_name=group_name
+                            )
+                        )
         except KeyboardInterrupt:
-            _safe("update_experiment", getattr(self.store, "update_experiment", None), experiment_id, status="cancelled",
-                  conclusion=f"Cancelled after {len(arms)} arm(s); re-run with --resume to continue.")
+            _safe(
+                "update_experiment",
+                getattr(self.store, "update_experiment", None),
+                experiment_id,
+                status="cancelled",
+                conclusion=f"Cancelled after {len(arms)} arm(s); re-run with --resume to continue.",
+            )
             raise
         best = self._pick_best(arms, success_metric) if success_metric else None
         best_score = best.score(success_metric) if best is not None and success_metric else None
         result = ExperimentResult(
-            name=cfg.name, status="completed" if any(a.status == "completed" for a in arms) else "failed",
-            arms=arms, best_arm=best, best_score=best_score,
-            conclusion=self._build_conclusion(arms, best, success_metric), experiment_id=experiment_id,
-            hypothesis=hypothesis, success_metric=success_metric, baselines=baselines,
+            name=cfg.name,
+            status="completed" if any(a.status == "completed" for a in arms) else "failed",
+            arms=arms,
+            best_arm=best,
+            best_score=best_score,
+            conclusion=self._build_conclusion(arms, best, success_metric),
+            experiment_id=experiment_id,
+            hypothesis=hypothesis,
+            success_metric=success_metric,
+            baselines=baselines,
         )
         patch: dict[str, Any] = {"status": result.status, "conclusion": result.conclusion}
         if best_score is not None:
@@ -210,32 +233,55 @@ class Experiment:
         return arm
 
     def _execute_arm(
-        self, experiment_id: str | None, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]],
-        *, group_id: str | None = None, group_name: str | None = None, stage: int | None = None,
+        self,
+        experiment_id: str | None,
+        run_cfg: RunConfig,
+        benchmarks: list[tuple[Any, BenchmarkSpec]],
+        *,
+        group_id: str | None = None,
+        group_name: str | None = None,
+        stage: int | None = None,
     ) -> ArmResult:
         store = self.store
         run_id = None
         if experiment_id is not None:
-            run_id = _id(_safe(
-                "create_run", getattr(store, "create_run", None), experiment_id=experiment_id, group_id=group_id,
-                name=run_cfg.name, recipe_kind=run_cfg.algorithm.kind, run_config=run_cfg.model_dump(mode="json"),
-                seed=run_cfg.seed, status="running",
-            ))
+            run_id = _id(
+                _safe(
+                    "create_run",
+                    getattr(store, "create_run", None),
+                    experiment_id=experiment_id,
+                    group_id=group_id,
+                    name=run_cfg.name,
+                    recipe_kind=run_cfg.algorithm.kind,
+                    run_config=run_cfg.model_dump(mode="json"),
+                    seed=run_cfg.seed,
+                    status="running",
+                )
+            )
         self.callbacks.emit("on_run_start", run_cfg.name, run_cfg)
         resumed = self._resumable(run_cfg)
         if resumed is not None:
             resumed.run_id, resumed.group_id, resumed.group_name = run_id, group_id, group_name
             self._progress_skip(run_cfg.name)
             return self._record_arm(resumed, run_id)
-        arm = ArmResult(name=run_cfg.name, run_config=run_cfg, status="failed", run_id=run_id, group_id=group_id,
-                        group_name=group_name, stage=stage)
+        arm = ArmResult(
+            name=run_cfg.name,
+            run_config=run_cfg,
+            status="failed",
+            run_id=run_id,
+            group_id=group_id,
+            group_name=group_name,
+            stage=stage,
+        )
         try:
             self._train_arm(arm, run_cfg, benchmarks)
             if benchmarks:
                 self._eval_arm(arm, run_cfg, benchmarks)
             arm.status = "completed"
-            atomic_write_json(self._run_dir(run_cfg.name) / ARM_RECORD,
-                              {"config_fingerprint": config_fingerprint(run_cfg), "arm": arm.to_json()})
+            atomic_write_json(
+                self._run_dir(run_cfg.name) / ARM_RECORD,
+                {"config_fingerprint": config_fingerprint(run_cfg), "arm": arm.to_json()},
+            )
         except KeyboardInterrupt:
             arm.status, arm.error = "cancelled", "KeyboardInterrupt: cancelled by the user"
             _safe("update_run", getattr(store, "update_run", None), run_id, status="cancelled", error_message=arm.error)
@@ -251,11 +297,27 @@ class Experiment:
         if arm.status == "completed":
             _safe("update_run", update, run_id, status="completed", metrics=arm.summary_metrics())
             for e in arm.evals:
-                _safe("create_eval", getattr(self.store, "create_eval", None), run_id=run_id, metrics=e.metrics,
-                      name=e.name, benchmark_id=e.benchmark_id, step=e.step, breakdowns=e.breakdowns or None, tags=e.tags)
+                _safe(
+                    "create_eval",
+                    getattr(self.store, "create_eval", None),
+                    run_id=run_id,
+                    metrics=e.metrics,
+                    name=e.name,
+                    benchmark_id=e.benchmark_id,
+                    step=e.step,
+                    breakdowns=e.breakdowns or None,
+                    tags=e.tags,
+                )
             final = (arm.run_result.artifacts if arm.run_result else {}).get("final_checkpoint")
             if final and run_id is not None:
-                _safe("add_checkpoint", getattr(self.store, "add_checkpoint", None), run_id, uri=final, label="final", is_final=True)
+                _safe(
+                    "add_checkpoint",
+                    getattr(self.store, "add_checkpoint", None),
+                    run_id,
+                    uri=final,
+                    label="final",
+                    is_final=True,
+                )
         else:
             _safe("update_run", update, run_id, status=arm.status, error_message=arm.error)
         self.callbacks.emit("on_run_end", arm)
@@ -267,9 +329,16 @@ class Experiment:
         self._progress.finish("completed (resumed)")
 
     def _train_arm(self, arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> None:
-        single = self.config.model_copy(update={
-            "run": run_cfg, "runs": None, "matrix": None, "continual": None, "n_repeats": 1, "callbacks": [],
-        })
+        single = self.config.model_copy(
+            update={
+                "run": run_cfg,
+                "runs": None,
+                "matrix": None,
+                "continual": None,
+                "n_repeats": 1,
+                "callbacks": [],
+            }
+        )
         live: list[EvalResult] = []
         start = time.perf_counter()
         if self.train_fn is not None:
@@ -277,8 +346,11 @@ class Experiment:
         else:
             from evsys_sdk.runner import run_experiment
 
-            context = {"store": self.store, "dashboard_run_id": arm.run_id,
-                       "on_validation_step": self._validation_callback(arm, run_cfg, benchmarks, live)}
+            context = {
+                "store": self.store,
+                "dashboard_run_id": arm.run_id,
+                "on_validation_step": self._validation_callback(arm, run_cfg, benchmarks, live),
+            }
             results = run_experiment(single, extra_context=context, progress=self._progress, validate=False)
         arm.train_seconds = time.perf_counter() - start
         if not results:
@@ -287,8 +359,9 @@ class Experiment:
         arm.run_result, arm.metrics = result, dict(result.metrics)
         arm.evals.extend(live)
         run_dir = Path(result.artifacts["run_dir"]) if "run_dir" in result.artifacts else self._run_dir(run_cfg.name)
-        forward_step_metrics(self.store, arm.run_id, run_dir,
-                             on_rows=lambda rows: self.callbacks.emit("on_step_metrics", arm.name, rows))
+        forward_step_metrics(
+            self.store, arm.run_id, run_dir, on_rows=lambda rows: self.callbacks.emit("on_step_metrics", arm.name, rows)
+        )
         if result.status != "completed":
             raise ArmFailed(result.error or f"train_fn status={result.status}")
 
@@ -297,21 +370,36 @@ class Experiment:
 
         factory = self.inference_factory or get_default_inference_factory(run_cfg)
         if factory is None:
-            log.warning("no inference factory serves backend '%s': benchmarks of arm '%s' are skipped",
-                        run_cfg.backend.kind, run_cfg.name)
+            log.warning(
+                "no inference factory serves backend '%s': benchmarks of arm '%s' are skipped",
+                run_cfg.backend.kind,
+                run_cfg.name,
+            )
             return None
         return factory(run_result, run_cfg)
 
     def _score(self, bench: Any, spec: BenchmarkSpec, client: InferenceClient, step: int | None) -> EvalResult:
         start = time.perf_counter()
         score = bench.score(
-            client, max_tokens=spec.max_tokens, temperature=spec.temperature, stop=spec.stop,
-            breakdown_keys=spec.breakdown_keys, limit=spec.limit, metrics=spec.metrics, num_samples=spec.num_samples,
+            client,
+            max_tokens=spec.max_tokens,
+            temperature=spec.temperature,
+            stop=spec.stop,
+            breakdown_keys=spec.breakdown_keys,
+            limit=spec.limit,
+            metrics=spec.metrics,
+            num_samples=spec.num_samples,
             max_concurrency=spec.max_concurrency,
         )
-        return EvalResult(name=spec.name or "benchmark", benchmark_id=spec.id, metrics=dict(score.metrics),
-                          breakdowns=dict(score.breakdowns), eval_seconds=time.perf_counter() - start, step=step,
-                          tags=list(spec.tags))
+        return EvalResult(
+            name=spec.name or "benchmark",
+            benchmark_id=spec.id,
+            metrics=dict(score.metrics),
+            breakdowns=dict(score.breakdowns),
+            eval_seconds=time.perf_counter() - start,
+            step=step,
+            tags=list(spec.tags),
+        )
 
     def _validation_callback(
         self, arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]], live: list[EvalResult]
@@ -389,15 +477,25 @@ class Experiment:
                 tags = [*base.tags, "continual", f"stage:{i}"] + ([f"seed:{seed}"] if cfg.n_repeats > 1 else [])
                 model = base.model.model_copy(update={"init_from_checkpoint": prev}) if i else base.model
                 stage = base.model_copy(update={"name": name, "data": data, "model": model, "seed": seed, "tags": tags})
-                arm = self._execute_arm(experiment_id, stage, benchmarks, group_id=groups[i],
-                                        group_name=labels[i] if cfg.n_repeats > 1 else None, stage=i)
+                arm = self._execute_arm(
+                    experiment_id,
+                    stage,
+                    benchmarks,
+                    group_id=groups[i],
+                    group_name=labels[i] if cfg.n_repeats > 1 else None,
+                    stage=i,
+                )
                 arms.append(arm)
                 if arm.status != "completed":
                     break  # a chain stops at its first stage that does not complete
                 artifacts = arm.run_result.artifacts if arm.run_result else {}
-                prev = artifacts.get("state-final") or next((v for k, v in artifacts.items() if k.startswith("state-")), None)
+                prev = artifacts.get("state-final") or next(
+                    (v for k, v in artifacts.items() if k.startswith("state-")), None
+                )
                 if prev is None:
-                    log.warning("stage '%s' reported no state-final artifact: the next stage starts from the base model", name)
+                    log.warning(
+                        "stage '%s' reported no state-final artifact: the next stage starts from the base model", name
+                    )
         return arms
 
     # conclusions

@@ -132,6 +132,35 @@ class InferenceClient(Protocol):
 
 
 @runtime_checkable
+class AsyncInferenceClient(Protocol):
+    """Optional: an inference client with a native async path. The eval engine awaits ``agenerate``
+    (many requests in flight on one event loop) instead of calling ``generate`` on threads."""
+
+    name: ClassVar[str]
+
+    async def agenerate(
+        self, *, prompt: str, max_tokens: int = 256, temperature: float = 0.0, stop: list[str] | None = None
+    ) -> str: ...
+
+
+@runtime_checkable
+class BatchInferenceClient(Protocol):
+    """Optional: an inference client that serves many prompts in one call, completions in prompt order.
+    The eval engine uses it in chunks of ``batch_size`` when ``batch_size > 1``."""
+
+    name: ClassVar[str]
+
+    def generate_batch(
+        self,
+        *,
+        prompts: list[str],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: list[str] | None = None,
+    ) -> list[str]: ...
+
+
+@runtime_checkable
 class Transform(Protocol):
     name: ClassVar[str]
 

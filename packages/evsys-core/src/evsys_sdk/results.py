@@ -12,8 +12,38 @@ from evsys_sdk.config import RunConfig
 from evsys_sdk.protocols import RunResult
 
 # Two-sided 95% Student-t quantiles by degrees of freedom (1..30); beyond 30 the normal 1.96 is close.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t95(df: int) -> float:
@@ -95,7 +125,11 @@ class ArmResult:
             self.eval_seconds = primary.eval_seconds
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("run_config", "run_result", "evals")}
+        data = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("run_config", "run_result", "evals")
+        }
         data["run_config"] = self.run_config.model_dump(mode="json")
         data["evals"] = [dataclasses.asdict(e) for e in self.evals]
         if self.run_result is not None:
@@ -164,6 +198,5 @@ class ExperimentResult:
     def summary(self) -> list[dict[str, Any]]:
         """The JSON summary of ``evsys run``: one object per arm."""
         return [
-            {"run_id": a.name, "status": a.status, "metrics": a.summary_metrics(), "error": a.error}
-            for a in self.arms
+            {"run_id": a.name, "status": a.status, "metrics": a.summary_metrics(), "error": a.error} for a in self.arms
         ]

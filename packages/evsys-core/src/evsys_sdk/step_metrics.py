@@ -35,9 +35,11 @@ def read_step_rows(path: Path) -> list[StepRow]:
                 continue
             if not isinstance(row, dict) or not isinstance(row.get("step"), int | float):
                 continue
-            source = row["metrics"] if isinstance(row.get("metrics"), dict) else {
-                k: v for k, v in row.items() if k not in _META_KEYS
-            }
+            source = (
+                row["metrics"]
+                if isinstance(row.get("metrics"), dict)
+                else {k: v for k, v in row.items() if k not in _META_KEYS}
+            )
             numeric = {k: float(v) for k, v in source.items() if isinstance(v, int | float) and not isinstance(v, bool)}
             train = {k: v for k, v in numeric.items() if not k.startswith("val/")}
             val = {k: v for k, v in numeric.items() if k.startswith("val/")}
@@ -46,7 +48,11 @@ def read_step_rows(path: Path) -> list[StepRow]:
 
 
 def forward_step_metrics(
-    store: Any, run_id: str | None, run_dir: Path | None, *, metrics_file: str = "metrics.jsonl",
+    store: Any,
+    run_id: str | None,
+    run_dir: Path | None,
+    *,
+    metrics_file: str = "metrics.jsonl",
     on_rows: Callable[[list[StepRow]], None] | None = None,
 ) -> int:
     """Send every step row to ``store``; returns the number of store calls made (0 when nothing to do)."""

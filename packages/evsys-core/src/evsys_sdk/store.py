@@ -150,13 +150,23 @@ class LocalStore:
             db.execute(
                 "INSERT INTO experiments (id, name, hypothesis, tags, config, extra, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (eid, experiment_name, fields.get("hypothesis"), _dump(fields.get("tags")),
-                 _dump(fields.get("config")), _dump(extra), now, now),
+                (
+                    eid,
+                    experiment_name,
+                    fields.get("hypothesis"),
+                    _dump(fields.get("tags")),
+                    _dump(fields.get("config")),
+                    _dump(extra),
+                    now,
+                    now,
+                ),
             )
         return {"id": eid, "experiment_name": experiment_name, **fields}
 
     def update_experiment(self, experiment_id: str, **patch: Any) -> dict[str, Any]:
-        return self._update("experiments", experiment_id, patch, {"status", "conclusion", "best_score", "hypothesis", "tags"})
+        return self._update(
+            "experiments", experiment_id, patch, {"status", "conclusion", "best_score", "hypothesis", "tags"}
+        )
 
     def create_group(self, experiment_id: str, name: str) -> dict[str, Any]:
         gid = str(uuid.uuid4())
@@ -171,9 +181,18 @@ class LocalStore:
             db.execute(
                 "INSERT INTO runs (id, experiment_id, group_id, name, recipe_kind, seed, status, run_config,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rid, experiment_id, fields.get("group_id"), fields.get("name") or run_config.get("name"),
-                 fields.get("recipe_kind"), fields.get("seed"), fields.get("status", "pending"),
-                 _dump(run_config), now, now),
+                (
+                    rid,
+                    experiment_id,
+                    fields.get("group_id"),
+                    fields.get("name") or run_config.get("name"),
+                    fields.get("recipe_kind"),
+                    fields.get("seed"),
+                    fields.get("status", "pending"),
+                    _dump(run_config),
+                    now,
+                    now,
+                ),
             )
         return {"id": rid, "experiment_id": experiment_id, **fields}
 
@@ -201,8 +220,18 @@ class LocalStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (vid, run_id, fields.get("name"), fields.get("benchmark_id"), fields.get("step"), _dump(metrics),
-                 _dump(fields.get("breakdowns")), _dump(fields.get("tags")), _dump(extra or None), time.time()),
+                (
+                    vid,
+                    run_id,
+                    fields.get("name"),
+                    fields.get("benchmark_id"),
+                    fields.get("step"),
+                    _dump(metrics),
+                    _dump(fields.get("breakdowns")),
+                    _dump(fields.get("tags")),
+                    _dump(extra or None),
+                    time.time(),
+                ),
             )
         return {"id": vid, "run_id": run_id, "metrics": metrics, **fields}
 
@@ -211,7 +240,15 @@ class LocalStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (cid, run_id, uri, fields.get("label"), fields.get("step"), int(bool(fields.get("is_final"))), time.time()),
+                (
+                    cid,
+                    run_id,
+                    uri,
+                    fields.get("label"),
+                    fields.get("step"),
+                    int(bool(fields.get("is_final"))),
+                    time.time(),
+                ),
             )
         return {"id": cid, "run_id": run_id, "uri": uri, **fields}
 
@@ -219,7 +256,10 @@ class LocalStore:
         if predictions:
             now = time.time()
             with self._tx() as db:
-                db.executemany("INSERT INTO predictions VALUES (?, ?, ?)", [(run_id, json.dumps(p, default=str), now) for p in predictions])
+                db.executemany(
+                    "INSERT INTO predictions VALUES (?, ?, ?)",
+                    [(run_id, json.dumps(p, default=str), now) for p in predictions],
+                )
         return {"ok": True, "inserted": len(predictions)}
 
     # datasets and benchmarks (one table, told apart by kind)
@@ -232,8 +272,16 @@ class LocalStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                (did, kind, name, int(version), fields.get("format"), fields.get("source_kind"),
-                 _dump(fields.get("metadata") or {}), time.time()),
+                (
+                    did,
+                    kind,
+                    name,
+                    int(version),
+                    fields.get("format"),
+                    fields.get("source_kind"),
+                    _dump(fields.get("metadata") or {}),
+                    time.time(),
+                ),
             )
         return {"id": did, "name": name, "version": int(version), **{k: v for k, v in fields.items() if k != "version"}}
 
@@ -243,7 +291,10 @@ class LocalStore:
             if start is None:
                 raise KeyError(f"no dataset or benchmark with id {dataset_id}")
             n = int(start["n_rows"])
-            db.executemany("INSERT INTO dataset_rows VALUES (?, ?, ?)", [(dataset_id, n + i, json.dumps(r)) for i, r in enumerate(rows)])
+            db.executemany(
+                "INSERT INTO dataset_rows VALUES (?, ?, ?)",
+                [(dataset_id, n + i, json.dumps(r)) for i, r in enumerate(rows)],
+            )
             db.execute("UPDATE datasets SET n_rows = ? WHERE id = ?", (n + len(rows), dataset_id))
         return {"ok": True, "inserted": len(rows)}
 
@@ -255,7 +306,8 @@ class LocalStore:
 
     def _rows(self, data_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT payload FROM dataset_rows WHERE dataset_id = ? ORDER BY idx LIMIT ? OFFSET ?", (data_id, limit, offset)
+            "SELECT payload FROM dataset_rows WHERE dataset_id = ? ORDER BY idx LIMIT ? OFFSET ?",
+            (data_id, limit, offset),
         )
         return [r["payload"] for r in rows]
 
@@ -306,7 +358,8 @@ class LocalStore:
     def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
         return self._query(
             "SELECT r.*, g.name AS group_name FROM runs r LEFT JOIN groups g ON g.id = r.group_id"
-            " WHERE r.experiment_id = ? ORDER BY r.created_at", (experiment_id,)
+            " WHERE r.experiment_id = ? ORDER BY r.created_at",
+            (experiment_id,),
         )
 
     def run_evals(self, run_id: str) -> list[dict[str, Any]]:

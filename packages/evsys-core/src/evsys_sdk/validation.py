@@ -189,4 +189,29 @@ def deep_problems(cfg: ExperimentConfig) -> list[Problem]:
     if cfg.continual is not None:
         for i, data in enumerate(cfg.continual.datasets):
             out += _data_problems(data, ("continual", "datasets", i), cache)
+    for cb_index, cb in enumerate(cfg.callbacks):
+        out += _kind_spec_problems("callback", cb, ("callbacks", cb_index), cache)
+    return out + _benchmark_problems(cfg.metadata.get("benchmark"), cache)
+
+
+def _benchmark_problems(raw: Any, cache: dict[str, list[Problem]]) -> list[Problem]:
+    """``metadata.benchmark`` entries: strict keys, and every baseline model an installed inference kind."""
+    from evsys_sdk.config import BenchmarkSpec
+
+    if not raw:
+        return []
+    entries = raw if isinstance(raw, list) else [raw]
+    out: list[Problem] = []
+    for i, entry in enumerate(entries):
+        path: Path = ("metadata", "benchmark", i) if isinstance(raw, list) else ("metadata", "benchmark")
+        if not isinstance(entry, dict):
+            out.append((path, f"must be a mapping with path, id or name (got {type(entry).__name__})"))
+            continue
+        try:
+            spec = BenchmarkSpec.model_validate(entry)
+        except ValidationError as exc:
+            out += pydantic_problems(exc, BenchmarkSpec, path)
+            continue
+        for j, model in enumerate(spec.models):
+            out += _kind_spec_problems("inference_client", model, (*path, "models", j), cache)
     return out

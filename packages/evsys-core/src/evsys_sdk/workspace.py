@@ -84,8 +84,14 @@ class Workspace:
                 if len(page) < PAGE:
                     break
         os.replace(tmp, path)
-        meta = {"id": data_id, "version": remote.get("version"), "n_rows": n, "format": remote.get("format"),
-                "transform": remote.get("transform"), "complete": True}
+        meta = {
+            "id": data_id,
+            "version": remote.get("version"),
+            "n_rows": n,
+            "format": remote.get("format"),
+            "transform": remote.get("transform"),
+            "complete": True,
+        }
         atomic_write_json(manifest, meta)
         return MaterializedDataset(path, meta["format"], meta["transform"], n, False)
 

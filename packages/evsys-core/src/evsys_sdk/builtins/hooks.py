@@ -94,3 +94,10 @@ def evsys_default_inference_factory(run_config: RunConfig) -> InferenceFactory |
     from evsys_sdk.builtins.mock import mock_inference_factory
 
     return mock_inference_factory
+
+
+@hookimpl
+def evsys_register_commands(subparsers: Any) -> None:
+    from evsys_sdk.eval.cli import add_commands
+
+    add_commands(subparsers)
