@@ -40,10 +40,9 @@ def experiment_summary(result: ExperimentResult) -> str:
     stats = result.group_stats()
     if stats:
         out.append(f"\ngroups ({metric}, mean +- std, 95% CI):")
-        out += [
-            f"  {g}: {fmt(s['mean'])} +- {fmt(s['std'])} (n={int(s['n'])}, [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}])"
-            for g, s in stats.items()
-        ]
+        for g, s in stats.items():
+            ci = f"[{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]"
+            out.append(f"  {g}: {fmt(s['mean'])} +- {fmt(s['std'])} (n={int(s['n'])}, {ci})")
     if result.baselines:
         out.append("\nbaselines:")
         out += [
