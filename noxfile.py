@@ -19,7 +19,9 @@ nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["lint", "typecheck", "core", "plugin", "e2e", "example_plugin"]
 CORE = "packages/evsys-core"
 # Every plugin package under packages/, tested with core and itself only.
-PLUGINS = sorted(p.name for p in Path("packages").glob("evsys-*") if p.name != "evsys-core" and (p / "pyproject.toml").exists())
+PLUGINS = sorted(
+    p.name for p in Path("packages").glob("evsys-*") if p.name != "evsys-core" and (p / "pyproject.toml").exists()
+)
 # Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
 PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EVSYS_STRICT_PLUGINS": "1"}
