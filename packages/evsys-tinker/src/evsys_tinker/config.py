@@ -1,0 +1,90 @@
+"""Params of everything evsys-tinker registers: plain pydantic, so listing, schemas and validation never
+import tinker.
+
+Each algorithm's ``Config`` subclasses its family's shared params (``evsys_sdk.families``), so a YAML
+valid on backend mock or local stays valid on tinker; the fields added here are tinker-only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from evsys_sdk.config import StrictModel
+from evsys_sdk.families import RLParams, SDFTParams, SFTParams
+
+DEFAULT_API_KEY_ENV = "TINKER_API_KEY"
+
+DEFAULT_DEMO_TEMPLATE = (
+    "{question}\n\nThis is an example for a response to the question:\n{answer}\n\n"
+    "Now answer with a response of your own, including the thinking process."
+)
+
+
+class ConnectionParams(StrictModel):
+    """How to reach Tinker: the hosted service, or the offline emulator."""
+
+    api_key_env: str = Field(default=DEFAULT_API_KEY_ENV, min_length=1, description="env var holding the API key")
+    base_url: str | None = Field(default=None, description="service URL (default: TINKER_BASE_URL or the SDK's)")
+    emulator: bool = Field(
+        default=False,
+        description="run against evsys_tinker's offline emulator (tiny numpy model, no key, no network)",
+    )
+    emulator_dir: str | None = Field(
+        default=None,
+        description="where the emulator keeps checkpoints (default: $EVSYS_TINKER_EMULATOR_DIR, "
+        "else ~/.cache/evsys/tinker-emulator)",
+    )
+
+
+class TinkerBackendConfig(ConnectionParams):
+    pass
+
+
+class TinkerTrainingParams(StrictModel):
+    """Params the three Tinker algorithms share beyond their family's (BEHAVIOR 1.13, Tinker base)."""
+
+    lora_rank: int = Field(default=8, ge=1, description="Tinker trains LoRA adapters: rank >= 1")
+    adam_beta1: float = Field(default=0.9, ge=0, lt=1)
+    adam_beta2: float = Field(default=0.95, ge=0, lt=1)
+    adam_eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    grad_clip_norm: float = Field(default=0.0, ge=0)
+    enable_thinking: bool | None = Field(
+        default=None, description="passed to the chat template when set (Qwen3-style templates)"
+    )
+    ttl_seconds: int | None = Field(default=None, ge=3600, description="checkpoint lifetime on the service")
+
+
+class TinkerSFTConfig(TinkerTrainingParams, SFTParams):
+    supervise: Literal["all_assistant", "last_assistant"] = "all_assistant"
+
+
+class TinkerSDFTConfig(TinkerTrainingParams, SDFTParams):
+    teacher_sync_every: int | None = Field(
+        default=None, ge=1, description="refresh the teacher from the student every N steps (None: frozen base)"
+    )
+    max_context_length: int = Field(default=2048, ge=8)
+    demo_template: str = DEFAULT_DEMO_TEMPLATE
+    system_prompt: str | None = None
+    skip_first_n_tokens: int = Field(default=3, ge=0)
+    user_template: str = "{question}"
+
+
+class TinkerRLConfig(TinkerTrainingParams, RLParams):
+    verifier_name: str | None = Field(
+        default=None, description="in-process verifier fn for tasks whose verifier has an empty fn_name"
+    )
+    drop_constant_reward: bool = True
+    system_prompt: str | None = None
+    user_template: str = "{prompt}"
+    loss_fn: Literal["importance_sampling", "ppo", "cispo"] = "importance_sampling"
+
+
+class TinkerInferenceConfig(ConnectionParams):
+    model_name: str = Field(min_length=1, description="the base model (also names the tokenizer)")
+    checkpoint_path: str | None = Field(default=None, description="tinker://.../sampler_weights/... to serve")
+    system_prompt: str | None = None
+    chat_template: bool = Field(default=True, description="render the prompt as a user turn of the chat template")
+    enable_thinking: bool | None = None
