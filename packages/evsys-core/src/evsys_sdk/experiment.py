@@ -76,6 +76,14 @@ def _id(record: Any) -> str | None:
     return str(record["id"]) if isinstance(record, dict) and record.get("id") is not None else None
 
 
+def _reseeded(run: RunConfig, name: str, seed: int, **update: Any) -> RunConfig:
+    """A replicate of ``run``: its seed, and the algorithm's own ``seed`` param when it sets one."""
+    algorithm = run.algorithm
+    if "seed" in algorithm.params:
+        algorithm = algorithm.model_copy(update={"params": {**algorithm.params, "seed": seed}})
+    return run.model_copy(update={"name": name, "seed": seed, "algorithm": algorithm, **update})
+
+
 class Experiment:
     """``Experiment(config).run()``: the whole experiment of one config, recorded to ``store``."""
 
@@ -130,7 +138,7 @@ class Experiment:
         if self.config.n_repeats == 1:
             return [(primary, None)]
         return [
-            (primary.model_copy(update={"name": f"{primary.name}__s{seed}", "seed": seed}), primary.name)
+            (_reseeded(primary, f"{primary.name}__s{seed}", seed), primary.name)
             for seed in self.config.repeat_seeds(primary)
         ]
 
@@ -476,7 +484,7 @@ class Experiment:
                 name = labels[i] if cfg.n_repeats == 1 else f"{labels[i]}__s{seed}"
                 tags = [*base.tags, "continual", f"stage:{i}"] + ([f"seed:{seed}"] if cfg.n_repeats > 1 else [])
                 model = base.model.model_copy(update={"init_from_checkpoint": prev}) if i else base.model
-                stage = base.model_copy(update={"name": name, "data": data, "model": model, "seed": seed, "tags": tags})
+                stage = _reseeded(base, name, seed, data=data, model=model, tags=tags)
                 arm = self._execute_arm(
                     experiment_id,
                     stage,

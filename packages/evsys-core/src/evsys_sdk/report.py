@@ -52,7 +52,7 @@ def experiment_summary(result: ExperimentResult) -> str:
         ]
     matrix = result.stage_matrix()
     if matrix:
-        benches = sorted({b for row in matrix.values() for b in row})
+        benches = list(dict.fromkeys(b for row in matrix.values() for b in row))
         key = result.success_metric.rsplit(".", 1)[-1] if result.success_metric else "mean_reward"
         out.append(f"\nstage x benchmark ({key}):")
         out.append(table(["stage", *benches], [[s, *(fmt(row.get(b)) for b in benches)] for s, row in matrix.items()]))

@@ -17,7 +17,7 @@ from typing import Any
 
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, _KindSpec, safe_run_name
-from evsys_sdk.data import load_rows
+from evsys_sdk.data import load_rows, row_prompt
 from evsys_sdk.errors import ConfigError
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress, ProgressLogStore
@@ -38,6 +38,16 @@ def build(kind: str, spec: _KindSpec) -> Any:
 def config_fingerprint(run: RunConfig) -> str:
     """A stable hash of a run's config: resume skips a run only if its config is unchanged."""
     return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _with_run_seed(cls: Any, run: RunConfig) -> dict[str, Any]:
+    """The algorithm's params; its ``seed``, when it has one and the params leave it out, is the run's
+    (so ``seed`` and ``n_repeats`` replicates reach every algorithm)."""
+    params = dict(run.algorithm.params)
+    fields = getattr(getattr(cls, "Config", None), "model_fields", {})
+    if "seed" in fields and "seed" not in params:
+        params["seed"] = run.seed
+    return params
 
 
 def _rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[dict[str, Any]]:
@@ -93,9 +103,8 @@ def _execute_run(
         log_store = registry("log_store").get(cfg.log_store.kind)(**cfg.log_store.params_for(str(run_dir)))
         backend = build("backend", run.backend)
         rows = _rows(run.data, data_store, extra_context.get("store")) if run.data is not None else []
-        algorithm = registry("algorithm").get(resolve_algorithm(run.algorithm.kind, run.backend.kind))(
-            **run.algorithm.params
-        )
+        algorithm_cls = registry("algorithm").get(resolve_algorithm(run.algorithm.kind, run.backend.kind))
+        algorithm = algorithm_cls(**_with_run_seed(algorithm_cls, run))
         model = run.model.model_dump()
         handles = backend.prepare(model=model, run_dir=str(run_dir))
         try:
@@ -170,16 +179,6 @@ def _finish(
     atomic_write_json(run_dir / "run_result.json", record)
 
 
-def _prompt_of(row: dict[str, Any]) -> str:
-    if "prompt" in row:
-        return str(row["prompt"])
-    if "instruction" in row:
-        return str(row["instruction"])
-    messages = row.get("messages") or []
-    user = [m for m in messages if m.get("role") != "assistant"]
-    return str(user[-1]["content"]) if user else ""
-
-
 def _run_eval(
     run: RunConfig, train_rows: list[dict[str, Any]], store: DataStore, log_store: LogStore, result: RunResult
 ) -> None:
@@ -196,7 +195,7 @@ def _run_eval(
         predictions, targets, rewards = [], [], []
         for row in rows:
             try:
-                completion = client.generate(prompt=_prompt_of(row), max_tokens=256, temperature=0.0)
+                completion = client.generate(prompt=row_prompt(row), max_tokens=256, temperature=0.0)
             except Exception:
                 log.warning("eval generate failed for a row of run '%s'", run.name, exc_info=True)
                 completion = ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import RunConfig, StrictModel
+from evsys_sdk.data import row_answer, row_prompt
 from evsys_sdk.families import RLParams, SDFTParams, SFTParams, TrainingParams, save_steps, total_steps
 from evsys_sdk.protocols import InferenceClient, RunContext, RunResult
 
@@ -53,6 +55,17 @@ def _init_from(ctx: RunContext) -> str | None:
     return ctx.extras.get("init_checkpoint") or init
 
 
+class MockMemory:
+    """Rows learned by a mock run: ``learned`` maps a prompt to its answer and the training progress
+    (0..1, above 1 = never) at which it is recalled; ``kept`` survives from an earlier stage."""
+
+    def __init__(self, kept: dict[str, str], learned: dict[str, tuple[str, float]]):
+        self.kept, self.learned = kept, learned
+
+    def at(self, progress: float) -> dict[str, str]:
+        return {**self.kept, **{p: a for p, (a, when) in self.learned.items() if when <= progress}}
+
+
 class _MockTrainer:
     """Shared loop: log one metric dict per step, checkpoint at the save steps, write final + state."""
 
@@ -77,10 +90,27 @@ class _MockTrainer:
         marks = set(save_steps(self.config.save_at_fractions, total))
         return marks | ({s for s in range(every, total + 1, every)} if every else set())
 
+    def _memory(self, ctx: RunContext, init_from: str | None) -> MockMemory:
+        """What the mock model "learns": each training row's answer is recalled with a chance that grows
+        with epochs and LoRA rank (per seed and prompt); a chain's earlier memories are half forgotten."""
+        rank = self.config.lora_rank or 64  # 0 = full fine-tuning
+        chance = 1.0 - math.exp(-self.config.num_epochs * rank / 16)
+        seed = self.config.seed
+        learned: dict[str, tuple[str, float]] = {}
+        for row in ctx.extras.get("train_rows") or []:
+            prompt, answer = row_prompt(row), row_answer(row)
+            if prompt and answer is not None:
+                learned[prompt] = (answer, random.Random(f"{seed}:{prompt}").random() / chance)
+        earlier = read_checkpoint(init_from).get("memory", {}) if init_from and Path(init_from).is_dir() else {}
+        kept = {p: a for p, a in earlier.items() if random.Random(f"{seed}:forget:{p}").random() < 0.5}
+        return MockMemory(kept, learned)
+
     def train(self, ctx: RunContext) -> RunResult:
         ctx.log_store.log_hyperparams({"algorithm": self.name, **self.config.model_dump()})
         total = self._steps(ctx)
         marks = self._checkpoint_steps(total)
+        init_from = _init_from(ctx)
+        memory = self._memory(ctx, init_from)
         artifacts: dict[str, str] = {}
         last: dict[str, float] = {}
         for step in range(1, total + 1):
@@ -90,8 +120,8 @@ class _MockTrainer:
                 path = _write_checkpoint(ctx, f"checkpoint-{step}", {"step": step, **last, "algorithm": self.name})
                 artifacts[f"ckpt_step_{step}"] = path
                 ctx.log_store.log_artifact(f"ckpt_step_{step}", path, kind="checkpoint")
-            ctx.validate(step)
-        meta = {"final": True, "step": total, "algorithm": self.name, "init_from": _init_from(ctx)}
+            ctx.validate(step, lambda s=step: MockInference(memory=memory.at(s / total)))
+        meta = {"final": True, "step": total, "algorithm": self.name, "init_from": init_from, "memory": memory.at(1.0)}
         artifacts["final_checkpoint"] = _write_checkpoint(ctx, "final", meta)
         artifacts["state-final"] = _write_checkpoint(ctx, "state-final", {**meta, "optimizer": "mock"})
         ctx.log_store.log_artifact("final_checkpoint", artifacts["final_checkpoint"], kind="checkpoint")
@@ -165,6 +195,7 @@ class MockInference:
 
     class Config(StrictModel):
         template: str = MOCK_TEMPLATE
+        memory: dict[str, str] = Field(default_factory=dict, description="prompt -> answer the model recalls")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)
@@ -174,6 +205,8 @@ class MockInference:
         self, *, prompt: str, max_tokens: int = 256, temperature: float = 0.0, stop: list[str] | None = None
     ) -> str:
         self.calls += 1
+        if prompt in self.config.memory:
+            return self.config.memory[prompt]
         try:
             text = self.config.template.format(prompt=prompt)
         except (KeyError, IndexError, ValueError):
@@ -185,9 +218,12 @@ class MockInference:
 
 
 def mock_inference_factory(run_result: RunResult, run_config: RunConfig) -> InferenceClient:
-    """Serves a finished mock arm; the template may come from the run's ``eval.inference`` params."""
+    """Serves a finished mock arm with what it learned; the template may come from ``eval.inference``."""
     spec = run_config.eval.inference
-    params = spec.params if spec is not None and spec.kind == "mock" else {}
+    params = dict(spec.params) if spec is not None and spec.kind == "mock" else {}
+    final = run_result.artifacts.get("final_checkpoint")
+    if final and Path(final, "metadata.json").is_file():
+        params["memory"] = {**read_checkpoint(final).get("memory", {}), **params.get("memory", {})}
     return MockInference(**params)
 
 
