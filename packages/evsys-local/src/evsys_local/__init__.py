@@ -1,0 +1,1 @@
+"""evsys-local."""

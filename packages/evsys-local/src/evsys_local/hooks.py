@@ -1,0 +1,64 @@
+"""evsys-local's hooks: evsys imports this module at plugin discovery, so it imports only core.
+
+Classes are imported inside the hooks and their modules import torch & co only when they run:
+listing, validating and exporting schemas never load a training stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from evsys_sdk.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from evsys_sdk.config import RunConfig
+    from evsys_sdk.protocols import InferenceFactory
+    from evsys_sdk.registry import Registry
+
+LOCAL_FAMILY = {"sft": "local_sft", "sdft": "local_sdft", "rl": "local_rl"}
+
+
+@hookimpl
+def evsys_register_algorithms(registry: Registry[Any]) -> None:
+    from evsys_local.rl import LocalRL
+    from evsys_local.sdft import LocalSDFT
+    from evsys_local.sft import LocalSFT
+
+    for cls in (LocalSFT, LocalRL, LocalSDFT):
+        registry.add(cls)
+
+
+@hookimpl
+def evsys_register_backends(registry: Registry[Any]) -> None:
+    from evsys_local.backend import LocalBackend
+
+    registry.add(LocalBackend)
+
+
+@hookimpl
+def evsys_register_inference_clients(registry: Registry[Any]) -> None:
+    from evsys_local.inference import LocalInference
+
+    registry.add(LocalInference)
+
+
+@hookimpl
+def evsys_resolve_algorithm(kind: str, backend_kind: str) -> str | None:
+    return LOCAL_FAMILY.get(kind) if backend_kind == "local" else None
+
+
+@hookimpl
+def evsys_default_inference_factory(run_config: RunConfig) -> InferenceFactory | None:
+    if run_config.backend.kind != "local" and not run_config.algorithm.kind.startswith("local_"):
+        return None
+    from evsys_local.inference import local_inference_factory
+
+    return local_inference_factory
+
+
+@hookimpl
+def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from evsys_local.cli import add_commands
+
+    add_commands(subparsers)

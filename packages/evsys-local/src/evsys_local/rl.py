@@ -1,0 +1,179 @@
+"""``local_rl`` (family ``rl`` on backend local): TRL GRPOTrainer with LoRA, rewards from evsys verifiers.
+
+Rows are Harbor tasks (reward = the task's in-process verifier function) or prompt rows scored by a
+registry verifier (``verifier_kind``; its target is the row without its prompt).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from evsys_local.common import LocalTrainerParams
+from evsys_sdk.errors import EvsysError
+from evsys_sdk.families import RLParams, total_steps
+from evsys_sdk.protocols import RunContext, RunResult
+
+
+class LocalRLConfig(RLParams, LocalTrainerParams):
+    num_samples: int = Field(default=4, ge=2, description="GRPO group size (completions per prompt)")
+    temperature: float = Field(default=1.0, gt=0, description="sampling temperature of rollouts")
+    beta: float = Field(default=0.0, ge=0, description="KL coefficient; > 0 keeps a reference model")
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    verifier_kind: str | None = Field(default=None, description="registry verifier for prompt rows")
+    verifier_params: dict[str, Any] = Field(default_factory=dict)
+    verifier_name: str | None = Field(default=None, description="verifier fn for tasks without fn_name")
+    system_prompt: str | None = None
+    user_template: str = "{prompt}"
+
+
+Scorer = Callable[[str], float]
+
+
+def build_tasks(rows: list[dict[str, Any]], cfg: LocalRLConfig) -> list[tuple[str, Scorer]]:
+    """``(user prompt, score(completion))`` per row."""
+    from evsys_sdk.data_types import InProcessVerifier, detect_format, harbor_task_from_dict
+    from evsys_sdk.verifier_fns import get_fn, verify_task
+
+    registry_verifier: Any = None
+    tasks: list[tuple[str, Scorer]] = []
+    for i, row in enumerate(rows):
+        if detect_format(row) == "harbor_task":
+            task = harbor_task_from_dict(row)
+            verifier = task.verifier
+            if not isinstance(verifier, InProcessVerifier):
+                raise EvsysError(f"local_rl: task '{task.task_id}' needs an in_process verifier to score on CPU")
+            if not verifier.fn_name:
+                if not cfg.verifier_name:
+                    raise EvsysError(f"local_rl: task '{task.task_id}' has no verifier fn_name; set verifier_name")
+                fn = get_fn(cfg.verifier_name)
+                tasks.append((task.instruction, lambda c, f=fn, v=verifier: float(f(c, v.expected, dict(v.params)))))
+            else:
+                get_fn(verifier.fn_name)  # unknown names fail before training starts
+                tasks.append((task.instruction, lambda c, t=task: verify_task(t, c).reward))
+        elif isinstance(row.get("prompt"), str):
+            if cfg.verifier_kind is None:
+                raise EvsysError(
+                    f"local_rl: row {i} is a prompt row; set verifier_kind (a registry verifier) to score it, "
+                    "or give Harbor tasks with in_process verifiers"
+                )
+            if registry_verifier is None:
+                from evsys_sdk.registry import get_verifier
+
+                registry_verifier = get_verifier(cfg.verifier_kind)(**cfg.verifier_params)
+            target = {k: v for k, v in row.items() if k != "prompt"}
+            prompt = row["prompt"]
+            tasks.append(
+                (
+                    prompt,
+                    lambda c, p=prompt, t=target: float(
+                        registry_verifier.verify(prompt=p, completion=c, target=t).reward
+                    ),
+                )
+            )
+        else:
+            raise EvsysError(f"local_rl: row {i} is neither a Harbor task nor a prompt row (keys: {sorted(row)})")
+    return tasks
+
+
+class LocalRL:
+    name: ClassVar[str] = "local_rl"
+    Config = LocalRLConfig
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def train(self, ctx: RunContext) -> RunResult:
+        from evsys_local.common import require_local
+
+        handles = require_local(ctx, self.name)
+        cfg = self.config
+        tasks = build_tasks(list(ctx.extras.get("train_rows") or []), cfg)
+        if not tasks:
+            raise EvsysError("local_rl: no train rows (check run.data)")
+
+        from datasets import Dataset
+        from trl import GRPOConfig, GRPOTrainer
+
+        from evsys_local.common import (
+            checkpoint_steps,
+            finish_checkpoints,
+            make_callback,
+            manifest_for,
+            peft_config,
+            quiet,
+            resume_path,
+            starting_model,
+            trainer_args,
+        )
+
+        total = total_steps(cfg, len(tasks))
+        model, base, merged = starting_model(ctx, handles)
+        tokenizer = handles["tokenizer"]
+        tokenizer.padding_side = "left"
+        lora = peft_config(cfg, cfg)
+        manifest = manifest_for(base, merged, lora is not None)
+        system = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+        dataset = Dataset.from_list(
+            [
+                {"prompt": [*system, {"role": "user", "content": cfg.user_template.format(prompt=p)}], "row_index": i}
+                for i, (p, _) in enumerate(tasks)
+            ]
+        )
+        pending: list[float] = []
+        history: list[tuple[float, float]] = []
+
+        def reward(completions: list[Any], row_index: list[int], **kw: Any) -> list[float]:
+            texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+            values = [tasks[i][1](t) for i, t in zip(row_index, texts, strict=True)]
+            pending.extend(values)
+            return values
+
+        reward.__name__ = "evsys_verifier"
+
+        def reward_metrics(step: int) -> dict[str, float]:
+            if not pending:
+                return {}
+            mean, std = statistics.fmean(pending), statistics.pstdev(pending)
+            out = {"reward/mean": mean, "reward/std": std, "reward/n_trajectories": float(len(pending))}
+            history.append((mean, std))
+            pending.clear()
+            return out
+
+        ctx.log_store.log_hyperparams(
+            {"algorithm": self.name, **cfg.model_dump(), "total_steps": total, "n_tasks": len(tasks)}
+        )
+        args = GRPOConfig(
+            **trainer_args(cfg, handles, ctx.output_dir, total),
+            per_device_train_batch_size=cfg.batch_size * cfg.num_samples,
+            num_generations=cfg.num_samples,
+            max_completion_length=cfg.max_tokens,
+            temperature=cfg.temperature,
+            beta=cfg.beta,
+            loss_type=cfg.loss_type,
+            use_vllm=False,
+        )
+        callback = make_callback(
+            ctx, tokenizer, checkpoint_steps(cfg, total), extra_metrics=reward_metrics, manifest=manifest
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[reward],
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[callback, *ctx.extras.get("local_trainer_callbacks", [])],
+        )
+        quiet(trainer).train(resume_from_checkpoint=resume_path(handles))
+        artifacts = finish_checkpoints(ctx, trainer, tokenizer, callback, total, manifest)
+        metrics: dict[str, float] = {"total_steps": float(total)}
+        if history:
+            metrics.update({"reward/mean": history[-1][0], "reward/std": history[-1][1]})
+            metrics["reward/first_mean"] = history[0][0]
+        if callback.last_loss is not None:
+            metrics["train/final_loss"] = callback.last_loss
+        return RunResult(ctx.run_id, "completed", metrics=metrics, artifacts=artifacts)

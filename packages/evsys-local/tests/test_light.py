@@ -1,0 +1,40 @@
+"""Listing, validating and schema export never import the training stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+
+SCRIPT = """
+import json, sys
+import evsys_local.hooks
+from evsys_sdk.registry import list_algorithms, schema_for, resolve_algorithm, get_backend, get_inference
+names = list_algorithms()
+schema_for("algorithm", "local_sft"); schema_for("algorithm", "local_rl"); schema_for("algorithm", "local_sdft")
+get_backend("local"); get_inference("local")
+print(json.dumps({"names": names, "sdft": resolve_algorithm("sdft", "local"),
+                  "heavy": [m for m in %r if m in sys.modules]}))
+""" % (HEAVY,)
+
+
+def test_hooks_and_listing_import_no_torch() -> None:
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"local_sft", "local_rl", "local_sdft"} <= set(data["names"])
+    assert data["sdft"] == "local_sdft"
+    assert data["heavy"] == []
+
+
+def test_family_configs_subclass_shared_params() -> None:
+    from evsys_sdk.families import RLParams, SDFTParams, SFTParams
+
+    from evsys_local.rl import LocalRLConfig
+    from evsys_local.sdft import LocalSDFTConfig
+    from evsys_local.sft import LocalSFTConfig
+
+    assert issubclass(LocalSFTConfig, SFTParams)
+    assert issubclass(LocalRLConfig, RLParams)
+    assert issubclass(LocalSDFTConfig, SDFTParams)
