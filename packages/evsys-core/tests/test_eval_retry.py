@@ -159,7 +159,11 @@ def test_retry_after_is_honoured_and_capped() -> None:
     sleeps: list[float] = []
     errors: list[BaseException] = [StatusError(429, {"Retry-After": "9"}), StatusError(503, {"Retry-After": "500"})]
     assert call_with_retry(flaky(errors), sleep=sleeps.append) == "ok"
-    assert sleeps == [9.0, 120.0]  # at least what the server asked, capped at max_retry_after
+    assert sleeps == [9.0, 120.0]  # what the server asked, capped at max_retry_after
+    sleeps.clear()
+    errors = [StatusError(429, {"retry-after-ms": "50"})]
+    assert call_with_retry(flaky(errors), sleep=sleeps.append) == "ok"
+    assert sleeps == [0.05]  # shorter than the 1 s backoff: the server knows best
 
 
 def test_jitter_shortens_backoff_within_bounds() -> None:

@@ -191,9 +191,9 @@ class RetryReport:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How to retry: up to ``max_attempts`` tries; after failed try n wait
-    ``min(cap, base * 2**(n-1))``, shortened by up to ``jitter`` (a fraction) at random, and never less
-    than the server's Retry-After (itself capped at ``max_retry_after``). ``sleep`` (sync callers) and
+    """How to retry: up to ``max_attempts`` tries; after failed try n wait what the server asked for
+    (Retry-After, capped at ``max_retry_after``) or else ``min(cap, base * 2**(n-1))``, shortened by up
+    to ``jitter`` (a fraction) at random. ``sleep`` (sync callers) and
     ``asleep`` (the async engine) are injectable; None means ``time.sleep`` / ``asyncio.sleep``, looked
     up at call time (so tests can patch them)."""
 
@@ -222,7 +222,7 @@ class RetryPolicy:
         if self.jitter:
             backoff *= 1.0 - self.jitter * self.rng()
         server = retry_after_of(exc) if exc is not None else None
-        return backoff if server is None else max(backoff, min(server, self.max_retry_after))
+        return backoff if server is None else min(server, self.max_retry_after)
 
     def do_sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -244,7 +244,7 @@ def call_with_retry(
 ) -> T | None:
     """``fn(*args, **kwargs)``, retried on transient errors; None once ``max_attempts`` tries failed
     (recorded in ``report``). Other errors propagate at once. Without jitter the waits are
-    1, 2, 4, 8 s for 5 attempts (no wait after the last), or longer when the server sends Retry-After."""
+    1, 2, 4, 8 s for 5 attempts (no wait after the last), or what the server asks in a Retry-After."""
     policy = RetryPolicy(
         max_attempts=max_attempts,
         backoff_base=backoff_base,
