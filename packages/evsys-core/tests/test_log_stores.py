@@ -329,6 +329,8 @@ def test_multiplex_config_is_strict(host: PluginHost) -> None:
 
 
 def test_tensorboard_missing_gives_the_install_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in [m for m in sys.modules if m.startswith("tensorboard.")]:
+        monkeypatch.delitem(sys.modules, name)  # an earlier test may have imported it
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # makes every tensorboard import fail
     with pytest.raises(ImportError, match=r'pip install "evsys-core\[tensorboard\]"'):
         TensorBoardLogStore(log_dir=str(tmp_path))

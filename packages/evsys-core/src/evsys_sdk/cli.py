@@ -144,6 +144,20 @@ def _cmd_runs_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark_upload(args: argparse.Namespace) -> int:
+    from evsys_sdk.benchmark_upload import as_dict, upload_benchmark
+    from evsys_sdk.store import LocalStore
+
+    try:
+        result = upload_benchmark(LocalStore(), args.path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise EvsysError(str(exc)) from None
+    print(json.dumps(as_dict(result), indent=2))
+    print(f"\n# paste into your experiment config.yaml:\n# metadata.benchmark.id: {result.benchmark_id}")
+    print(f"# or by name (its newest version): metadata.benchmark.name: {result.name}")
+    return 0
+
+
 def _cmd_init_project(args: argparse.Namespace) -> int:
     from evsys_sdk.scaffold import init_project
 
@@ -272,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project-root", default=".")
     p.add_argument("--date", help="YYYYMMDD (default: today)")
     p.set_defaults(func=_cmd_new_experiment)
+
+    from evsys_sdk.eval.cli import benchmark_group
+
+    p = benchmark_group(sub).add_parser("upload", help="store a harbor benchmark folder (tasks.jsonl) as a new version")
+    p.add_argument("path")
+    p.set_defaults(func=_cmd_benchmark_upload)
 
     p = sub.add_parser("list", help="list installed extensions")
     p.add_argument(

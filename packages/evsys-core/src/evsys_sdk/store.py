@@ -362,6 +362,9 @@ class LocalStore:
             (experiment_id,),
         )
 
+    def experiment_groups(self, experiment_id: str) -> list[dict[str, Any]]:
+        return self._query("SELECT * FROM groups WHERE experiment_id = ? ORDER BY created_at, rowid", (experiment_id,))
+
     def run_evals(self, run_id: str) -> list[dict[str, Any]]:
         return self._query("SELECT * FROM evals WHERE run_id = ? ORDER BY created_at", (run_id,))
 

@@ -6,9 +6,11 @@ which is what tests and CI use. The loss and reward curves are deterministic fun
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +67,10 @@ class MockMemory:
     def at(self, progress: float) -> dict[str, str]:
         return {**self.kept, **{p: a for p, (a, when) in self.learned.items() if when <= progress}}
 
+    def client(self, progress: float) -> MockInference:
+        """The live model at ``progress``: what in-loop validation scores."""
+        return MockInference(memory=self.at(progress))
+
 
 class _MockTrainer:
     """Shared loop: log one metric dict per step, checkpoint at the save steps, write final + state."""
@@ -113,14 +119,17 @@ class _MockTrainer:
         memory = self._memory(ctx, init_from)
         artifacts: dict[str, str] = {}
         last: dict[str, float] = {}
+        pause = getattr(self.config, "step_seconds", 0.0)
         for step in range(1, total + 1):
+            if pause:
+                time.sleep(pause)
             last = self._step_metrics(step, total)
             ctx.log_store.log_metrics(last, step)
             if step in marks:
                 path = _write_checkpoint(ctx, f"checkpoint-{step}", {"step": step, **last, "algorithm": self.name})
                 artifacts[f"ckpt_step_{step}"] = path
                 ctx.log_store.log_artifact(f"ckpt_step_{step}", path, kind="checkpoint")
-            ctx.validate(step, lambda s=step: MockInference(memory=memory.at(s / total)))
+            ctx.validate(step, functools.partial(memory.client, step / total))
         meta = {"final": True, "step": total, "algorithm": self.name, "init_from": init_from, "memory": memory.at(1.0)}
         artifacts["final_checkpoint"] = _write_checkpoint(ctx, "final", meta)
         artifacts["state-final"] = _write_checkpoint(ctx, "state-final", {**meta, "optimizer": "mock"})
@@ -128,11 +137,19 @@ class _MockTrainer:
         return RunResult(ctx.run_id, "completed", metrics=self._final_metrics(last, total), artifacts=artifacts)
 
 
+class MockSFTConfig(SFTParams):
+    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+
+
+class MockSDFTConfig(SDFTParams):
+    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+
+
 class MockSFT(_MockTrainer):
     """``sft`` on backend mock: loss = 2·exp(−3·step/total) + 0.05·sin(0.3·step)."""
 
     name: ClassVar[str] = "mock_sft"
-    Config: ClassVar[type[TrainingParams]] = SFTParams
+    Config: ClassVar[type[TrainingParams]] = MockSFTConfig
 
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
         return {"train/loss": 2.0 * math.exp(-3.0 * step / total) + 0.05 * math.sin(0.3 * step)}
@@ -145,10 +162,11 @@ class MockSDFT(MockSFT):
     """``sdft`` on backend mock: the SFT loss curve under the sdft family's params."""
 
     name: ClassVar[str] = "mock_sdft"
-    Config: ClassVar[type[TrainingParams]] = SDFTParams
+    Config: ClassVar[type[TrainingParams]] = MockSDFTConfig
 
 
 class MockRLConfig(RLParams):
+    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
     num_steps: int = Field(default=100, ge=0)
     num_generations: int = Field(default=4, ge=1)
     kl_penalty_coef: float = 0.0

@@ -1,0 +1,86 @@
+"""The experiment examples end to end through the installed CLI, and resume after a real Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from conftest import evsys
+
+
+def test_sweep_with_seeds_and_benchmarks(repo_copy: Path) -> None:
+    run = evsys("run", "examples/experiment/config.yaml", cwd=repo_copy)
+    assert run.returncode == 0, run.stderr
+    for needle in (
+        "capitals__lora_rank4__s1",
+        "capitals__lora_rank16__s3",
+        "groups (test.pass_rate",
+        "best arm: capitals__lora_rank16",
+        "conclusion: Best arm:",
+        "6/6 arms completed.",
+    ):
+        assert needle in run.stdout
+    listed = evsys("runs", cwd=repo_copy)
+    assert listed.returncode == 0 and "capitals_sweep" in listed.stdout and "completed  6" in listed.stdout
+    shown = evsys("runs", "show", "capitals_sweep", cwd=repo_copy)
+    assert "eval val @ step 5" in shown.stdout and "eval test" in shown.stdout
+
+
+def test_continual_example_prints_the_stage_matrix(repo_copy: Path) -> None:
+    run = evsys("run", "examples/continual/config.yaml", cwd=repo_copy)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    start = lines.index("stage x benchmark (pass_rate):")
+    assert lines[start + 1].split() == ["stage", "capitals", "squares", "opposites"]
+    rows = {line.split()[0]: [float(x) for x in line.split()[1:]] for line in lines[start + 2 : start + 5]}
+    assert list(rows) == ["skills_stage0", "skills_stage1", "skills_stage2"]
+    assert rows["skills_stage0"][1:] == [0.0, 0.0]  # later skills are unknown before their stage
+    assert rows["skills_stage2"][0] < rows["skills_stage0"][0]  # and capitals are partly forgotten
+
+
+def test_ctrl_c_then_resume_reruns_only_unfinished_arms(tmp_path: Path) -> None:
+    rows = [{"prompt": f"p{i}", "answer": f"a{i}"} for i in range(4)]
+    runs = [
+        {
+            "name": f"arm{i}",
+            "model": {"name": "m"},
+            "backend": {"kind": "mock"},
+            "data": {"source_kind": "in_memory", "rows": rows},
+            "algorithm": {"kind": "sft", "params": {"max_steps": 4, "step_seconds": 0.25}},
+        }
+        for i in range(4)
+    ]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"name": "slow", "output_dir": "out", "runs": runs}))
+    env = {**os.environ, "EVSYS_WORKSPACE": str(tmp_path / ".evsys")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evsys_sdk.cli", "run", "config.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "out" / "arm1" / "arm_result.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the first two arms did not finish"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err
+    assert json.loads((tmp_path / "out" / "arm2" / "run_result.json").read_text())["status"] == "cancelled"
+    assert not (tmp_path / "out" / "arm3").exists()
+    first_arm0 = (tmp_path / "out" / "arm0" / "run_result.json").read_text()
+
+    resumed = evsys("run", "config.yaml", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = {line.split()[0]: line for line in resumed.stdout.splitlines() if line.startswith("arm")}
+    assert [name for name, line in lines.items() if "completed (resumed)" in line] == ["arm0", "arm1"]
+    assert all(" completed " in lines[name] for name in ("arm2", "arm3"))
+    assert (tmp_path / "out" / "arm0" / "run_result.json").read_text() == first_arm0  # not re-run
+    assert json.loads((tmp_path / "out" / "arm3" / "run_result.json").read_text())["status"] == "completed"
