@@ -52,8 +52,8 @@ PYTHONS = _interpreters()
 def core(session: nox.Session) -> None:
     """evsys-core alone (no plugin installed); its optional integrations are exercised on 3.11."""
     full = session.python == "3.11"
-    session.install(f"{CORE}[hf,tensorboard]" if full else CORE, "pytest")
-    marker = [] if full else ["-m", "not hf and not tensorboard"]
+    session.install(f"{CORE}[hf,tensorboard,plot]" if full else CORE, "pytest")
+    marker = [] if full else ["-m", "not hf and not tensorboard and not plot"]
     session.run("pytest", f"{CORE}/tests", "-q", *marker, *session.posargs, env=ENV)
 
 

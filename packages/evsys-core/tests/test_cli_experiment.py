@@ -66,6 +66,11 @@ def test_run_records_and_runs_lists_shows_plots(tmp_path: Path, bench: Path, cap
     assert "hypothesis: h" in shown and "eval qa" in shown and "group arm: qa.pass_rate" in shown
     assert main(["runs", "show", "cli_ex"]) == 1
     assert "did you mean 'cli_exp'?" in capsys.readouterr().err
+
+
+@pytest.mark.plot
+def test_runs_plot(tmp_path: Path, bench: Path, capsys: Any) -> None:
+    assert main(["run", write_config(tmp_path, bench)]) == 0
     png = tmp_path / "loss.png"
     assert main(["runs", "plot", "cli_exp", "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from evsys_sdk.config import StrictModel
@@ -35,6 +36,8 @@ class LocalBackend:
         device = resolve_device(self.config.device)
         dtype = resolve_dtype(self.config.dtype, device)
         name = str(model["name"])
+        if Path(name).expanduser().is_dir():  # checkpoints record their base: keep it valid from any cwd
+            name = str(Path(name).expanduser().resolve())
         trust = self.config.trust_remote_code
 
         def load(checkpoint: str | None = None) -> tuple[Any, str, list[str]]:
