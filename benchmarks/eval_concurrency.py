@@ -14,17 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import queue
 import socket
 import subprocess
 import sys
-import threading
 import time
 from http.client import HTTPConnection
 from typing import Any, ClassVar
 
 from _bench import report
 
-from evsys_sdk.eval import GenerationRequest, RetryReport, generate_all
+from evsys_sdk.eval import GenerationRequest, Outcome, RetryReport, agenerate_all, generate_all
 
 
 def serve(latency: float) -> None:
@@ -77,28 +77,28 @@ def _body(prompt: str, max_tokens: int, temperature: float) -> bytes:
 
 
 class ThreadClient:
-    """Sync client: http.client with one keep-alive connection per worker thread."""
+    """Sync client: http.client keep-alive connections in a pool shared by the worker threads."""
 
     name: ClassVar[str] = "bench_http_sync"
 
     def __init__(self, port: int):
         self.port = port
-        self.local = threading.local()
+        self.idle: queue.SimpleQueue[HTTPConnection] = queue.SimpleQueue()
 
     def generate(self, *, prompt: str, max_tokens: int = 256, temperature: float = 0.0, stop: Any = None) -> str:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(
-                "POST", "/generate", _body(prompt, max_tokens, temperature), {"Content-Type": "application/json"}
-            )
+            conn = self.idle.get_nowait()
+        except queue.Empty:
+            conn = HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        try:
+            conn.request("POST", "/generate", _body(prompt, max_tokens, temperature), headers)
             resp = conn.getresponse()
             data = resp.read()
-        except (OSError, ConnectionError):
+        except OSError:
             conn.close()
-            self.local.conn = None
             raise
+        self.idle.put(conn)
         if resp.status != 200:
             raise HTTPStatusError(resp.status, dict(resp.getheaders()))
         text: str = json.loads(data)["text"]
@@ -138,11 +138,25 @@ class AsyncClient:
 
 
 def measure(client: Any, prompts: list[str], concurrency: int) -> tuple[float, RetryReport, int]:
-    report = RetryReport()
+    """Wall time of ``generate_all`` on ``prompts`` after one warm-up round that opens the client's
+    connections (a real client keeps its pool between calls). Async clients run both in one loop."""
+    warm = [GenerationRequest(f"warm-{i}") for i in range(concurrency)]
     requests = [GenerationRequest(p, context=p) for p in prompts]
-    start = time.perf_counter()
-    outcomes = generate_all(client, requests, max_concurrency=concurrency, report=report, progress=False)
-    wall = time.perf_counter() - start
+    report = RetryReport()
+
+    async def run() -> tuple[float, list[Outcome]]:
+        await agenerate_all(client, warm, max_concurrency=concurrency, progress=False)
+        start = time.perf_counter()
+        outs = await agenerate_all(client, requests, max_concurrency=concurrency, report=report, progress=False)
+        return time.perf_counter() - start, outs
+
+    if isinstance(client, AsyncClient):
+        wall, outcomes = asyncio.run(run())
+    else:
+        generate_all(client, warm, max_concurrency=concurrency, progress=False)
+        start = time.perf_counter()
+        outcomes = generate_all(client, requests, max_concurrency=concurrency, report=report, progress=False)
+        wall = time.perf_counter() - start
     wrong = sum(o.text != f"<answer>{p}</answer>" for o, p in zip(outcomes, prompts, strict=True))
     return wall, report, wrong
 
@@ -152,6 +166,7 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     latency = args.latency_ms / 1000
@@ -168,8 +183,7 @@ def main() -> None:
     port = int(proc.stdout.readline())
     n, rows, ratios, ok = args.n, [], [], True
     try:
-        measure(ThreadClient(port), [f"warm{i}" for i in range(32)], 32)  # imports, first connections
-        for run, concurrency in enumerate((1, 8, 32)):
+        for run, concurrency in enumerate(args.concurrency):
             for label, make in (("threads", ThreadClient), ("async", AsyncClient)):
                 prompts = [f"{label}{run}-p{i}" for i in range(n)]
                 wall, rep, wrong = measure(make(port), prompts, concurrency)
