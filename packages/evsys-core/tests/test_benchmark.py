@@ -97,7 +97,8 @@ def test_score_sequential_semantics() -> None:
     bench = Benchmark.from_iterable("b", [task(1, split={"kind": "a"}), task(2, expected="nope"), task(3)])
     client = Recording(answers={"do 1": ["MOCK_ANSWER", "nothing", "MOCK_ANSWER"]})
     score = bench.score(
-        client, num_samples=3, max_tokens=64, temperature=0.7, stop=["</a>"], breakdown_keys=["split.kind"]
+        client, num_samples=3, max_tokens=64, temperature=0.7, stop=["</a>"], breakdown_keys=["split.kind"],
+        max_concurrency=1,  # the scripted answers are consumed in call order
     )
     assert len(client.calls) == 9
     assert all(c["max_tokens"] == 64 and c["temperature"] == 0.7 and c["stop"] == ["</a>"] for c in client.calls)

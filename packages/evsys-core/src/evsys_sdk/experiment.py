@@ -399,10 +399,15 @@ class Experiment:
             num_samples=spec.num_samples,
             max_concurrency=spec.max_concurrency,
         )
+        # Standard errors ride along (``<metric>_se``); so does the count of generations that failed for good.
+        metrics = {**score.metrics, **{f"{k}_se": v for k, v in score.stderr.items()}}
+        failures = int(score.retry_report.get("total_failures", 0))
+        if failures:
+            metrics["generation_failures"] = float(failures)
         return EvalResult(
             name=spec.name or "benchmark",
             benchmark_id=spec.id,
-            metrics=dict(score.metrics),
+            metrics=metrics,
             breakdowns=dict(score.breakdowns),
             eval_seconds=time.perf_counter() - start,
             step=step,
