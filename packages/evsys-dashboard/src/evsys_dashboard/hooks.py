@@ -1,0 +1,51 @@
+"""The plugin's hooks: ``evsys dashboard serve|sync|create-key|run``.
+
+evsys imports this module when it discovers plugins, so it imports only core and argparse: httpx and
+the server stack load inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from evsys_sdk.hookspecs import hookimpl
+
+
+def _run(name: str) -> Any:
+    def call(args: argparse.Namespace) -> int:
+        from evsys_dashboard import cli
+
+        code: int = getattr(cli, name)(args)
+        return code
+
+    return call
+
+
+@hookimpl
+def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("dashboard", help="the tracking dashboard: serve it, sync a local mirror, API keys")
+    sub = p.add_subparsers(dest="dashboard_command", required=True, metavar="SUBCOMMAND")
+    db_help = "the SQLite file (default: $EVSYS_WORKSPACE/evsys.db, the store `evsys run` records to)"
+
+    q = sub.add_parser("serve", help="serve the dashboard API and web UI")
+    q.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    q.add_argument("--port", type=int, default=8000)
+    q.add_argument("--db", help=db_help)
+    q.add_argument("--log-level", default="info")
+    q.set_defaults(func=_run("cmd_serve"))
+
+    q = sub.add_parser("create-key", help="create an API key for a project (the key is the last word printed)")
+    q.add_argument("--project", required=True, help="the project id clients send as EVSYS_PROJECT_ID")
+    q.add_argument("--db", help=db_help)
+    q.set_defaults(func=_run("cmd_create_key"))
+
+    q = sub.add_parser("sync", help="replay a local mirror to the server (idempotent)")
+    q.add_argument("log_dir", nargs="?", help="the mirror folder (default: $EVSYS_LOG_DIR or ./evsys_sdk)")
+    q.set_defaults(func=_run("cmd_sync"))
+
+    q = sub.add_parser("run", help="run an experiment recorded to the dashboard (EVSYS_API_URL, _KEY, _PROJECT_ID)")
+    q.add_argument("path")
+    q.add_argument("--json", action="store_true", help="print JSON results instead of the summary")
+    q.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
+    q.set_defaults(func=_run("cmd_run"))

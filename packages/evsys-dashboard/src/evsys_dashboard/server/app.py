@@ -1,0 +1,252 @@
+"""The dashboard server: the SDK routes of BEHAVIOR 1.24 under /api/dashboard/api, and the web UI.
+
+Writes and SDK reads need ``Authorization: Bearer <key>`` (``evsys dashboard create-key``); a key only
+reaches its own project's experiments. Bad input is answered with a 4xx and ``{"error": ..., ...}``,
+never a 500. The OpenAPI spec is at ``/openapi.json``.
+"""
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from evsys_dashboard.client import API_PREFIX
+from evsys_dashboard.server import models as m
+from evsys_dashboard.server.db import Conflict, NotFound, ServerDB
+
+log = logging.getLogger("evsys.dashboard.server")
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+bearer = HTTPBearer(auto_error=False, description="an API key from `evsys dashboard create-key`")
+
+
+def project(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    """The project of the request's API key (401 without a valid one)."""
+    if creds is None or not creds.credentials:
+        raise ApiError(401, "missing API key: send Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"})
+    found: str | None = request.app.state.db.project_for_key(creds.credentials)
+    if found is None:
+        raise ApiError(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
+    return found
+
+
+Project = Annotated[str, Depends(project)]
+
+
+def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
+    db = ServerDB(Path(db_path))
+    app = FastAPI(
+        title="evsys dashboard",
+        version="0.1.0",
+        description="Tracking server for evsys experiments: SDK routes and a web UI.",
+        docs_url=None,  # the Swagger/ReDoc pages load their assets from a CDN; the UI works offline
+        redoc_url=None,
+    )
+    app.state.db = db
+
+    sdk = APIRouter(prefix=API_PREFIX + "/sdk", tags=["sdk"])
+
+    # -------------------------------------------------------------- experiments, groups, runs
+
+    @sdk.post("/experiments/", status_code=201)
+    def create_experiment(body: m.ExperimentCreate, project: Project) -> dict[str, Any]:
+        if body.project_id is not None and body.project_id != project:
+            raise ApiError(403, f"this API key belongs to project {project!r}, not {body.project_id!r}")
+        record, created = db.create_experiment(project, body.model_dump(exclude_none=True))
+        return {"experiment": record, "created": created}
+
+    @sdk.post("/experiments/{experiment_id}/")
+    def update_experiment(experiment_id: str, body: m.ExperimentUpdate, project: Project) -> dict[str, Any]:
+        patch = body.model_dump(exclude_unset=True)
+        db.update_experiment(project, experiment_id, patch)
+        return {"ok": True, "id": experiment_id}
+
+    @sdk.post("/experiments/{experiment_id}/groups/", status_code=201)
+    def create_group(experiment_id: str, body: m.GroupCreate, project: Project) -> dict[str, Any]:
+        gid, created = db.create_group(project, experiment_id, body.id, body.name)
+        return {"group": {"id": gid, "experiment_id": experiment_id, "name": body.name}, "created": created}
+
+    @sdk.post("/runs/", status_code=201)
+    def create_run(body: m.RunCreate, project: Project) -> dict[str, Any]:
+        record, created = db.create_run(project, body.model_dump(exclude_none=True))
+        return {"run": record, "created": created}
+
+    @sdk.post("/runs/{run_id}/")
+    def update_run(run_id: str, body: m.RunUpdate, project: Project) -> dict[str, Any]:
+        db.update_run(project, run_id, body.model_dump(exclude_unset=True))
+        return {"ok": True, "id": run_id}
+
+    # -------------------------------------------------------------- records of a run
+
+    @sdk.post("/runs/{run_id}/metrics/")
+    def log_step_metrics(run_id: str, body: m.StepMetrics, project: Project) -> dict[str, Any]:
+        rows = [r.model_dump() for r in body.all_rows()]
+        inserted = db.add_step_rows(project, run_id, rows)
+        return {"ok": True, "inserted": inserted, "duplicates": len(rows) - inserted}
+
+    @sdk.post("/runs/{run_id}/evals/", status_code=201)
+    def create_eval(run_id: str, body: m.EvalCreate, project: Project) -> dict[str, Any]:
+        vid, created = db.create_eval(project, run_id, body.model_dump(exclude_none=True))
+        return {"ok": True, "eval": {"id": vid, "run_id": run_id}, "created": created}
+
+    @sdk.post("/runs/{run_id}/checkpoints/", status_code=201)
+    def add_checkpoint(run_id: str, body: m.CheckpointCreate, project: Project) -> dict[str, Any]:
+        cid, created = db.add_checkpoint(project, run_id, body.model_dump(exclude_none=True))
+        return {"ok": True, "checkpoint": {"id": cid, "run_id": run_id}, "created": created}
+
+    @sdk.post("/runs/{run_id}/predictions/")
+    def log_predictions(run_id: str, body: m.Predictions, project: Project) -> dict[str, Any]:
+        inserted = db.add_predictions(project, run_id, body.predictions, body.uids)
+        return {"ok": True, "inserted": inserted, "duplicates": len(body.predictions) - inserted}
+
+    # -------------------------------------------------------------- datasets and benchmarks
+
+    def data_routes(kind: str) -> None:
+        plural = f"{kind}s"
+
+        def _get(record_id: str) -> dict[str, Any]:
+            record = db.local.get_dataset(record_id) if kind == "dataset" else db.local.get_benchmark(record_id)
+            if record is None:
+                raise ApiError(404, f"{kind} {record_id} not found")
+            return record
+
+        @sdk.get(f"/{plural}/", name=f"list_{plural}")
+        def list_records(project: Project) -> dict[str, Any]:
+            records = db.local.list_datasets() if kind == "dataset" else db.local.list_benchmarks()
+            return {plural: records}
+
+        @sdk.get(f"/{plural}/{{record_id}}/", name=f"get_{kind}")
+        def get_record(record_id: str, project: Project) -> dict[str, Any]:
+            return {kind: _get(record_id)}
+
+        @sdk.get(f"/{plural}/{{record_id}}/rows/", name=f"get_{kind}_rows")
+        def get_rows(
+            record_id: str,
+            project: Project,
+            limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+            offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        ) -> dict[str, Any]:
+            _get(record_id)
+            rows = (db.local.get_dataset_rows if kind == "dataset" else db.local.get_benchmark_rows)(
+                record_id, limit=limit, offset=offset
+            )
+            return {"rows": rows}
+
+        @sdk.post(f"/{plural}/", status_code=201, name=f"create_{kind}")
+        def create_record(body: m.DataCreate, project: Project) -> dict[str, Any]:
+            fields = body.model_dump(exclude_none=True)
+            name = fields.pop("name")
+            create = db.local.create_dataset if kind == "dataset" else db.local.create_benchmark
+            return {kind: create(name=name, **fields), "created": True}
+
+        @sdk.post(f"/{plural}/{{record_id}}/rows/", name=f"add_{kind}_rows")
+        def add_rows(record_id: str, body: m.DataRows, project: Project) -> dict[str, Any]:
+            _get(record_id)
+            add = db.local.add_dataset_rows if kind == "dataset" else db.local.add_benchmark_rows
+            return add(record_id, body.rows)
+
+    data_routes("dataset")
+    data_routes("benchmark")
+    app.include_router(sdk)
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, Any]:
+        return {"ok": True}
+
+    # -------------------------------------------------------------- web UI
+
+    from evsys_dashboard.server import ui
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return _html(ui.experiments_page(db))
+
+    @app.get("/experiments/{experiment_id}", response_class=HTMLResponse, include_in_schema=False)
+    def experiment_page(experiment_id: str) -> HTMLResponse:
+        page = ui.experiment_page(db, experiment_id)
+        if page is None:
+            raise ApiError(404, f"experiment {experiment_id} not found")
+        return _html(page)
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)
+    def run_page(run_id: str) -> HTMLResponse:
+        page = ui.run_page(db, run_id)
+        if page is None:
+            raise ApiError(404, f"run {run_id} not found")
+        return _html(page)
+
+    # -------------------------------------------------------------- errors: always JSON, never a bare 500
+
+    def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+        return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(NotFound)
+    def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")} for e in exc.errors()
+        ]
+        return _error(422, "invalid request", detail=detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(UnicodeError)
+    def _unicode(request: Request, exc: UnicodeError) -> JSONResponse:
+        return _error(400, "text must be valid UTF-8 (no lone surrogates)")
+
+    @app.exception_handler(sqlite3.IntegrityError)
+    def _integrity(request: Request, exc: sqlite3.IntegrityError) -> JSONResponse:
+        return _error(409, f"conflicts with a stored record: {exc}")
+
+    @app.exception_handler(Exception)
+    def _internal(request: Request, exc: Exception) -> JSONResponse:  # a bug: logged, answered as JSON
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal error")
+
+    return app
+
+
+def _html(body: str) -> HTMLResponse:
+    return HTMLResponse(
+        body,
+        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def serve(
+    db_path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
+    """Run the server in this process until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(db_path), host=host, port=port, log_level=log_level)

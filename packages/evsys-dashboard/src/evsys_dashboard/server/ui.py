@@ -1,0 +1,339 @@
+"""Server-rendered pages. Every user-provided string goes through ``esc``; the pages carry no script."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from datetime import datetime
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from evsys_dashboard.server.charts import line_chart
+from evsys_dashboard.server.db import ServerDB
+
+MAX_CHARTS = 12
+MAX_SHOWN_METRICS = 6
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:10px 24px}header a{color:#fff;text-decoration:none;font-weight:600}
+main{padding:16px 24px;max-width:1400px}h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:22px 0 8px}
+table{border-collapse:collapse;background:#fff;margin:6px 0}th,td{border:1px solid #dde1e7;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.status{display:inline-block;padding:1px 7px;border-radius:8px;font-size:12px;background:#dde1e7}
+.status-completed{background:#d5f0dc}.status-failed{background:#f8d7da}.status-running{background:#fff3cd}
+.status-cancelled{background:#e2e3e5}.muted{color:#6b7280}
+.box{background:#fff;border:1px solid #dde1e7;padding:8px 12px;margin:6px 0;white-space:pre-wrap}
+.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;
+border:1px solid #dde1e7}.chart .grid{stroke:#eceff3}.chart .plot-area{fill:#fff;stroke:#c9ced6}
+.chart text{font:11px system-ui,sans-serif;fill:#374151}.chart .chart-title{font-weight:600;font-size:12px}
+pre{background:#fff;border:1px solid #dde1e7;padding:8px;overflow:auto;max-height:480px}
+"""
+
+
+def esc(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def date(ts: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+
+
+def status(value: Any) -> str:
+    text = esc(value or "-")
+    return f'<span class="status status-{text}">{text}</span>'
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)} · evsys dashboard</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{CSS}</style></head><body>"
+        '<header><a href="/">evsys dashboard</a></header>'
+        f"<main>{body}</main></body></html>"
+    )
+
+
+def table(header: list[str], rows: list[list[str]], *, cls: str = "") -> str:
+    """``header`` cells are escaped here; ``rows`` cells must be escaped HTML already."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(rows_cell(c) for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def rows_cell(cell: str) -> str:
+    return f'<td class="num">{cell[5:]}</td>' if cell.startswith("#num#") else f"<td>{cell}</td>"
+
+
+def num(value: Any) -> str:
+    return "#num#" + esc(fmt(value))
+
+
+def metrics_text(metrics: dict[str, Any] | None, limit: int = MAX_SHOWN_METRICS) -> str:
+    if not metrics:
+        return '<span class="muted">-</span>'
+    items = list(metrics.items())
+    shown = ", ".join(f"{esc(k)}={esc(fmt(v))}" for k, v in items[:limit])
+    more = f' <span class="muted">(+{len(items) - limit})</span>' if len(items) > limit else ""
+    return shown + more
+
+
+def link(href: str, text: Any) -> str:
+    return f'<a href="{esc(href)}">{esc(text)}</a>'
+
+
+def _success_metric(exp: dict[str, Any]) -> str | None:
+    meta = (exp.get("config") or {}).get("metadata") if isinstance(exp.get("config"), dict) else None
+    metric = meta.get("success_metric") if isinstance(meta, dict) else None
+    return metric if isinstance(metric, str) and metric else None
+
+
+def _chart_order(name: str) -> tuple[int, str]:
+    lower = name.lower()
+    if "loss" in lower and not lower.startswith("val"):
+        rank = 0
+    elif "reward" in lower:
+        rank = 1
+    elif lower.startswith("val"):
+        rank = 2
+    else:
+        rank = 3
+    return rank, name
+
+
+def charts(series_by_run: dict[str, dict[str, list[tuple[int, float]]]], labels: dict[str, str]) -> str:
+    names = sorted({n for s in series_by_run.values() for n in s}, key=_chart_order)
+    if not names:
+        return '<p class="muted">no step metrics recorded</p>'
+    out = []
+    for name in names[:MAX_CHARTS]:
+        series = [(labels.get(rid, rid), s[name]) for rid, s in series_by_run.items() if name in s]
+        out.append(line_chart(name, series))
+    more = len(names) - MAX_CHARTS
+    note = f'<p class="muted">{more} more metrics not charted</p>' if more > 0 else ""
+    return f'<div class="charts">{"".join(out)}</div>{note}'
+
+
+# ---------------------------------------------------------------- pages
+
+
+def experiments_page(db: ServerDB) -> str:
+    rows = []
+    for e in db.experiments():
+        rows.append(
+            [
+                link(f"/experiments/{quote(str(e['id']), safe='')}", e["name"]),
+                status(e["status"]),
+                num(e.get("n_runs")),
+                num(e.get("best_score")),
+                esc(date(e.get("created_at"))),
+                esc(e.get("project_id") or "local"),
+            ]
+        )
+    body = "<h1>Experiments</h1>"
+    body += (
+        table(["experiment", "status", "arms", "best score", "date", "project"], rows, cls="experiments")
+        if rows
+        else '<p class="muted">no experiments recorded yet</p>'
+    )
+    return page("Experiments", body)
+
+
+def _group_stats(runs: list[dict[str, Any]], metric: str | None) -> str:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        if r.get("group_name"):
+            groups.setdefault(str(r["group_name"]), []).append(r)
+    if not groups:
+        return ""
+    rows = []
+    for name, members in groups.items():
+        keys: list[str] = []
+        for r in members:
+            for k, v in (r.get("metrics") or {}).items():
+                if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys:
+                    keys.append(k)
+        wanted = metric.replace(".", "/", 1) if metric else None
+        if wanted in keys:
+            keys.remove(wanted)
+            keys.insert(0, wanted)
+        cells = []
+        for k in keys[:MAX_SHOWN_METRICS]:
+            values = [
+                float(r["metrics"][k]) for r in members if isinstance((r.get("metrics") or {}).get(k), int | float)
+            ]
+            values = [v for v in values if math.isfinite(v)]
+            if not values:
+                continue
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{esc(k)}: {esc(fmt(statistics.fmean(values)))} ± {esc(fmt(std))}")
+        rows.append([esc(name), num(len(members)), "<br>".join(cells) or '<span class="muted">-</span>'])
+    return "<h2>Groups (mean ± std over seeds)</h2>" + table(["group", "n", "metrics"], rows, cls="groups")
+
+
+def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
+    exp = db.experiment(experiment_id)
+    if exp is None:
+        return None
+    runs = db.local.experiment_runs(experiment_id)
+    metric = _success_metric(exp)
+    body = f"<h1>{esc(exp['name'])} {status(exp['status'])}</h1>"
+    body += f'<p class="muted">id {esc(exp["id"])} · created {esc(date(exp.get("created_at")))}'
+    if exp.get("best_score") is not None:
+        body += f" · best score {esc(fmt(exp['best_score']))}" + (f" ({esc(metric)})" if metric else "")
+    body += "</p>"
+    extra = exp.get("extra") or {}
+    for label, value in (
+        ("Hypothesis", exp.get("hypothesis")),
+        ("Reasoning", extra.get("hypothesis_reasoning") if isinstance(extra, dict) else None),
+        ("Plan", extra.get("plan") if isinstance(extra, dict) else None),
+        ("Conclusion", exp.get("conclusion")),
+        ("Error", extra.get("error_message") if isinstance(extra, dict) else None),
+    ):
+        if value:
+            body += f'<h2>{label}</h2><div class="box {label.lower()}">{esc(value)}</div>'
+    rows = []
+    labels = {}
+    for r in runs:
+        label = r.get("name") or r["id"]
+        labels[r["id"]] = str(label)
+        evals = [e for e in db.local.run_evals(r["id"]) if e.get("step") is None]
+        eval_text = "<br>".join(
+            f"<b>{esc(e.get('name') or e.get('benchmark_id') or 'eval')}</b>: {metrics_text(e.get('metrics'))}"
+            for e in evals
+        )
+        train = {
+            k: v
+            for k, v in (r.get("metrics") or {}).items()
+            if not any(k.startswith(f"{e.get('name')}/") for e in evals)
+        }
+        rows.append(
+            [
+                link(f"/runs/{quote(str(r['id']), safe='')}", label),
+                esc(r.get("group_name") or "-"),
+                status(r["status"]),
+                metrics_text(train),
+                eval_text or '<span class="muted">-</span>',
+                esc(r.get("error_message") or ""),
+            ]
+        )
+    body += f"<h2>Arms ({len(runs)})</h2>"
+    body += (
+        table(["arm", "group", "status", "metrics", "eval metrics", "error"], rows, cls="arms")
+        if rows
+        else '<p class="muted">no arms recorded</p>'
+    )
+    body += _group_stats(runs, metric)
+    body += "<h2>Metric curves</h2>" + charts(db.step_series([r["id"] for r in runs]), labels)
+    return page(str(exp["name"]), body)
+
+
+def _breakdowns(breakdowns: Any) -> str:
+    if not isinstance(breakdowns, dict) or not breakdowns:
+        return ""
+    parts = []
+    for key, value in breakdowns.items():
+        if isinstance(value, dict):
+            rows = [[esc(k), metrics_text(v) if isinstance(v, dict) else esc(fmt(v))] for k, v in value.items()]
+            parts.append(f"<details><summary>by {esc(key)}</summary>{table([key, 'metrics'], rows)}</details>")
+        else:
+            parts.append(f"<div>{esc(key)}: {esc(fmt(value))}</div>")
+    return "".join(parts)
+
+
+def run_page(db: ServerDB, run_id: str) -> str | None:
+    run = db.run(run_id)
+    if run is None:
+        return None
+    name = run.get("name") or run["id"]
+    body = f"<h1>{esc(name)} {status(run['status'])}</h1>"
+    exp_link = link(
+        f"/experiments/{quote(str(run['experiment_id']), safe='')}", run.get("experiment_name") or run["experiment_id"]
+    )
+    body += (
+        f'<p class="muted">experiment {exp_link}'
+        f" · run id {esc(run['id'])} · group {esc(run.get('group_name') or '-')} · seed {esc(fmt(run.get('seed')))}"
+        f" · recipe {esc(run.get('recipe_kind') or '-')}</p>"
+    )
+    if run.get("error_message"):
+        body += f'<h2>Error</h2><div class="box error">{esc(run["error_message"])}</div>'
+    metrics = run.get("metrics") or {}
+    if metrics:
+        body += "<h2>Metrics</h2>" + table(
+            ["metric", "value"], [[esc(k), num(v)] for k, v in metrics.items()], cls="run-metrics"
+        )
+    evals = db.local.run_evals(run_id)
+    body += f"<h2>Evals ({len(evals)})</h2>"
+    if evals:
+        rows = [
+            [
+                esc(e.get("name") or "-"),
+                esc(e.get("benchmark_id") or "-"),
+                esc(fmt(e.get("step")) if e.get("step") is not None else "final"),
+                metrics_text(e.get("metrics"), limit=50),
+                _breakdowns(e.get("breakdowns")),
+            ]
+            for e in evals
+        ]
+        body += table(["benchmark", "id", "step", "metrics", "breakdowns"], rows, cls="evals")
+    else:
+        body += '<p class="muted">no evals recorded</p>'
+    checkpoints = db.checkpoints(run_id)
+    body += f"<h2>Checkpoints ({len(checkpoints)})</h2>"
+    if checkpoints:
+        rows = [
+            [
+                esc(c.get("label") or "-"),
+                esc(c["uri"]),
+                esc(fmt(c.get("step"))),
+                esc("yes" if c.get("is_final") else ""),
+            ]
+            for c in checkpoints
+        ]
+        body += table(["label", "uri", "step", "final"], rows, cls="checkpoints")
+    else:
+        body += '<p class="muted">no checkpoints recorded</p>'
+    predictions, total = db.predictions(run_id)
+    body += f"<h2>Predictions ({total})</h2>"
+    if predictions:
+        keys: list[str] = []
+        for p in predictions:
+            for k in p if isinstance(p, dict) else ():
+                if k not in keys:
+                    keys.append(k)
+        keys = keys[:8]
+        rows = [[esc(_short(p.get(k))) if isinstance(p, dict) else esc(_short(p)) for k in keys] for p in predictions]
+        body += table(keys, rows, cls="predictions")
+        if total > len(predictions):
+            body += f'<p class="muted">first {len(predictions)} of {total} shown</p>'
+    else:
+        body += '<p class="muted">no predictions recorded</p>'
+    body += "<h2>Metric curves</h2>" + charts(db.step_series([run_id]), {run_id: str(name)})
+    extra = run.get("extra") or {}
+    if extra:
+        body += f"<h2>Details</h2><pre>{esc(json.dumps(extra, indent=2, default=str))}</pre>"
+    if run.get("run_config"):
+        config = esc(json.dumps(run["run_config"], indent=2, default=str))
+        body += f"<details><summary>Run config</summary><pre>{config}</pre></details>"
+    return page(str(name), body)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
