@@ -77,12 +77,13 @@ def make_key(db_path: Path, project: str = PROJECT) -> str:
 class ThreadServer:
     """uvicorn serving the app in a daemon thread on a socket bound here (no port race)."""
 
-    def __init__(self, db_path: Path):
+    def __init__(self, db_path: Path, port: int = 0):
         import uvicorn
         from evsys_dashboard.server import create_app
 
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.port = int(self.sock.getsockname()[1])
         self.app = create_app(db_path)
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))

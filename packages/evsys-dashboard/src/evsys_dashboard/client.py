@@ -394,6 +394,7 @@ class DashboardClient:
             )
         if self._session is not None:
             self._session.close()
+            self._session = None  # later writes (an ExperimentRun exiting after close) go to the mirror only
         _live.discard(self)
 
     def __enter__(self) -> DashboardClient:

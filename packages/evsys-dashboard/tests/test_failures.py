@@ -1,0 +1,216 @@
+"""Scripted failures: 5xx, connection refused, a slow server, the real server killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ThreadServer, experiment_config, free_port, make_key
+from evsys_dashboard import DashboardClient, ExperimentRun
+from evsys_dashboard.mirror import read_json, read_jsonl
+from evsys_dashboard.sync import sync_mirror
+
+from evsys_sdk.store import LocalStore
+
+
+class Scripted:
+    """A loopback HTTP server answering POSTs with scripted statuses (then 200), recording each request."""
+
+    def __init__(
+        self, statuses: list[int] | None = None, delays: list[float] | None = None, retry_after: str | None = None
+    ):
+        self.statuses = list(statuses or [])
+        self.delays = list(delays or [])
+        self.retry_after = retry_after
+        self.requests: list[tuple[str, dict[str, Any], int, float]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    delay = outer.delays.pop(0) if outer.delays else 0.0
+                time.sleep(delay)
+                with outer.lock:
+                    status = outer.statuses.pop(0) if outer.statuses else 200
+                    outer.requests.append((self.path, body, status, time.monotonic()))
+                payload = json.dumps({"ok": status < 400}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                if status >= 500 and outer.retry_after:
+                    self.send_header("Retry-After", outer.retry_after)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Scripted:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def ok_paths(self) -> list[str]:
+        return [p.split("/api/dashboard/api", 1)[1] for p, _, s, _ in self.requests if s < 400]
+
+
+@pytest.fixture
+def scripted() -> Iterator[type[Scripted]]:
+    yield Scripted
+
+
+def client_for(url: str, log_dir: Path, **kwargs: Any) -> DashboardClient:
+    return DashboardClient(base_url=url, api_key="k", project_id="p", log_dir=log_dir, **kwargs)
+
+
+def test_5xx_falls_back_then_retries_with_backoff_in_order(tmp_path: Path) -> None:
+    with Scripted([503, 502]) as srv, client_for(srv.url, tmp_path, backoff_s=0.3) as client:
+        exp = client.create_experiment(experiment_name="e")  # 503: queued, the backend backs off 0.3 s
+        assert client.backend_down and client.queued_requests == 1
+        run = client.create_run(experiment_id=exp["id"])  # inside the backoff window: queued, no request
+        assert len(srv.requests) == 1 and client.queued_requests == 2
+        time.sleep(0.35)
+        client.update_run(run["id"], status="running")  # backoff over: retried, 502, the backoff doubles to 0.6 s
+        assert len(srv.requests) == 2 and client.queued_requests == 3
+        time.sleep(0.05)
+        client.update_run(run["id"], status="completed")  # still backing off
+        assert len(srv.requests) == 2
+        time.sleep(0.6)
+        client.update_experiment(exp["id"], status="completed")  # the server is back: the queue replays in order
+        assert client.queued_requests == 0 and not client.backend_down
+    assert srv.ok_paths() == [
+        "/sdk/experiments/",
+        "/sdk/runs/",
+        f"/sdk/runs/{run['id']}/",
+        f"/sdk/runs/{run['id']}/",
+        f"/sdk/experiments/{exp['id']}/",
+    ]
+    retries = [t for p, _, _, t in srv.requests]
+    assert retries[1] - retries[0] >= 0.3 and retries[2] - retries[1] >= 0.6  # exponential backoff
+    assert [b.get("status") for p, b, s, _ in srv.requests if s < 400][2:4] == ["running", "completed"]
+
+
+def test_retry_after_sets_the_backoff(tmp_path: Path) -> None:
+    with Scripted([503], retry_after="0.05") as srv, client_for(srv.url, tmp_path, backoff_s=30) as client:
+        client.create_experiment(experiment_name="e")
+        assert client.backend_down
+        time.sleep(0.1)
+        client.create_experiment(experiment_name="f")
+        assert client.queued_requests == 0 and len(srv.ok_paths()) == 2
+
+
+def test_connection_refused_then_the_server_comes_up(tmp_path: Path) -> None:
+    port = free_port()
+    db_path = tmp_path / "db.sqlite"
+    key = make_key(db_path)
+    client = DashboardClient(
+        base_url=f"http://127.0.0.1:{port}", api_key=key, project_id="proj-a", log_dir=tmp_path / "m", backoff_s=0.05
+    )
+    with ExitStack() as stack:
+        with ExperimentRun(client, experiment_name="late server") as run:
+            for step in range(100):
+                run.log_step(step, loss=1 / (step + 1))
+            client.flush()
+            assert client.backend_down and client.queued_requests >= 2  # the experiment, the run, a metrics batch
+            stack.enter_context(ThreadServer(db_path, port=port))
+            time.sleep(0.1)
+            run.log_eval(metrics={"acc": 1.0})  # past the backoff: everything queued is replayed first
+            assert client.queued_requests == 0 and not client.backend_down
+        client.close()
+        store = LocalStore(db_path)
+        assert store.find_experiment(run.experiment_id)["status"] == "completed"  # type: ignore[index]
+        assert len(store.step_metrics(run.run_id)) == 100 and len(store.run_evals(run.run_id)) == 1
+
+
+def test_step_metrics_are_batched_off_the_training_thread(tmp_path: Path) -> None:
+    with Scripted(delays=[0.0, 0.9]) as srv:  # the first metrics request takes 0.9 s
+        client = client_for(srv.url, tmp_path, batch_size=500)
+        client.create_experiment(experiment_name="e")
+        t0 = time.perf_counter()
+        for step in range(5000):
+            client.log_step_metric("run-1", step=step, loss=1.0, accuracy=None)
+        spent = time.perf_counter() - t0
+        assert spent < 0.9  # less than that one request: the training thread never waited on the network
+        client.close()
+    batches = [b for p, b, _, _ in srv.requests if p.endswith("/metrics/")]
+    assert 10 <= len(batches) <= 12  # 5000 rows in batches of at most 500, not 5000 requests
+    rows = [r for b in batches for r in b["rows"]]
+    assert [r["step"] for r in rows] == list(range(5000))
+    assert rows[0]["metrics"] == {"loss": 1.0} and len({r["uid"] for r in rows}) == 5000
+    assert len(read_jsonl(tmp_path / "generations" / "run-1" / "metrics.jsonl")) == 5000
+
+
+def test_server_killed_mid_run_then_sync_makes_it_whole(
+    tmp_path: Path, bench_dir: Path, spawn_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from evsys_sdk.experiment import Experiment
+    from evsys_sdk.runner import run_experiment
+    from evsys_sdk.store import LocalStore
+
+    db_path = tmp_path / "server.db"
+    key = make_key(db_path)
+    port = free_port()
+    proc = spawn_server(db_path, port)
+    trained: list[str] = []
+
+    def train(cfg: Any) -> Any:
+        trained.append(cfg.run.name)
+        if len(trained) == 2:  # the server dies after the first arm was fully recorded
+            proc.kill()
+            proc.wait(timeout=10)
+        return run_experiment(cfg)
+
+    mirror = tmp_path / "mirror"
+    client = DashboardClient(
+        base_url=f"http://127.0.0.1:{port}", api_key=key, project_id="proj-a", log_dir=mirror, backoff_s=0.05
+    )
+    result = Experiment(experiment_config(tmp_path, bench_dir, n_repeats=2), store=client, train_fn=train).run()
+    client.close()
+    assert result.status == "completed" and all(a.status == "completed" for a in result.arms)
+    assert "unavailable" in caplog.text
+    # everything is in the mirror
+    eid = str(result.experiment_id)
+    assert read_json(mirror / "experiments" / eid / "experiment.json")["status"] == "completed"  # type: ignore[index]
+    assert len(read_jsonl(mirror / "experiments" / eid / "groups.jsonl")) == 2
+    for arm in result.arms:
+        gen = mirror / "generations" / str(arm.run_id)
+        assert read_json(gen / "generation.json")["status"] == "completed"  # type: ignore[index]
+        assert read_jsonl(gen / "metrics.jsonl") and len(read_jsonl(gen / "evals.jsonl")) == 1
+    # the server saw the first arm whole and only the creation of the second
+    partial = LocalStore(db_path)
+    assert [r["status"] for r in partial.experiment_runs(eid)] == ["completed", "running"]
+    # a new server on the same database; sync twice
+    port2 = free_port()
+    spawn_server(db_path, port2)
+    with DashboardClient(base_url=f"http://127.0.0.1:{port2}", api_key=key, project_id="proj-a") as online:
+        first = sync_mirror(online, mirror)
+        again = sync_mirror(online, mirror)
+    assert first.created > 0 and first.errors == []
+    assert again.created == 0 and again.existing == first.created + first.existing
+    store = LocalStore(db_path)
+    exp = store.find_experiment(eid)
+    assert exp is not None and exp["status"] == "completed" and exp["conclusion"] == result.conclusion
+    runs = store.experiment_runs(eid)
+    assert sorted(r["name"] for r in runs) == sorted(a.name for a in result.arms)
+    assert len(store.experiment_groups(eid)) == 2
+    for run in runs:
+        assert run["status"] == "completed"
+        mirrored = read_jsonl(mirror / "generations" / run["id"] / "metrics.jsonl")
+        assert len(store.step_metrics(run["id"])) == len(mirrored)  # no duplicates of the rows sent before the kill
+        assert len(store.run_evals(run["id"])) == 1
