@@ -1,0 +1,71 @@
+"""Eval throughput of each frontier client through core's engine against the fake provider server.
+
+    python packages/evsys-frontier/benchmarks/throughput.py [--n 200] [--latency 0.1] [--concurrency 16]
+
+The server runs in its own process (as a real API would), so the client's CPU time is what is measured
+against the ideal N*L/C. Budget (ARCHITECTURE 12): <= 1.2x ideal. Prints one line per client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from evsys_sdk.eval.engine import GenerationRequest, generate_all
+from evsys_sdk.registry import registry
+
+CLIENTS = [
+    ("claude", {}),
+    ("openai", {"api": "chat"}),
+    ("openai", {"api": "responses"}),
+    ("gemini", {}),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs per client")
+    args = parser.parse_args()
+    for env in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        os.environ[env] = "bench-key"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "evsys_frontier.testing", "--latency", str(args.latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        ideal = args.n * args.latency / args.concurrency
+        worst = 0.0
+        for kind, params in CLIENTS:
+            base = url + "/v1" if kind == "openai" else url
+            client = registry("inference_client").get(kind)(base_url=base, **params)
+            requests = [GenerationRequest(f"prompt {i}", max_tokens=16) for i in range(args.n)]
+            best = float("inf")
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                outcomes = generate_all(client, requests, max_concurrency=args.concurrency)
+                best = min(best, time.perf_counter() - start)
+                assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok][:3]
+            worst = max(worst, best / ideal)
+            label = kind + (f" ({params['api']})" if "api" in params else "")
+            print(
+                f"{label:20s} N={args.n} L={args.latency}s C={args.concurrency}: {best:.3f}s, "
+                f"ideal {ideal:.3f}s, ratio {best / ideal:.2f}"
+            )
+        print(f"worst ratio {worst:.2f} (budget 1.20)")
+        return 0 if worst <= 1.2 else 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
