@@ -1,0 +1,79 @@
+"""Plugin wiring: a light hooks module, the evsys_sdk top-level names, the CLI verbs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+SERVER_STACK = ("httpx", "fastapi", "starlette", "uvicorn", "pydantic", "anyio")
+
+
+def test_hooks_and_package_import_neither_httpx_nor_the_server_stack() -> None:
+    code = (
+        "import sys, evsys_dashboard.hooks, evsys_dashboard; "
+        f"print(sorted(m for m in {SERVER_STACK!r} if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_evsys_sdk_exports_the_dashboard_names() -> None:
+    import evsys_dashboard
+
+    import evsys_sdk
+
+    for name in ("DashboardClient", "ExperimentRun", "DashboardClientError", "EvsysAuthError"):
+        assert getattr(evsys_sdk, name) is getattr(evsys_dashboard, name)
+    assert issubclass(evsys_sdk.EvsysAuthError, evsys_sdk.EvsysError)
+
+
+def test_the_client_implements_the_tracking_store_protocol(tmp_path: object) -> None:
+    from evsys_dashboard import DashboardClient
+
+    from evsys_sdk.store import TrackingStore
+
+    with DashboardClient(offline=True, log_dir=str(tmp_path)) as client:
+        assert isinstance(client, TrackingStore)
+
+
+def test_dashboard_verbs_are_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    from evsys_sdk.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["dashboard", "--help"])
+    out = capsys.readouterr().out
+    for verb in ("serve", "sync", "create-key", "run"):
+        assert verb in out
+    from evsys_sdk.plugins import list_plugins
+
+    assert any(p.name == "dashboard" and p.status != "broken" for p in list_plugins())
+
+
+def test_dashboard_run_records_an_experiment(
+    server: object,
+    tmp_path: object,
+    bench_dir: object,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pathlib import Path
+
+    from conftest import Server, experiment_config
+
+    from evsys_sdk.cli import main
+    from evsys_sdk.yaml_loader import dump_yaml
+
+    assert isinstance(server, Server) and isinstance(tmp_path, Path) and isinstance(bench_dir, Path)
+    cfg = experiment_config(tmp_path, bench_dir, name="from_cli")
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_yaml(cfg))
+    monkeypatch.setenv("EVSYS_API_URL", server.url)
+    monkeypatch.setenv("EVSYS_API_KEY", server.key)
+    monkeypatch.setenv("EVSYS_PROJECT_ID", server.project)
+    monkeypatch.setenv("EVSYS_LOG_DIR", str(tmp_path / "mirror"))
+    assert main(["dashboard", "run", str(path)]) == 0
+    found = server.db().find_experiment("from_cli")
+    assert found is not None and found["status"] == "completed"
