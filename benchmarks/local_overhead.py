@@ -12,6 +12,7 @@ Needs evsys-core and evsys-local installed (pip install packages/evsys-core pack
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -86,8 +87,14 @@ def config(model: Path, data_root: Path, out: Path, steps: int) -> str:
                 "backend": {"kind": "local", "params": {"device": "cpu", "dtype": "float32"}},
                 "algorithm": {
                     "kind": "sft",
-                    "params": {"max_steps": steps, "batch_size": 32, "learning_rate": 3e-3, "lora_rank": 0,
-                               "logging_steps": 1, "save_at_fractions": [1.0]},
+                    "params": {
+                        "max_steps": steps,
+                        "batch_size": 32,
+                        "learning_rate": 3e-3,
+                        "lora_rank": 0,
+                        "logging_steps": 1,
+                        "save_at_fractions": [1.0],
+                    },
                 },
             },
         }
@@ -95,7 +102,7 @@ def config(model: Path, data_root: Path, out: Path, steps: int) -> str:
 
 
 def step_time(ends: list[float]) -> float:
-    gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ends)]
     return statistics.median(gaps[1:])  # the first step pays warm-up
 
 
@@ -121,8 +128,19 @@ def main() -> None:
         hand, ev = [], []
         for i in range(a.repeats):
             out = subprocess.run(
-                [sys.executable, "-c", HAND, str(model), str(root / "rows.jsonl"), str(root / f"hand{i}"), str(a.steps)],
-                capture_output=True, text=True, env=env, check=True,
+                [
+                    sys.executable,
+                    "-c",
+                    HAND,
+                    str(model),
+                    str(root / "rows.jsonl"),
+                    str(root / f"hand{i}"),
+                    str(a.steps),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
             )
             hand.append(last_json(out.stdout))
             cfg = root / f"cfg{i}.yaml"
@@ -132,7 +150,9 @@ def main() -> None:
             result = last_json(out.stdout)
             if result.get("code") != 0:
                 sys.exit(f"evsys run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-            rows = [json.loads(x) for x in (root / f"ev{i}" / "sft" / "logs" / "metrics.jsonl").read_text().splitlines()]
+            rows = [
+                json.loads(x) for x in (root / f"ev{i}" / "sft" / "logs" / "metrics.jsonl").read_text().splitlines()
+            ]
             ts = [r["ts"] for r in rows if "train/loss" in r["metrics"]]
             record = json.loads((root / f"ev{i}" / "sft" / "run_result.json").read_text())
             ev.append({**result, "ends": ts, "run_s": record["seconds"], "wall": time.perf_counter() - start})

@@ -53,7 +53,10 @@ def main() -> None:
     write_jsonl(
         HERE / "data" / "train.jsonl",
         [
-            {**task(i, s, "train"), "messages": [{"role": "user", "content": s}, {"role": "assistant", "content": s[::-1]}]}
+            {
+                **task(i, s, "train"),
+                "messages": [{"role": "user", "content": s}, {"role": "assistant", "content": s[::-1]}],
+            }
             for i, s in enumerate(train)
         ],
     )

@@ -40,7 +40,6 @@ PROMPT_ROWS: list[dict[str, Any]] = [{"inputs": {"question": f"{a}+{a}"}, "expec
 @pytest.fixture(scope="session", autouse=True)
 def tiny_model() -> Path:
     import torch
-
     from evsys_local.testing import make_tiny_model
 
     torch.set_num_threads(1)
@@ -49,7 +48,9 @@ def tiny_model() -> Path:
     return TINY
 
 
-def local_config(out: Path, algorithm: str, params: dict[str, Any], rows: list[dict[str, Any]], **model: Any) -> dict[str, Any]:
+def local_config(
+    out: Path, algorithm: str, params: dict[str, Any], rows: list[dict[str, Any]], **model: Any
+) -> dict[str, Any]:
     from evsys_sdk.testing import mock_experiment_config
 
     return mock_experiment_config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from conftest import CHAT_ROWS, PROMPT_ROWS, TASK_ROWS, TINY
+
 from evsys_sdk.testing import AlgorithmContract, BackendContract, InferenceClientContract
 
 MODEL = {"name": str(TINY)}

@@ -8,16 +8,16 @@ import sys
 
 HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 
-SCRIPT = """
+SCRIPT = f"""
 import json, sys
 import evsys_local.hooks
 from evsys_sdk.registry import list_algorithms, schema_for, resolve_algorithm, get_backend, get_inference
 names = list_algorithms()
 schema_for("algorithm", "local_sft"); schema_for("algorithm", "local_rl"); schema_for("algorithm", "local_sdft")
 get_backend("local"); get_inference("local")
-print(json.dumps({"names": names, "sdft": resolve_algorithm("sdft", "local"),
-                  "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"names": names, "sdft": resolve_algorithm("sdft", "local"),
+                  "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 
 def test_hooks_and_listing_import_no_torch() -> None:
@@ -29,11 +29,11 @@ def test_hooks_and_listing_import_no_torch() -> None:
 
 
 def test_family_configs_subclass_shared_params() -> None:
-    from evsys_sdk.families import RLParams, SDFTParams, SFTParams
-
     from evsys_local.rl import LocalRLConfig
     from evsys_local.sdft import LocalSDFTConfig
     from evsys_local.sft import LocalSFTConfig
+
+    from evsys_sdk.families import RLParams, SDFTParams, SFTParams
 
     assert issubclass(LocalSFTConfig, SFTParams)
     assert issubclass(LocalRLConfig, RLParams)

@@ -6,14 +6,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import evsys_local.sdft as sdft
 import pytest
 import torch
 from conftest import PROMPT_ROWS, TASK_ROWS, TINY, local_config, metric_rows
+from evsys_local.sdft import topk_distill_loss
+
 from evsys_sdk.runner import run_experiment
 from evsys_sdk.verifier_fns import register, unregister
-
-import evsys_local.sdft as sdft
-from evsys_local.sdft import topk_distill_loss
 
 RL = {"max_steps": 3, "batch_size": 2, "num_samples": 2, "max_tokens": 6, "learning_rate": 1e-3}
 
@@ -71,7 +71,9 @@ def test_topk_loss_is_cross_entropy_to_renormalised_teacher() -> None:
     assert student.grad is not None and student.grad[0, 2].abs().sum() == 0  # masked position
 
 
-def test_sdft_teacher_is_the_frozen_base_with_the_golden_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sdft_teacher_is_the_frozen_base_with_the_golden_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[tuple[bool, list[list[int]], list[list[int]], torch.Tensor]] = []
     original = sdft._SDFTLoop._logits_at_completion
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 from conftest import CHAT_ROWS, TINY, local_config, metric_rows
-from evsys_sdk.runner import run_experiment
+from evsys_local.inference import LocalInference
 from safetensors.torch import load_file
 
-from evsys_local.inference import LocalInference
+from evsys_sdk.runner import run_experiment
 
 SFT = {"max_steps": 12, "batch_size": 4, "learning_rate": 5e-3, "save_at_fractions": [0.5, 1.0]}
 
@@ -38,7 +38,7 @@ def test_loss_decreases_and_metrics_are_named(lora_run: tuple[Any, Path]) -> Non
 
 
 def test_checkpoints_at_fractions(lora_run: tuple[Any, Path]) -> None:
-    result, run_dir = lora_run
+    result, _run_dir = lora_run
     assert Path(result.artifacts["ckpt_step_6"]).name == "checkpoint-6"
     assert result.artifacts["ckpt_step_12"] == result.artifacts["state-final"]
     state = Path(result.artifacts["state-final"])
@@ -82,7 +82,10 @@ def test_full_finetune_and_continual_init_changes_starting_weights(tmp_path: Pat
             starts.append({k: v.detach().clone() for k, v in model.state_dict().items()})
 
     cfg = local_config(
-        tmp_path / "b", "sft", {**SFT, "lora_rank": 0, "max_steps": 1}, CHAT_ROWS,
+        tmp_path / "b",
+        "sft",
+        {**SFT, "lora_rank": 0, "max_steps": 1},
+        CHAT_ROWS,
         init_from_checkpoint=first.artifacts["state-final"],
     )
     [second] = run_experiment(cfg, extra_context={"local_trainer_callbacks": [Capture()]})
@@ -156,6 +159,8 @@ def test_user_errors_are_clear(tmp_path: Path) -> None:
     cfg = local_config(tmp_path / "c", "sft", {"max_steps": 1}, CHAT_ROWS, load_checkpoint_path=str(tmp_path))
     [not_state] = run_experiment(cfg)
     assert "not a resumable training state" in (not_state.error or "")
-    cfg = mock_experiment_config(tmp_path / "d", algorithm="sft", backend="local", model={"name": str(tmp_path / "nope")})
+    cfg = mock_experiment_config(
+        tmp_path / "d", algorithm="sft", backend="local", model={"name": str(tmp_path / "nope")}
+    )
     [missing] = run_experiment(cfg)
     assert "could not load model" in (missing.error or "") and "tiny-model" in (missing.error or "")

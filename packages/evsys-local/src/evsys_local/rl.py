@@ -69,8 +69,8 @@ def build_tasks(rows: list[dict[str, Any]], cfg: LocalRLConfig) -> list[tuple[st
             tasks.append(
                 (
                     prompt,
-                    lambda c, p=prompt, t=target: float(
-                        registry_verifier.verify(prompt=p, completion=c, target=t).reward
+                    lambda c, p=prompt, t=target, v=registry_verifier: float(
+                        v.verify(prompt=p, completion=c, target=t).reward
                     ),
                 )
             )

@@ -19,11 +19,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from evsys_local.common import LocalTrainerParams
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.families import SDFTParams, total_steps
 from evsys_sdk.protocols import RunContext, RunResult
-
-from evsys_local.common import LocalTrainerParams
 
 DEMO_TEMPLATE = (
     "{question}\n\nThis is an example for a response to the question:\n{answer}\n\n"
@@ -126,7 +125,9 @@ class _SDFTLoop:
         from transformers import get_scheduler
 
         self.scheduler = get_scheduler(
-            self.cfg.lr_scheduler_type, self.optimizer, num_warmup_steps=self.cfg.warmup_steps,
+            self.cfg.lr_scheduler_type,
+            self.optimizer,
+            num_warmup_steps=self.cfg.warmup_steps,
             num_training_steps=self.total,
         )
         self.rng = random.Random(self.cfg.seed)
@@ -166,8 +167,12 @@ class _SDFTLoop:
         self.model.eval()
         with torch.no_grad():
             out = self.model.generate(
-                input_ids=ids, attention_mask=attn, max_new_tokens=cfg.max_tokens, pad_token_id=pad,
-                eos_token_id=tok.eos_token_id, **sampling,
+                input_ids=ids,
+                attention_mask=attn,
+                max_new_tokens=cfg.max_tokens,
+                pad_token_id=pad,
+                eos_token_id=tok.eos_token_id,
+                **sampling,
             )
         self.model.train()
         completions = []
@@ -200,9 +205,7 @@ class _SDFTLoop:
 
         cfg, tok = self.cfg, self.tokenizer
         student_prompts = [self.algo._render(tok, cfg.user_template.format(question=q)) for q, _ in batch]
-        teacher_prompts = [
-            self.algo._render(tok, cfg.demo_template.format(question=q, answer=a)) for q, a in batch
-        ]
+        teacher_prompts = [self.algo._render(tok, cfg.demo_template.format(question=q, answer=a)) for q, a in batch]
         completions = self._sample(student_prompts)
         keep = [i for i, c in enumerate(completions) if c]
         if not keep:
@@ -277,7 +280,12 @@ class _SDFTLoop:
 
         ctx, cfg = self.ctx, self.cfg
         ctx.log_store.log_hyperparams(
-            {"algorithm": self.algo.name, **cfg.model_dump(), "total_steps": self.total, "n_train_rows": len(self.examples)}
+            {
+                "algorithm": self.algo.name,
+                **cfg.model_dump(),
+                "total_steps": self.total,
+                "n_train_rows": len(self.examples),
+            }
         )
         resume = resume_path(self.handles)
         start = self._resume(resume) if resume else 0
