@@ -77,3 +77,16 @@ def test_evsys_lists_the_plugin() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "tinker  evsys-tinker 0.1.0  ok  evsys_tinker.hooks" in proc.stdout
+
+
+def test_the_example_config_runs_on_the_emulator(tmp_path: Path) -> None:
+    from evsys_sdk.yaml_loader import load_yaml
+
+    root = Path(__file__).resolve().parents[3]
+    config = load_yaml(root / "examples" / "tinker" / "config.yaml")
+    config.output_dir = str(tmp_path)
+    assert config.run is not None and config.run.data is not None
+    config.run.data.path = str(root / "examples" / "tinker" / "data" / "train.jsonl")
+    [result] = run_experiment(config)
+    assert result.status == "completed", result.error
+    assert result.artifacts["final_checkpoint"].startswith("tinker://")
