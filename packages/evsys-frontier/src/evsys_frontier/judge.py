@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ SCORE: <a number from 0 to {scale}>"""
 _REFERENCE = "\nA reference answer:\n<reference>\n{expected}\n</reference>\n"
 _SCORE = re.compile(r"score\W{0,3}[:=]\W{0,3}(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?", re.IGNORECASE)
 FN_NAME = "llm_judge"
+_BASE_URL_ENVS = ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
 
 
 def parse_score(text: str, scale: float = 1.0) -> tuple[float, float, str] | None:
@@ -91,7 +93,9 @@ class LLMJudge:
     def judge_client(self, judge_model: str | None = None) -> Any:
         """The inference client judging for ``judge_model`` (built once, then reused)."""
         kind, params = self._spec(judge_model)
-        key = json.dumps([kind, params], sort_keys=True, default=str)
+        # Clients read base URLs from the environment when params give none: a changed variable is a new client.
+        env = {name: os.environ.get(name) for name in _BASE_URL_ENVS}
+        key = json.dumps([kind, params, env], sort_keys=True, default=str)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
