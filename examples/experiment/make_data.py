@@ -11,7 +11,8 @@ CAPITALS = {
     "Chad": "N'Djamena", "Togo": "Lome", "Iraq": "Baghdad", "Qatar": "Doha", "Malta": "Valletta",
     "Benin": "Porto-Novo", "Gabon": "Libreville", "Haiti": "Port-au-Prince", "Yemen": "Sanaa", "Niger": "Niamey",
 }
-REGION = {c: ("europe" if c in {"France", "Norway", "Spain", "Italy", "Poland", "Malta"} else "other") for c in CAPITALS}
+EUROPE = {"France", "Norway", "Spain", "Italy", "Poland", "Malta"}
+REGION = {c: "europe" if c in EUROPE else "other" for c in CAPITALS}
 
 
 def task(country: str) -> dict:
