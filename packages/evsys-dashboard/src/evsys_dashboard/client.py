@@ -69,13 +69,14 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class _Request:
     route: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
+    content: str | None = None  # the body already serialized (step-metric batches)
     waited: bool = False
     response: dict[str, Any] | None = None
     error: DashboardClientError | None = None
 
 
-StepItem = tuple[str, int, str, dict[str, Any], str, float]
+StepItem = tuple[str, int, str, dict[str, Any], float]
 
 
 class DashboardClient:
@@ -92,7 +93,7 @@ class DashboardClient:
         timeout_s: float = 30.0,
         offline: bool | None = None,
         log_dir: str | os.PathLike[str] | None = None,
-        batch_size: int = 2000,
+        batch_size: int = 5000,
         flush_interval_s: float = 0.2,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -214,7 +215,8 @@ class DashboardClient:
                 force = False  # a forced drain tries once, then honours the backoff again
                 item = self._outbox[0]
                 try:
-                    resp = session.post(self._url(item.route), content=json.dumps(item.body, default=str))
+                    content = item.content if item.content is not None else json.dumps(item.body, default=str)
+                    resp = session.post(self._url(item.route), content=content)
                 except httpx.HTTPError as exc:
                     self._mark_down(f"{type(exc).__name__}: {exc}")
                     return False
@@ -293,33 +295,29 @@ class DashboardClient:
                 return
 
     def _ship_pending(self, *, force: bool = False) -> bool:
-        """Mirror then send every queued step row; True when nothing is left undelivered."""
+        """Mirror then send every queued step row; True when nothing is left undelivered.
+
+        Each row is serialized once: the same JSON line goes to the mirror and into the request body."""
         with self._flush_lock:
-            by_run: dict[str, list[dict[str, Any]]] = {}
+            by_run: dict[str, list[str]] = {}
             pending = self._pending
+            prefix, seq, dumps = self._uid_prefix, self._seq, json.dumps
             while pending:
-                run_id, step, split, metrics, uid, ts = pending.popleft()
-                by_run.setdefault(run_id, []).append(
-                    {"step": step, "split": split, "metrics": metrics, "_uid": uid, "_ts": ts}
-                )
-            for run_id, rows in by_run.items():
+                run_id, step, split, metrics, ts = pending.popleft()
+                row = {"step": step, "split": split, "metrics": metrics, "uid": f"{prefix}{next(seq)}", "ts": ts}
+                by_run.setdefault(run_id, []).append(dumps(row, default=str))
+            for run_id, lines in by_run.items():
                 try:
-                    self.mirror.add_run_records(run_id, "metrics.jsonl", rows)
+                    self.mirror.append_lines(self.mirror.run_dir(run_id), "metrics.jsonl", lines)
                 except (OSError, ValueError):
-                    log.warning("mirroring %d step rows of run %s failed", len(rows), run_id, exc_info=True)
+                    log.warning("mirroring %d step rows of run %s failed", len(lines), run_id, exc_info=True)
                 if self._session is None:
                     continue
                 route = f"/sdk/runs/{run_id}/metrics/"
                 with self._send_lock:
-                    for start in range(0, len(rows), self.batch_size):
-                        chunk = rows[start : start + self.batch_size]
-                        body = {
-                            "rows": [
-                                {"step": r["step"], "split": r["split"], "metrics": r["metrics"], "uid": r["_uid"]}
-                                for r in chunk
-                            ]
-                        }
-                        self._enqueue_request(_Request(route, body))
+                    for start in range(0, len(lines), self.batch_size):
+                        content = '{"rows":[' + ",".join(lines[start : start + self.batch_size]) + "]}"
+                        self._enqueue_request(_Request(route, None, content=content))
         return self._drain(force=force)
 
     def _enqueue_step(self, run_id: str, step: int, split: str, metrics: dict[str, Any]) -> None:
@@ -327,9 +325,7 @@ class DashboardClient:
             raise RuntimeError("the dashboard client is closed")
         if self._worker is None:
             self._start_worker()
-        self._pending.append(
-            (str(run_id), int(step), split, metrics, f"{self._uid_prefix}{next(self._seq)}", time.time())
-        )
+        self._pending.append((run_id, int(step), split, metrics, time.time()))
         if len(self._pending) >= self.batch_size:
             self._wake.set()
 

@@ -5,12 +5,12 @@ Layout under ``log_dir``::
     experiments/<experiment_id>/experiment.json   merged create + updates (id, _created_at, _updated_at)
     experiments/<experiment_id>/groups.jsonl      replicate groups
     generations/<run_id>/generation.json          merged create + updates of a run
-    generations/<run_id>/metrics.jsonl            step rows {"step", "split", "metrics", "_uid", "_ts"}
+    generations/<run_id>/metrics.jsonl            step rows {"step", "split", "metrics", "uid", "ts"}
     generations/<run_id>/evals.jsonl              eval bodies (with their client id)
     generations/<run_id>/checkpoints.jsonl        checkpoint bodies (with their client id)
     generations/<run_id>/predictions.jsonl        one prediction a line, with its "_uid"
 
-Every record carries a client-generated id (``id`` or ``_uid``), so replaying it twice creates nothing new.
+Every record carries a client-generated id (``id``, ``uid`` or ``_uid``), so replaying it twice creates nothing new.
 """
 
 from __future__ import annotations
@@ -73,7 +73,11 @@ class Mirror:
         self._merge(self.run_dir(run_id) / "generation.json", {"id": run_id, **patch}, create=False)
 
     def append(self, directory: Path, name: str, records: Iterable[dict[str, Any]]) -> None:
-        text = "".join(_dumps(r) + "\n" for r in records)
+        self.append_lines(directory, name, [_dumps(r) for r in records])
+
+    def append_lines(self, directory: Path, name: str, lines: list[str]) -> None:
+        """Append JSON lines (already serialized) in one write."""
+        text = "\n".join(lines) + "\n" if lines else ""
         if not text:
             return
         with self._lock:

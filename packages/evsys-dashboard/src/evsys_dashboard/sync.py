@@ -116,7 +116,8 @@ def sync_mirror(client: DashboardClient, log_dir: str | Path | None = None, *, b
                     "step": row["step"],
                     "split": row.get("split", "train"),
                     "metrics": row["metrics"],
-                    "uid": row.get("_uid"),
+                    "uid": row.get("uid") or row.get("_uid"),
+                    "ts": row.get("ts"),
                 }
                 for row in rows[start : start + batch_size]
                 if "step" in row and isinstance(row.get("metrics"), dict)

@@ -245,22 +245,56 @@ class ServerDB:
     # ------------------------------------------------------------- records of a run
 
     @staticmethod
-    def _first_time(db: sqlite3.Connection, run_id: str, uid: str | None) -> bool:
-        if uid is None:
-            return True
-        return db.execute("INSERT OR IGNORE INTO dash_seen VALUES (?)", (f"{run_id}/{uid}",)).rowcount == 1
+    def _fresh(db: sqlite3.Connection, run_id: str, uids: list[str | None]) -> list[bool]:
+        """Which of ``uids`` this run has not recorded yet (None: no id, always fresh); marks them seen."""
+        keys = [None if u is None else f"{run_id}/{u}" for u in uids]
+        distinct = list(dict.fromkeys(k for k in keys if k is not None))
+        fresh: list[bool] = []
+        db.execute("SAVEPOINT seen")
+        before = db.total_changes
+        db.executemany("INSERT OR IGNORE INTO dash_seen VALUES (?)", [(k,) for k in distinct])
+        if db.total_changes - before == len(distinct):  # the common case: none seen before, one statement
+            db.execute("RELEASE seen")
+            marked: set[str] = set()
+            for k in keys:
+                fresh.append(k is None or k not in marked)
+                if k is not None:
+                    marked.add(k)
+            return fresh
+        db.execute("ROLLBACK TO seen")
+        db.execute("RELEASE seen")
+        seen: set[str] = set()
+        for start in range(0, len(distinct), 500):
+            chunk = distinct[start : start + 500]
+            cursor = db.execute(f"SELECT uid FROM dash_seen WHERE uid IN ({','.join('?' * len(chunk))})", chunk)
+            seen.update(row["uid"] for row in cursor.fetchall())
+        new: list[tuple[str]] = []
+        for k in keys:
+            if k is None:
+                fresh.append(True)
+            elif k in seen:
+                fresh.append(False)
+            else:
+                fresh.append(True)
+                seen.add(k)  # a uid repeated inside one batch counts once
+                new.append((k,))
+        db.executemany("INSERT INTO dash_seen VALUES (?)", new)
+        return fresh
 
-    def add_step_rows(self, project: str, run_id: str, rows: list[dict[str, Any]]) -> int:
+    def add_step_rows(
+        self, project: str, run_id: str, rows: list[tuple[int, str, dict[str, float], str | None, float | None]]
+    ) -> int:
         now = time.time()
         with self._tx() as db:
             self._own_run(db, project, run_id)
-            fresh = [
-                (run_id, r["step"], r["split"], json.dumps(r["metrics"]), now)
-                for r in rows
-                if self._first_time(db, run_id, r.get("uid"))
+            fresh = self._fresh(db, run_id, [r[3] for r in rows])
+            values = [
+                (run_id, step, split, json.dumps(metrics), now if ts is None else ts)
+                for (step, split, metrics, _, ts), new in zip(rows, fresh, strict=True)
+                if new
             ]
-            db.executemany("INSERT INTO step_metrics VALUES (?, ?, ?, ?, ?)", fresh)
-        return len(fresh)
+            db.executemany("INSERT INTO step_metrics VALUES (?, ?, ?, ?, ?)", values)
+        return len(values)
 
     def create_eval(self, project: str, run_id: str, body: dict[str, Any]) -> tuple[str, bool]:
         vid = body.pop("id", None) or secrets.token_hex(16)
@@ -320,13 +354,13 @@ class ServerDB:
         keys: list[str | None] = list(uids) if uids is not None else [None] * len(predictions)
         with self._tx() as db:
             self._own_run(db, project, run_id)
-            fresh = [
+            values = [
                 (run_id, json.dumps(p, default=str), now)
-                for p, uid in zip(predictions, keys, strict=True)
-                if self._first_time(db, run_id, uid)
+                for p, new in zip(predictions, self._fresh(db, run_id, keys), strict=True)
+                if new
             ]
-            db.executemany("INSERT INTO predictions VALUES (?, ?, ?)", fresh)
-        return len(fresh)
+            db.executemany("INSERT INTO predictions VALUES (?, ?, ?)", values)
+        return len(values)
 
     # ------------------------------------------------------------- reads for the UI
 

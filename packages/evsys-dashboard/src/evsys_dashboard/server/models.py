@@ -87,6 +87,7 @@ class StepRow(_Closed):
     split: Split = "train"
     metrics: Metrics
     uid: Uid | None = None
+    ts: float | None = None  # when the client logged it (the server's clock when absent)
 
 
 class StepMetrics(_Closed):
@@ -112,6 +113,9 @@ class StepMetrics(_Closed):
             return self.rows
         assert self.step is not None and self.metrics is not None
         return [StepRow(step=self.step, split=self.split, metrics=self.metrics, uid=self.uid)]
+
+    def as_tuples(self) -> list[tuple[int, str, dict[str, float], str | None, float | None]]:
+        return [(r.step, r.split, r.metrics, r.uid, r.ts) for r in self.all_rows()]
 
 
 class EvalCreate(_Open):
