@@ -85,8 +85,7 @@ def test_the_example_config_runs_on_the_emulator(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[3]
     config = load_yaml(root / "examples" / "tinker" / "config.yaml")
     config.output_dir = str(tmp_path)
-    assert config.run is not None and config.run.data is not None
-    config.run.data.path = str(root / "examples" / "tinker" / "data" / "train.jsonl")
+    config.data_store.params["root"] = str(root / "examples" / "tinker")
     [result] = run_experiment(config)
     assert result.status == "completed", result.error
     assert result.artifacts["final_checkpoint"].startswith("tinker://")

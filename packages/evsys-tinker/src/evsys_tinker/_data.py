@@ -11,8 +11,8 @@ def supervised_datum(tokens: list[int], weights: list[float]) -> types.Datum:
     return types.Datum(
         model_input=types.ModelInput.from_ints(tokens[:-1]),
         loss_fn_inputs={
-            "target_tokens": np.asarray(tokens[1:], dtype=np.int64),
-            "weights": np.asarray(weights[1:], dtype=np.float32),
+            "target_tokens": types.TensorData.from_numpy(np.asarray(tokens[1:], dtype=np.int64)),
+            "weights": types.TensorData.from_numpy(np.asarray(weights[1:], dtype=np.float32)),
         },
     )
 
@@ -20,12 +20,13 @@ def supervised_datum(tokens: list[int], weights: list[float]) -> types.Datum:
 def policy_datum(prompt: list[int], completion: list[int], logprobs: list[float], advantage: float) -> types.Datum:
     """An importance-sampling datum: the completion's tokens carry the sampler's logprobs and the advantage."""
     n_prompt = len(prompt) - 1
+    advantages = [0.0] * n_prompt + [advantage] * len(completion)
     return types.Datum(
         model_input=types.ModelInput.from_ints(prompt + completion[:-1]),
         loss_fn_inputs={
-            "target_tokens": np.asarray(prompt[1:] + completion, dtype=np.int64),
-            "logprobs": np.asarray([0.0] * n_prompt + logprobs, dtype=np.float32),
-            "advantages": np.asarray([0.0] * n_prompt + [advantage] * len(completion), dtype=np.float32),
+            "target_tokens": types.TensorData.from_numpy(np.asarray(prompt[1:] + completion, dtype=np.int64)),
+            "logprobs": types.TensorData.from_numpy(np.asarray([0.0] * n_prompt + logprobs, dtype=np.float32)),
+            "advantages": types.TensorData.from_numpy(np.asarray(advantages, dtype=np.float32)),
         },
     )
 

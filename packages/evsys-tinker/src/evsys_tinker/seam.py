@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from evsys_sdk.errors import EvsysError
 
@@ -98,7 +98,7 @@ class ServiceConnector:
         return client
 
     def close(self, status: str = "success") -> None:
-        self.service.close(status).result()  # type: ignore[arg-type]
+        self.service.close(cast(Any, status)).result()  # the SDK types status as a Literal
 
 
 def emulator_dir(configured: str | None) -> Path:

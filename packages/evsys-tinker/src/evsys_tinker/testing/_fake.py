@@ -17,7 +17,7 @@ import zlib
 from collections import defaultdict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 import numpy as np
@@ -132,7 +132,7 @@ class FakeTinker:
         uri = f"tinker://{run_id}/{folder}/{name}"
         path = self.root / run_id / folder / name
         path.mkdir(parents=True, exist_ok=True)
-        np.savez(path / "arrays.npz", **arrays)
+        np.savez(path / "arrays.npz", **cast(dict[str, Any], arrays))
         (path / "meta.json").write_text(json.dumps({**meta, "path": uri}), encoding="utf-8")
         return uri
 
@@ -157,7 +157,7 @@ class FakeTinker:
             parsed = types.ParsedCheckpointTinkerPath.from_tinker_path(uri)
         except ValueError:
             return False
-        return (self.root / parsed.training_run_id / parsed.checkpoint_id / "meta.json").exists()
+        return bool((self.root / parsed.training_run_id / parsed.checkpoint_id / "meta.json").exists())
 
 
 class FakeTrainingClient:
@@ -315,7 +315,7 @@ class FakeSamplingClient:
         context = list(prompt)
         out: list[int] = []
         logprobs: list[float] = []
-        reason: str = "length"
+        reason: Literal["stop", "length"] = "length"
         for _ in range(max_tokens):
             logits = self.model.next_logits(context).astype(np.float64)
             if not out and stop_ids:  # an assistant turn is never empty: the first token is not a stop
@@ -335,7 +335,7 @@ class FakeSamplingClient:
                 reason = "stop"
                 break
         return types.SampledSequence(
-            stop_reason=reason,  # type: ignore[arg-type]
+            stop_reason=reason,
             sequence_id=sequence_id,
             tokens_np=np.asarray(out, dtype=np.int32),
             logprobs_np=np.asarray(logprobs, dtype=np.float32),
