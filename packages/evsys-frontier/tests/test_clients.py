@@ -208,3 +208,27 @@ def test_gemini_sdk_retry_options(server: FakeProviderServer) -> None:
     client = build_client("gemini", server, max_retries=3)
     options = client._client._api_client._http_options
     assert options.retry_options.attempts == 4 and options.timeout == 60_000
+
+
+def test_keys_are_redacted_from_errors_reports_and_reprs(provider: str, server: FakeProviderServer) -> None:
+    from evsys_sdk.eval.cache import client_identity
+    from evsys_sdk.eval.engine import GenerationRequest, generate_all
+    from evsys_sdk.eval.retry import RetryReport
+
+    key = KEYS[PROVIDERS[provider][3]]
+    client = build_client(provider, server)
+    server.fail(401, message=f"Incorrect API key provided: {key}.")
+    with pytest.raises(ProviderRequestError) as info:
+        client.generate(prompt="hi")
+    error = info.value
+    assert "Incorrect API key provided: ***." in str(error) and key not in str(error)
+    assert error.__cause__ is None and error.__context__ is None  # the SDK error's request holds the key
+    fresh, report = build_client(provider, server), RetryReport()
+    server.fail(403, message=f"key {key} may not use this model")
+    generate_all(fresh, [GenerationRequest("hi")], report=report)
+    for text in (str(report.as_dict()), repr(client), str(client_identity(client)), str(client.config.model_dump())):
+        assert key not in text
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        import pickle
+
+        pickle.dumps(client)

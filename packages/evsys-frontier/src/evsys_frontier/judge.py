@@ -108,7 +108,7 @@ class LLMJudge:
         reference = "" if expected in (None, "") else _REFERENCE.format(expected=expected)
         scale = f"{self.config.scale:g}"
         return (self.config.template or DEFAULT_TEMPLATE).format(
-            rubric=rubric, prompt=prompt, completion=completion, reference=reference, scale=scale
+            rubric=rubric, prompt=prompt or "(not given)", completion=completion, reference=reference, scale=scale
         )
 
     def verify(self, *, prompt: str, completion: str, target: dict[str, Any]) -> Any:
