@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conftest import CHAT_ROWS, EMULATOR, MODEL, PROMPT_ROWS, TASK_ROWS
-from evsys_tinker.testing import FakeTinker
 
 from evsys_sdk.testing import AlgorithmContract, BackendContract, ContractRun, InferenceClientContract
+from evsys_tinker.testing import FakeTinker
 
 
 class _OnEmulator(AlgorithmContract):

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from conftest import CHAT_ROWS, MODEL, TASK_ROWS
-from evsys_tinker.testing import FakeTinker, emulator_tokenizer
 from tinker_http_fake import serve
 
 from evsys_sdk.runner import run_experiment
 from evsys_sdk.testing import mock_experiment_config
+from evsys_tinker.testing import FakeTinker, emulator_tokenizer
 
 
 @pytest.fixture

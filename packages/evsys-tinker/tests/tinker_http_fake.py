@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
-from evsys_tinker.testing import FakeTinker
-from evsys_tinker.testing._fake import FakeSamplingClient, FakeTrainingClient
 from tinker import types
 from tinker.proto import tinker_public_pb2 as pb
+
+from evsys_tinker.testing import FakeTinker
+from evsys_tinker.testing._fake import FakeSamplingClient, FakeTrainingClient
 
 _DTYPES = {pb.DTYPE_FLOAT32: np.float32, pb.DTYPE_INT64: np.int64, pb.DTYPE_INT32: np.int32}
 

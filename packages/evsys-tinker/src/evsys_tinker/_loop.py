@@ -183,8 +183,7 @@ def train(algorithm: str, config: Any, recipe: Recipe, ctx: RunContext) -> RunRe
         last = metrics
         if step in marks and step != total:
             _checkpoint(ctx, training, config, f"step-{step:06d}", step, final=False, artifacts=artifacts)
-        ctx.extras["validation_client"] = _LazySampler(session)
-        ctx.validate(step)
+        ctx.validate(step, _LazySampler(session))
     _checkpoint(ctx, training, config, "final", total, final=True, artifacts=artifacts)
     final: dict[str, float] = {"total_steps": float(total)}
     if losses:
