@@ -16,18 +16,17 @@ class _OnEmulator(AlgorithmContract):
     backend_params: ClassVar[dict[str, Any]] = EMULATOR
     model: ClassVar[dict[str, Any]] = MODEL
 
-    def test_reports_standard_artifacts(self, contract_run: ContractRun) -> None:
-        """Tinker checkpoints are tinker:// URIs, not local paths: they must resolve in the emulator's
-        storage (core's version checks the local filesystem; see the package README)."""
+    def artifact_exists(self, uri: str) -> bool:
+        """Tinker checkpoints are tinker:// URIs: they must resolve in the emulator's storage."""
         import os
 
-        fake = FakeTinker(os.environ["EVSYS_TINKER_EMULATOR_DIR"])
+        return FakeTinker(os.environ["EVSYS_TINKER_EMULATOR_DIR"]).exists(uri)
+
+    def test_tinker_artifact_layout(self, contract_run: ContractRun) -> None:
         artifacts = contract_run.result.artifacts
         assert artifacts["final_checkpoint"] == artifacts["checkpoint-final"]
         assert "/sampler_weights/" in artifacts["final_checkpoint"]
         assert "/weights/" in artifacts["state-final"]
-        for key in ("final_checkpoint", "state-final"):
-            assert fake.exists(artifacts[key]), f"{key} = {artifacts[key]} was never saved"
         assert Path(artifacts["run_dir"], "checkpoints.jsonl").exists()
 
 

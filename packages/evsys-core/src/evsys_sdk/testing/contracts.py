@@ -217,13 +217,17 @@ class AlgorithmContract(_StaticParams):
         leftovers = [str(p) for p in contract_run.run_dir.rglob("*.tmp")]
         assert not leftovers, f"half-written files left behind: {leftovers}"
 
+    def artifact_exists(self, uri: str) -> bool:
+        """Whether a reported artifact exists; override for remote URIs (e.g. ``tinker://...``)."""
+        return Path(uri).exists()
+
     def test_reports_standard_artifacts(self, contract_run: ContractRun) -> None:
         """``final_checkpoint`` (what inference loads) and ``state-final`` (what a continual chain resumes
-        from) are reported and exist on disk. Troubleshooting: return them in ``RunResult.artifacts``."""
+        from) are reported and exist. Troubleshooting: return them in ``RunResult.artifacts``."""
         for key in ("final_checkpoint", "state-final"):
             path = contract_run.result.artifacts.get(key)
             assert path, f"RunResult.artifacts has no {key!r}: {sorted(contract_run.result.artifacts)}"
-            assert Path(path).exists(), f"artifact {key!r} points at a missing path: {path}"
+            assert self.artifact_exists(path), f"artifact {key!r} points at a missing path: {path}"
 
     def test_logs_metrics(self, contract_run: ContractRun) -> None:
         """At least one metric row reaches the log store. Troubleshooting: call
