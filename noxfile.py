@@ -62,9 +62,22 @@ def core(session: nox.Session) -> None:
 def plugin(session: nox.Session, package: str) -> None:
     """One plugin package with core only (its ``[test]`` extra adds what its tests need)."""
     path = f"packages/{package}"
+    if package == "evsys-dashboard":
+        _ensure_chromium(session)
     extra = "[test]" if "test" in _extras(path) else ""
     session.install(CORE, f"{path}{extra}", "pytest", *PLUGIN_PINS.get(package, []))
     session.run("pytest", f"{path}/tests", "-q", *session.posargs, env=ENV)
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """The dashboard UI test drives a real headless Chromium: Debian's, installed when missing and allowed."""
+    if shutil.which("chromium") or os.environ.get("EVSYS_CHROMIUM"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.error("the dashboard UI test needs Chromium: apt-get install chromium (or set EVSYS_CHROMIUM)")
 
 
 def _extras(path: str) -> set[str]:

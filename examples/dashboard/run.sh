@@ -22,7 +22,7 @@ export EVSYS_API_URL=http://127.0.0.1:$PORT EVSYS_API_KEY=$KEY EVSYS_PROJECT_ID=
 export EVSYS_LOG_DIR=./outputs/dashboard/mirror
 
 # 3. a whole experiment (matrix x 3 seeds, validation and test benchmarks) recorded to the server
-evsys dashboard run examples/experiment/config.yaml
+evsys run examples/experiment/config.yaml --store dashboard
 
 # 4. a hand-written training loop logging through ExperimentRun
 python3 examples/dashboard/log_by_hand.py

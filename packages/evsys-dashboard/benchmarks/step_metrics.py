@@ -24,7 +24,6 @@ def main() -> None:
 
     from evsys_dashboard import DashboardClient
     from evsys_dashboard.server.db import ServerDB
-
     from evsys_sdk.store import LocalStore
 
     tmp = Path(tempfile.mkdtemp(prefix="evsys-dash-bench-"))

@@ -79,6 +79,7 @@ class ThreadServer:
 
     def __init__(self, db_path: Path, port: int = 0):
         import uvicorn
+
         from evsys_dashboard.server import create_app
 
         self.sock = socket.socket()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Server, experiment_config
+
 from evsys_dashboard import DashboardClient, DashboardClientError, EvsysAuthError, ExperimentRun
 from evsys_dashboard.client import API_PREFIX
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from conftest import ThreadServer, experiment_config, free_port, make_key
+
 from evsys_dashboard import DashboardClient, ExperimentRun
 from evsys_dashboard.mirror import read_json, read_jsonl
 from evsys_dashboard.sync import sync_mirror
-
 from evsys_sdk.store import LocalStore
 
 

@@ -22,7 +22,6 @@ def test_hooks_and_package_import_neither_httpx_nor_the_server_stack() -> None:
 
 def test_evsys_sdk_exports_the_dashboard_names() -> None:
     import evsys_dashboard
-
     import evsys_sdk
 
     for name in ("DashboardClient", "ExperimentRun", "DashboardClientError", "EvsysAuthError"):
@@ -32,7 +31,6 @@ def test_evsys_sdk_exports_the_dashboard_names() -> None:
 
 def test_the_client_implements_the_tracking_store_protocol(tmp_path: object) -> None:
     from evsys_dashboard import DashboardClient
-
     from evsys_sdk.store import TrackingStore
 
     with DashboardClient(offline=True, log_dir=str(tmp_path)) as client:
@@ -45,7 +43,7 @@ def test_dashboard_verbs_are_registered(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit):
         main(["dashboard", "--help"])
     out = capsys.readouterr().out
-    for verb in ("serve", "sync", "create-key", "run"):
+    for verb in ("serve", "sync", "create-key"):
         assert verb in out
     from evsys_sdk.plugins import list_plugins
 
@@ -74,6 +72,6 @@ def test_dashboard_run_records_an_experiment(
     monkeypatch.setenv("EVSYS_API_KEY", server.key)
     monkeypatch.setenv("EVSYS_PROJECT_ID", server.project)
     monkeypatch.setenv("EVSYS_LOG_DIR", str(tmp_path / "mirror"))
-    assert main(["dashboard", "run", str(path)]) == 0
+    assert main(["run", str(path), "--store", "dashboard"]) == 0
     found = server.db().find_experiment("from_cli")
     assert found is not None and found["status"] == "completed"

@@ -41,16 +41,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from evsys_sdk.yaml_loader import load_yaml
 
     cfg = load_yaml(args.path)
-    store = None
-    if not args.no_store:
-        from evsys_sdk.store import LocalStore
-
-        store = LocalStore()
+    store = None if args.no_store else _tracking_store(args.store)
     try:
         result = Experiment(cfg, store=store, resume=args.resume).run()
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished arms are kept; continue with: evsys run {args.path} --resume", file=sys.stderr)
         return 130
+    finally:
+        if store is not None and hasattr(store, "close"):
+            store.close()  # a remote store sends what it still queues
     text = json.dumps(result.summary(), indent=2)
     if args.output:
         from evsys_sdk._io import atomic_write_text
@@ -58,6 +57,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         atomic_write_text(args.output, text + "\n")
     print(text if args.json else experiment_summary(result))
     return 0 if all(a.status == "completed" for a in result.arms) else 2
+
+
+def _tracking_store(name: str) -> Any:
+    from evsys_sdk.plugins import current_host
+
+    host = current_host()
+    host.ensure_loaded()
+    store = host.pm.hook.evsys_tracking_store(name=name)
+    if store is None:
+        hint = " (pip install evsys-dashboard)" if name == "dashboard" else ""
+        raise EvsysError(f"unknown tracking store '{name}'{hint}; core provides 'local'")
+    return store
 
 
 def _open_store() -> Any:
@@ -260,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="also write the JSON results to this file")
     p.add_argument("--json", action="store_true", help="print JSON results instead of the summary")
     p.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
-    p.add_argument("--no-store", action="store_true", help="do not record the experiment in the local store")
+    p.add_argument("--store", default="local", help="where to record: local (./.evsys/evsys.db) or a plugin's store")
+    p.add_argument("--no-store", action="store_true", help="do not record the experiment")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("runs", help="recorded experiments (the local tracking store)")

@@ -73,6 +73,12 @@ def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.Argu
 
 
 @hookspec(firstresult=True)
+def evsys_tracking_store(name: str) -> Any:
+    """Build the tracking store ``name`` for ``evsys run --store NAME`` (e.g. ``dashboard``), or return
+    None to let another plugin answer. Core answers ``local``."""
+
+
+@hookspec(firstresult=True)
 def evsys_resolve_algorithm(kind: str, backend_kind: str) -> str | None:
     """Map an algorithm family (``sft``, ``sdft``, ``rl``) on a backend kind to a concrete algorithm
     name, or return None to let another plugin answer."""

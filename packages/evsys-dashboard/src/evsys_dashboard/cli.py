@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -69,20 +68,3 @@ def cmd_sync(args: argparse.Namespace) -> int:
         print(f"refused: {error}", file=sys.stderr)
     print(f"OK: {report.summary()}")
     return 1 if report.errors else 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from evsys_dashboard.client import DashboardClient
-    from evsys_sdk.experiment import Experiment
-    from evsys_sdk.report import experiment_summary
-    from evsys_sdk.yaml_loader import load_yaml
-
-    cfg = load_yaml(args.path)
-    with DashboardClient() as client:
-        try:
-            result = Experiment(cfg, store=client, resume=args.resume).run()
-        except KeyboardInterrupt:
-            print("\ninterrupted: finished arms are kept; continue with --resume", file=sys.stderr)
-            return 130
-    print(json.dumps(result.summary(), indent=2) if args.json else experiment_summary(result))
-    return 0 if all(a.status == "completed" for a in result.arms) else 2

@@ -1,4 +1,4 @@
-"""The plugin's hooks: ``evsys dashboard serve|sync|create-key|run``.
+"""The plugin's hooks: ``evsys dashboard serve|sync|create-key`` and ``evsys run --store dashboard``.
 
 evsys imports this module when it discovers plugins, so it imports only core and argparse: httpx and
 the server stack load inside the commands.
@@ -44,8 +44,13 @@ def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.Argu
     q.add_argument("log_dir", nargs="?", help="the mirror folder (default: $EVSYS_LOG_DIR or ./evsys_sdk)")
     q.set_defaults(func=_run("cmd_sync"))
 
-    q = sub.add_parser("run", help="run an experiment recorded to the dashboard (EVSYS_API_URL, _KEY, _PROJECT_ID)")
-    q.add_argument("path")
-    q.add_argument("--json", action="store_true", help="print JSON results instead of the summary")
-    q.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
-    q.set_defaults(func=_run("cmd_run"))
+
+
+@hookimpl
+def evsys_tracking_store(name: str) -> Any:
+    """``evsys run --store dashboard``: record to the server named by EVSYS_API_URL (mirrored locally)."""
+    if name != "dashboard":
+        return None
+    from evsys_dashboard.client import DashboardClient
+
+    return DashboardClient()

@@ -82,6 +82,15 @@ def evsys_register_callbacks(registry: Registry[Any]) -> None:
         registry.add(cls)
 
 
+@hookimpl(trylast=True)
+def evsys_tracking_store(name: str) -> Any:
+    if name != "local":
+        return None
+    from evsys_sdk.store import LocalStore
+
+    return LocalStore()
+
+
 @hookimpl
 def evsys_resolve_algorithm(kind: str, backend_kind: str) -> str | None:
     return MOCK_FAMILY.get(kind) if backend_kind == "mock" else None
