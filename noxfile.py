@@ -75,7 +75,9 @@ def _ensure_chromium(session: nox.Session) -> None:
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
         session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+        session.run(
+            "apt-get", "install", "-y", "-qq", "chromium", external=True, env={"DEBIAN_FRONTEND": "noninteractive"}
+        )
     else:
         session.error("the dashboard UI test needs Chromium: apt-get install chromium (or set EVSYS_CHROMIUM)")
 
