@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from evsys_frontier.testing import FakeProviderServer
 
 os.environ.setdefault("EVSYS_STRICT_PLUGINS", "1")

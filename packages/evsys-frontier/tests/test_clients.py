@@ -8,6 +8,8 @@ import time
 
 import pytest
 from conftest import KEYS, PROVIDERS, build_client
+from pydantic import ValidationError
+
 from evsys_frontier.errors import (
     MissingAPIKeyError,
     MissingSDKError,
@@ -18,8 +20,6 @@ from evsys_frontier.errors import (
     UnsupportedParameterError,
 )
 from evsys_frontier.testing import FakeProviderServer
-from pydantic import ValidationError
-
 from evsys_sdk.eval.retry import is_transient, retry_after_of
 from evsys_sdk.registry import registry
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from evsys_frontier.testing import FakePrompt, FakeProviderServer
 
+from evsys_frontier.testing import FakePrompt, FakeProviderServer
 from evsys_sdk.testing import InferenceClientContract, VerifierContract
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import KEYS
-from evsys_frontier.testing import FakePrompt, FakeProviderServer
 
+from evsys_frontier.testing import FakePrompt, FakeProviderServer
 from evsys_sdk.experiment import Experiment
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "frontier"

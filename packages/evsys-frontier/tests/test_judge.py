@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from test_contracts import grade
+
 from evsys_frontier.errors import ProviderRequestError
 from evsys_frontier.judge import LLMJudge, parse_score, with_llm_judges
 from evsys_frontier.testing import FakeProviderServer
-from test_contracts import grade
-
 from evsys_sdk.benchmark import Benchmark
 from evsys_sdk.errors import UnknownKindError
 from evsys_sdk.registry import registry
