@@ -62,3 +62,17 @@ def test_sources_and_schemas() -> None:
     judge = schema_for("verifier", "llm_judge")
     json.dumps(judge)
     assert {"judge", "rubric", "scale"} <= set(judge["properties"])
+
+
+def test_fake_server_runs_from_the_shell() -> None:
+    from evsys_sdk.registry import registry as reg
+
+    proc = subprocess.Popen([sys.executable, "-m", "evsys_frontier.testing"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert reg("inference_client").get("openai")(base_url=url + "/v1").generate(prompt="hi") == "You said: hi"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
