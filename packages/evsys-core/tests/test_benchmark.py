@@ -97,7 +97,12 @@ def test_score_sequential_semantics() -> None:
     bench = Benchmark.from_iterable("b", [task(1, split={"kind": "a"}), task(2, expected="nope"), task(3)])
     client = Recording(answers={"do 1": ["MOCK_ANSWER", "nothing", "MOCK_ANSWER"]})
     score = bench.score(
-        client, num_samples=3, max_tokens=64, temperature=0.7, stop=["</a>"], breakdown_keys=["split.kind"],
+        client,
+        num_samples=3,
+        max_tokens=64,
+        temperature=0.7,
+        stop=["</a>"],
+        breakdown_keys=["split.kind"],
         max_concurrency=1,  # the scripted answers are consumed in call order
     )
     assert len(client.calls) == 9
@@ -227,3 +232,35 @@ def test_score_with_cache_dir(tmp_path: Path) -> None:
     bench.score(first, num_samples=2, cache=tmp_path / "cache")
     score = bench.score(second, num_samples=2, cache=str(tmp_path / "cache"))
     assert len(first.calls) == 6 and second.calls == [] and score.metrics["mean_reward"] == 1.0
+
+
+def test_spec_verifiers_run_through_the_verifier_registry(plugin_host: Any) -> None:
+    from evsys_sdk.data_types import LLMJudgeVerifier
+    from evsys_sdk.protocols import VerificationResult
+
+    judge_task = HarborTask("j1", "Say hi", LLMJudgeVerifier(judge_model="mock", rubric="greets"))
+    with pytest.raises(NotImplementedError, match="pip install evsys-frontier"):
+        Benchmark.from_iterable("b", [judge_task]).score(Recording())
+
+    class Judge:
+        name = "llm_judge"
+
+        def verify(self, *, prompt: str, completion: str, target: dict[str, Any]) -> VerificationResult:
+            return VerificationResult(
+                1.0 if "MOCK" in completion and target["rubric"] == "greets" else 0.0, {"p": prompt}
+            )
+
+    plugin_host.registries["verifier"].add(Judge)
+    score = Benchmark.from_iterable("b", [judge_task]).score(Recording())
+    assert score.metrics["pass_rate"] == 1.0
+
+
+def test_client_usage_counters_reach_the_metrics() -> None:
+    class Counting(Recording):
+        def usage_metrics(self) -> dict[str, float]:
+            return {"requests": float(len(self.calls)), "output_tokens": 3.0 * len(self.calls)}
+
+    client = Counting()
+    client.generate(prompt="warm-up")  # counted before the benchmark starts: not part of its usage
+    score = Benchmark.from_iterable("b", [task(1), task(2)]).score(client, num_samples=2)
+    assert score.metrics["usage/requests"] == 4.0 and score.metrics["usage/output_tokens"] == 12.0

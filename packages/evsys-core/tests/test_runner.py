@@ -194,3 +194,13 @@ def test_progress_on_a_terminal_and_quiet_when_piped(experiment: Any, mock_run: 
     piped = io.StringIO()
     run_experiment(experiment(runs=[mock_run("c")]), progress=Progress(1, piped))
     assert piped.getvalue() == ""
+
+
+def test_runner_eval_without_inference_scores_the_trained_checkpoint(experiment: Any, mock_run: Any) -> None:
+    rows = [{"prompt": f"p{i}", "answer": f"a{i}"} for i in range(6)]
+    run = mock_run(
+        "t", rows=rows, params={"lora_rank": 64, "num_epochs": 3}, eval={"metrics": [{"kind": "exact_match"}]}
+    )
+    (result,) = run_experiment(experiment(run=run))
+    # the mock model recalls what it trained on; the template-only client would score 0
+    assert result.metrics["eval/exact_match"] > 0

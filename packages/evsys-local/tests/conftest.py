@@ -40,6 +40,7 @@ PROMPT_ROWS: list[dict[str, Any]] = [{"inputs": {"question": f"{a}+{a}"}, "expec
 @pytest.fixture(scope="session", autouse=True)
 def tiny_model() -> Path:
     import torch
+
     from evsys_local.testing import make_tiny_model
 
     torch.set_num_threads(1)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
+
 from evsys_local.backend import LocalBackend
 from evsys_local.inference import LocalInference, cut_at_stop
-
 from evsys_sdk.config import RunConfig
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.protocols import RunResult
@@ -94,7 +94,6 @@ def test_default_inference_factory_serves_final_checkpoint(tmp_path: Path) -> No
 
 def test_tiny_model_is_deterministic_and_cli_builds_it(tmp_path: Path) -> None:
     from evsys_local.testing import make_tiny_model
-
     from evsys_sdk.cli import main
 
     a = make_tiny_model(tmp_path / "a")

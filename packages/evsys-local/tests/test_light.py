@@ -32,7 +32,6 @@ def test_family_configs_subclass_shared_params() -> None:
     from evsys_local.rl import LocalRLConfig
     from evsys_local.sdft import LocalSDFTConfig
     from evsys_local.sft import LocalSFTConfig
-
     from evsys_sdk.families import RLParams, SDFTParams, SFTParams
 
     assert issubclass(LocalSFTConfig, SFTParams)

@@ -6,12 +6,12 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import evsys_local.sdft as sdft
 import pytest
 import torch
 from conftest import PROMPT_ROWS, TASK_ROWS, TINY, local_config, metric_rows
-from evsys_local.sdft import topk_distill_loss
 
+import evsys_local.sdft as sdft
+from evsys_local.sdft import topk_distill_loss
 from evsys_sdk.runner import run_experiment
 from evsys_sdk.verifier_fns import register, unregister
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.data_types import HarborTask, InProcessVerifier, harbor_task_from_dict
+from evsys_sdk.data_types import E2BVerifier, HarborTask, InProcessVerifier, LLMJudgeVerifier, harbor_task_from_dict
 from evsys_sdk.eval.cache import CompletionCache
 from evsys_sdk.eval.engine import GenerationRequest, RateLimiter, generate_all
 from evsys_sdk.eval.retry import RetryPolicy, RetryReport
 from evsys_sdk.eval.stats import estimate_rates
 from evsys_sdk.logger import get_logger
-from evsys_sdk.verifier_fns import get_fn, verify_task
+from evsys_sdk.verifier_fns import get_fn, spec_executor, verify_task
 
 __all__ = ["Benchmark", "BenchmarkScore", "BenchmarkTaskResult"]
 
@@ -81,8 +81,10 @@ def _check_scorable(task: HarborTask) -> None:
     """Raise what verify_task would, before any model call is spent."""
     if isinstance(task.verifier, InProcessVerifier):
         get_fn(task.verifier.fn_name)
+    elif isinstance(task.verifier, E2BVerifier | LLMJudgeVerifier):
+        spec_executor(task)  # a spec no installed plugin executes raises here
     else:
-        verify_task(task, "")  # every other verifier kind raises before running anything
+        verify_task(task, "")  # no verifier / an unknown type raises before running anything
 
 
 class Benchmark:
@@ -181,6 +183,7 @@ class Benchmark:
                 for s in range(num_samples)
             ]
         report = RetryReport()
+        usage_before = _usage(client)
         outcomes = generate_all(
             client,
             requests,
@@ -220,14 +223,21 @@ class Benchmark:
             task_rewards.append(rewards)
         names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
         ks = {1, num_samples} | {int(m.group(1)) for n in names if (m := _K_METRIC.match(n))}
+        usage = {f"usage/{k}": v - usage_before.get(k, 0.0) for k, v in _usage(client).items()}
         return BenchmarkScore(
-            metrics=_metrics(names, task_rewards),
+            metrics={**_metrics(names, task_rewards), **usage},
             per_task=per_task,
             breakdowns=_breakdowns(per_task, breakdown_keys or ()),
             rollouts=rollouts,
             stats=estimate_rates(task_rewards, ks=ks),
             retry_report=report.as_dict(),
         )
+
+
+def _usage(client: Any) -> dict[str, float]:
+    """A client's cumulative usage counters (``usage_metrics()``, e.g. tokens of an API client), if any."""
+    counters = getattr(client, "usage_metrics", None)
+    return {k: float(v) for k, v in counters().items()} if callable(counters) else {}
 
 
 def _metrics(names: Sequence[str], task_rewards: list[list[float]]) -> dict[str, float]:

@@ -141,7 +141,7 @@ def _execute_run(
                 backend.teardown(handles)
             except Exception:
                 log.exception("teardown of run '%s' failed", run.name)
-        if result.status == "completed" and run.eval.enabled and run.eval.metrics and run.eval.inference:
+        if result.status == "completed" and run.eval.enabled and run.eval.metrics:
             _run_eval(run, rows, data_store, log_store, result)
     except KeyboardInterrupt:
         result = RunResult(run_id, "cancelled", error="KeyboardInterrupt: cancelled by the user")
@@ -179,6 +179,16 @@ def _finish(
     atomic_write_json(run_dir / "run_result.json", record)
 
 
+def _eval_client(run: RunConfig, result: RunResult) -> Any:
+    """``eval.inference`` when given, else the backend's default factory serving the trained checkpoint."""
+    if run.eval.inference is not None:
+        return build("inference_client", run.eval.inference)
+    from evsys_sdk.registry import get_default_inference_factory
+
+    factory = get_default_inference_factory(run)
+    return factory(result, run) if factory is not None else None
+
+
 def _run_eval(
     run: RunConfig, train_rows: list[dict[str, Any]], store: DataStore, log_store: LogStore, result: RunResult
 ) -> None:
@@ -190,8 +200,10 @@ def _run_eval(
     try:
         rows = _rows(run.eval.eval_data, store) if run.eval.eval_data is not None else train_rows
         rows = rows[: run.eval.n_samples] if run.eval.n_samples is not None else rows
-        assert run.eval.inference is not None
-        client = build("inference_client", run.eval.inference)
+        client = _eval_client(run, result)
+        if client is None:
+            log.warning("run '%s' has eval metrics but no eval.inference and no default inference factory", run.name)
+            return
         predictions, targets, rewards = [], [], []
         for row in rows:
             try:

@@ -7,6 +7,7 @@ This registry is separate from the registry of ``Verifier`` classes (``format_on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -164,6 +165,26 @@ for _fn in (exact_match, contains, regex_match, tool_calls_match):
     register(_fn.__name__, _fn)
 
 
+def spec_executor(task: HarborTask) -> Any:
+    """The registered verifier that executes a task's E2B or LLM-judge spec (registered under the spec's
+    ``kind``, e.g. ``llm_judge`` by evsys-frontier); raises when no installed plugin provides one."""
+    from evsys_sdk.registry import registry
+
+    kind = getattr(task.verifier, "kind", "")
+    verifiers = registry("verifier")
+    if verifiers.has(kind):
+        return verifiers.get(kind)()
+    if isinstance(task.verifier, E2BVerifier):
+        raise NotImplementedError(
+            f"task '{task.task_id}' has an E2BVerifier: it runs in a sandbox, which core does not execute; "
+            "install a plugin that registers an 'e2b' verifier"
+        )
+    raise NotImplementedError(
+        f"task '{task.task_id}' has an LLMJudgeVerifier: LLM judges are executed by the evsys-frontier "
+        "plugin (pip install evsys-frontier)"
+    )
+
+
 def verify_task(task: HarborTask, completion: str) -> VerificationResult:
     """Score ``completion`` with ``task``'s verifier. Only in-process verifiers run in core."""
     verifier = task.verifier
@@ -171,16 +192,11 @@ def verify_task(task: HarborTask, completion: str) -> VerificationResult:
         fn = get_fn(verifier.fn_name)
         reward = float(fn(completion, verifier.expected, dict(verifier.params)))
         return VerificationResult(reward=reward, info={"fn_name": verifier.fn_name})
-    if isinstance(verifier, E2BVerifier):
-        raise NotImplementedError(
-            f"task '{task.task_id}' has an E2BVerifier: it runs in a sandbox, which core does not execute; "
-            "score it with a plugin that provides an E2B sandbox executor"
+    if isinstance(verifier, E2BVerifier | LLMJudgeVerifier):
+        result: VerificationResult = spec_executor(task).verify(
+            prompt=task.instruction, completion=completion, target=dataclasses.asdict(verifier)
         )
-    if isinstance(verifier, LLMJudgeVerifier):
-        raise NotImplementedError(
-            f"task '{task.task_id}' has an LLMJudgeVerifier: LLM judges are executed by the evsys-frontier "
-            "plugin (pip install evsys-frontier)"
-        )
+        return result
     if verifier is None:
         raise TypeError(f"task '{task.task_id}' has no verifier (a generation-only task cannot be scored)")
     raise TypeError(f"task '{task.task_id}' has unknown verifier type: {type(verifier).__name__}")
