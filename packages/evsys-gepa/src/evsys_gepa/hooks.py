@@ -1,0 +1,49 @@
+"""evsys-gepa's hooks (entry point ``gepa``). Imports only evsys_sdk: the algorithm's module loads at
+the first registry look-up and imports gepa only when a run trains."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from evsys_sdk.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from evsys_sdk.config import RunConfig
+    from evsys_sdk.protocols import InferenceFactory
+    from evsys_sdk.registry import Registry
+
+ALGORITHM = "gepa_prompt"
+
+
+@hookimpl
+def evsys_register_algorithms(registry: Registry[Any]) -> None:
+    from evsys_gepa.algorithm import GEPAPromptAlgorithm
+
+    registry.add(GEPAPromptAlgorithm)
+
+
+@hookimpl
+def evsys_register_inference_clients(registry: Registry[Any]) -> None:
+    from evsys_gepa.inference import PromptedInference
+    from evsys_gepa.testing import ToyReflectionLM, ToyTaskLM
+
+    for cls in (PromptedInference, ToyTaskLM, ToyReflectionLM):
+        registry.add(cls)
+
+
+@hookimpl
+def evsys_register_verifiers(registry: Registry[Any]) -> None:
+    from evsys_gepa.tasks import partial_match
+    from evsys_sdk.verifier_fns import register
+
+    register("gepa_partial_match", partial_match)  # an in-process fn Harbor tasks name
+
+
+# tryfirst: a gepa arm is served by its prompt whatever its backend (whose own factory would serve weights)
+@hookimpl(tryfirst=True)
+def evsys_default_inference_factory(run_config: RunConfig) -> InferenceFactory | None:
+    if run_config.algorithm.kind != ALGORITHM:
+        return None
+    from evsys_gepa.inference import gepa_inference_factory
+
+    return gepa_inference_factory
