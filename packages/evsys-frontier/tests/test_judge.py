@@ -6,7 +6,7 @@ import pytest
 from test_contracts import grade
 
 from evsys_frontier.errors import ProviderRequestError
-from evsys_frontier.judge import LLMJudge, parse_score, with_llm_judges
+from evsys_frontier.judge import LLMJudge, parse_score
 from evsys_frontier.testing import FakeProviderServer
 from evsys_sdk.benchmark import Benchmark
 from evsys_sdk.errors import UnknownKindError
@@ -118,12 +118,10 @@ def test_benchmark_with_llm_judge_tasks(monkeypatch: pytest.MonkeyPatch) -> None
     with FakeProviderServer(responder=_rubric_grader) as srv:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.url)
         policy = registry("inference_client").get("mock")(template="I say {prompt}")
-        with pytest.raises(NotImplementedError, match="LLMJudgeVerifier"):
-            bench.score(policy)  # core alone cannot run judges (the seam this package needs)
-        score = with_llm_judges(bench).score(policy)
+        score = bench.score(policy)  # core dispatches llm_judge specs to the registered verifier
         assert score.metrics["mean_reward"] == 1.0 and score.metrics["n_tasks"] == 3.0
         wrong = registry("inference_client").get("mock")(template="I say nothing")
-        assert with_llm_judges(bench).score(wrong).metrics["mean_reward"] == 0.0
+        assert bench.score(wrong).metrics["mean_reward"] == 0.0
         assert len(srv.requests_for("anthropic")) == 6
 
 

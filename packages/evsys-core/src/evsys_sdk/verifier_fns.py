@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -165,6 +166,9 @@ for _fn in (exact_match, contains, regex_match, tool_calls_match):
     register(_fn.__name__, _fn)
 
 
+_EXECUTORS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
 def spec_executor(task: HarborTask) -> Any:
     """The registered verifier that executes a task's E2B or LLM-judge spec (registered under the spec's
     ``kind``, e.g. ``llm_judge`` by evsys-frontier); raises when no installed plugin provides one."""
@@ -173,7 +177,11 @@ def spec_executor(task: HarborTask) -> Any:
     kind = getattr(task.verifier, "kind", "")
     verifiers = registry("verifier")
     if verifiers.has(kind):
-        return verifiers.get(kind)()
+        # One executor per kind and registry: a judge keeps its API clients across tasks.
+        built = _EXECUTORS.setdefault(verifiers, {})
+        if kind not in built:
+            built[kind] = verifiers.get(kind)()
+        return built[kind]
     if isinstance(task.verifier, E2BVerifier):
         raise NotImplementedError(
             f"task '{task.task_id}' has an E2BVerifier: it runs in a sandbox, which core does not execute; "

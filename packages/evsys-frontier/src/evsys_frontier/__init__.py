@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         UnsupportedParameterError,
     )
     from evsys_frontier.gemini import GeminiInference
-    from evsys_frontier.judge import LLMJudge, with_llm_judges
+    from evsys_frontier.judge import LLMJudge
     from evsys_frontier.openai_inference import OpenAIInference
 
 __version__ = "0.1.0"
@@ -30,7 +30,6 @@ _WHERE = {
     "OpenAIInference": "evsys_frontier.openai_inference",
     "GeminiInference": "evsys_frontier.gemini",
     "LLMJudge": "evsys_frontier.judge",
-    "with_llm_judges": "evsys_frontier.judge",
     "FrontierError": "evsys_frontier.errors",
     "MissingAPIKeyError": "evsys_frontier.errors",
     "MissingSDKError": "evsys_frontier.errors",
@@ -47,7 +46,6 @@ __all__ = [
     "OpenAIInference",
     "ProviderAPIError",
     "UnsupportedParameterError",
-    "with_llm_judges",
 ]
 
 

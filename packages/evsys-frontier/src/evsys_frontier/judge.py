@@ -4,9 +4,9 @@
   ``target`` holds an ``LLMJudgeVerifier``'s fields (``judge_model``, ``rubric``) and optionally the
   reference answer (``expected``). The reward is the judge's score scaled into [0, 1]; ``info`` carries
   the judge's rationale.
-* The in-process verifier fn ``llm_judge`` (``fn(completion, expected, params)``), so Harbor tasks
-  can be judged by core's ``Benchmark.score`` as it is; ``with_llm_judges(benchmark)`` rewrites a
-  benchmark's ``LLMJudgeVerifier`` tasks into that form.
+  Core runs it for every task whose verifier is ``{"kind": "llm_judge", ...}`` (benchmarks, RL).
+* The in-process verifier fn ``llm_judge`` (``fn(completion, expected, params)``), for task files that
+  name the judge as an in-process function with its params.
 
 ``judge_model`` is an inference kind, optionally with a model: ``claude``, ``openai:gpt-4o``,
 ``gemini:gemini-2.5-pro``, ``mock``. Judge calls are retried on transient errors (Retry-After honoured,
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from evsys_frontier.config import LLMJudgeConfig
 
-__all__ = ["DEFAULT_TEMPLATE", "LLMJudge", "llm_judge_fn", "parse_score", "register_judge_fn", "with_llm_judges"]
+__all__ = ["DEFAULT_TEMPLATE", "LLMJudge", "llm_judge_fn", "parse_score", "register_judge_fn"]
 
 _logger = logging.getLogger(__name__)
 
@@ -179,26 +179,3 @@ def register_judge_fn() -> None:
     from evsys_sdk.verifier_fns import register
 
     register(FN_NAME, llm_judge_fn)
-
-
-def with_llm_judges(benchmark: Any, **judge_params: Any) -> Any:
-    """A copy of ``benchmark`` whose ``LLMJudgeVerifier`` tasks run through the ``llm_judge`` fn, so
-    ``Benchmark.score`` scores them today. ``judge_params`` are LLMJudgeConfig fields for every task."""
-    from evsys_sdk.benchmark import Benchmark
-    from evsys_sdk.data_types import HarborTask, InProcessVerifier, LLMJudgeVerifier
-
-    LLMJudgeConfig(**judge_params)  # fail on a typo now, not at the first task
-    register_judge_fn()
-    tasks = []
-    for task in benchmark.tasks:
-        verifier = task.verifier
-        if isinstance(verifier, LLMJudgeVerifier):
-            params = {
-                "judge_model": verifier.judge_model,
-                "rubric": verifier.rubric,
-                "prompt": task.instruction,
-                **judge_params,
-            }
-            task = HarborTask(task.task_id, task.instruction, InProcessVerifier(FN_NAME, None, params), task.metadata)
-        tasks.append(task)
-    return Benchmark(benchmark.name, tasks, benchmark.metadata, benchmark.root)
