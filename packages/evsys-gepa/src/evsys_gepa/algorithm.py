@@ -203,7 +203,8 @@ class GEPAPromptAlgorithm:
     """Prompt optimisation with GEPA. Runs on any backend (it trains no weights).
 
     Artifacts: ``final_prompt`` and ``final_checkpoint`` (``prompts.json``: what the arm serves),
-    ``state-final`` (GEPA's run dir: its resumable state), ``candidate_tree`` (``candidates.json``:
+    ``state-final`` (GEPA's run dir: its resumable state and a copy of ``prompts.json``, which the
+    next stage of a continual or combo chain starts from), ``candidate_tree`` (``candidates.json``:
     every candidate with its parents and scores; ``candidate_tree.dot`` beside it). Metrics per
     iteration: ``gepa/score``, ``gepa/best_score``, ``gepa/metric_calls``, ``gepa/accepted``,
     ``gepa/n_candidates`` (step 0 is the seed prompt).
@@ -319,17 +320,16 @@ class GEPAPromptAlgorithm:
         best_idx = int(result.best_idx)
         best = str(result.best_candidate[COMPONENT])
         prompts_path = out / "prompts.json"
-        atomic_write_json(
-            prompts_path,
-            {
-                "system_prompt": best,
-                "score": scores[best_idx],
-                "seed_prompt": seed_prompt,
-                "seed_score": scores[0],
-                "task_lm": cfg.task_lm,
-                "system_prompt_mode": cfg.system_prompt_mode,
-            },
-        )
+        saved = {
+            "system_prompt": best,
+            "score": scores[best_idx],
+            "seed_prompt": seed_prompt,
+            "seed_score": scores[0],
+            "task_lm": cfg.task_lm,
+            "system_prompt_mode": cfg.system_prompt_mode,
+        }
+        atomic_write_json(prompts_path, saved)
+        atomic_write_json(out / "gepa" / "prompts.json", saved)  # state-final: a continual chain's next seed
         tree_path = out / "candidates.json"
         atomic_write_json(
             tree_path,
