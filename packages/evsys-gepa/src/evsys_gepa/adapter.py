@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gepa import EvaluationBatch
+from gepa.core.adapter import EvaluationBatch, ProposalFn
 
 from evsys_gepa.inference import SystemPromptMode, build_task_client
 from evsys_gepa.tasks import Example, Scored, expected_text
@@ -29,7 +29,7 @@ class EvsysAdapter:
     """GEPA's adapter protocol over an evsys task LM and scorer."""
 
     # None: GEPA's default reflective proposer (the reflection LM) writes new prompts.
-    propose_new_texts = None
+    propose_new_texts: ProposalFn | None = None
 
     def __init__(
         self,

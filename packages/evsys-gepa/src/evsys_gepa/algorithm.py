@@ -18,7 +18,7 @@ import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from pydantic import Field, model_validator
 
@@ -27,6 +27,9 @@ from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import StrictModel
 from evsys_sdk.logger import get_logger
 from evsys_sdk.protocols import RunContext, RunResult
+
+if TYPE_CHECKING:
+    from gepa.core.callbacks import GEPACallback
 
 __all__ = ["GEPAPromptAlgorithm", "GEPAPromptConfig"]
 
@@ -252,7 +255,9 @@ class GEPAPromptAlgorithm:
         )
 
     def _optimize(self, ctx: RunContext, examples: list[Any], seed_prompt: str) -> RunResult:
-        import gepa
+        from gepa.api import optimize
+        from gepa.core.result import GEPAResult
+        from gepa.utils.stop_condition import ScoreThresholdStopper
 
         from evsys_gepa.adapter import COMPONENT, EvsysAdapter
         from evsys_sdk.registry import registry
@@ -288,8 +293,8 @@ class GEPAPromptAlgorithm:
         tracker = _Tracker(ctx, adapter.client_for)
         stoppers: list[Any] = [_IterationStopper(cfg.max_iterations)]
         if cfg.stop_at_perfect:
-            stoppers.append(gepa.ScoreThresholdStopper(cfg.perfect_score))
-        result = gepa.optimize(
+            stoppers.append(ScoreThresholdStopper(cfg.perfect_score))
+        result: GEPAResult[Any, Any] = optimize(
             seed_candidate={COMPONENT: seed_prompt},
             trainset=examples,
             valset=valset,
@@ -302,7 +307,7 @@ class GEPAPromptAlgorithm:
             stop_callbacks=stoppers,
             logger=_NullLogger(run_dir / "run_log.txt"),
             run_dir=str(run_dir),
-            callbacks=[tracker],
+            callbacks=cast("list[GEPACallback]", [tracker]),  # implements the events it needs
             display_progress_bar=False,
             seed=cfg.seed,
             raise_on_exception=True,
