@@ -62,6 +62,7 @@ def test_list_and_kinds(capsys: Any) -> None:
         "log_stores:",
         "inference:",
         "callbacks:",
+        "executors:",
     ]
     assert "  - mock_sft" in out and "  - sft (family: mock -> mock_sft)" in out
     assert main(["list", "--kind", "backends"]) == 0

@@ -27,6 +27,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TransformSpec",
         "InferenceSpec",
         "CallbackSpec",
+        "ExecutorSpec",
         "MatrixSpec",
         "ContinualConfig",
         "BenchmarkSpec",
@@ -65,6 +66,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "log_store",
                 "inference",
                 "callback",
+                "executor",
             )
             for verb in ("register", "get")
         ),
@@ -77,6 +79,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "list_log_stores",
         "list_inferences",
         "list_callbacks",
+        "list_executors",
     ),
     "evsys_sdk.runner": ("run_experiment",),
     "evsys_sdk.experiment": ("Experiment",),

@@ -20,6 +20,7 @@ LIST_SECTIONS = {
     "log_stores": "log_store",
     "inference": "inference_client",
     "callbacks": "callback",
+    "executors": "executor",
 }
 
 
@@ -41,6 +42,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from evsys_sdk.yaml_loader import load_yaml
 
     cfg = load_yaml(args.path)
+    if args.executor and args.executor != cfg.executor.kind:
+        from evsys_sdk.config import ExecutorSpec
+
+        # The config's params belong to its own kind; another kind starts from its defaults.
+        cfg = cfg.model_copy(update={"executor": ExecutorSpec(kind=args.executor)})
     store = None if args.no_store else _tracking_store(args.store)
     try:
         result = Experiment(cfg, store=store, resume=args.resume).run()
@@ -273,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
     p.add_argument("--store", default="local", help="where to record: local (./.evsys/evsys.db) or a plugin's store")
     p.add_argument("--no-store", action="store_true", help="do not record the experiment")
+    p.add_argument("--executor", help="where arms run, overriding the config's executor.kind: sequential, process, ray")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("runs", help="recorded experiments (the local tracking store)")
@@ -308,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list installed extensions")
     p.add_argument(
         "--kind",
-        help="one section: algorithms, backends, verifiers, metrics, transforms, data_stores, log_stores, inference",
+        help="one section: algorithms, backends, verifiers, metrics, transforms, data_stores, log_stores, inference, "
+        "callbacks, executors",
     )
     p.set_defaults(func=_cmd_list)
 

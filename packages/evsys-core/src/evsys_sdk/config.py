@@ -51,6 +51,12 @@ class CallbackSpec(_KindSpec):
     """An experiment callback (logger) and its params."""
 
 
+class ExecutorSpec(_KindSpec):
+    """Where the arms run: ``sequential`` (default), ``process`` (a local pool), ``ray`` (evsys-ray)."""
+
+    kind: str = "sequential"
+
+
 class DataStoreSpec(_KindSpec):
     kind: str = "local"
 
@@ -203,6 +209,7 @@ class ExperimentConfig(StrictModel):
     data_store: DataStoreSpec = Field(default_factory=DataStoreSpec)
     log_store: LogStoreSpec = Field(default_factory=LogStoreSpec)
     callbacks: list[CallbackSpec] = Field(default_factory=list)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     run: RunConfig | None = None
     runs: list[RunConfig] | None = None
     matrix: MatrixSpec | None = None

@@ -1,40 +1,36 @@
 """``Experiment``: arms, seeded repeats, continual chains, benchmarks, tracking and resume.
 
-It expands the config into arms, trains each through ``run_experiment`` (one arm failing never stops
-the others), scores benchmarks, records everything to the tracking store (best effort: a store error is
-a warning), and concludes: best arm, group statistics, and for continual chains the stage x benchmark
-matrix.
+It expands the config into arms, hands each to the configured executor, which runs ``evsys_sdk.arm``
+(train through ``run_experiment``, score benchmarks; one arm failing never stops the others), records
+what comes back to the tracking store (the driver alone writes it; best effort: a store error is a
+warning), and concludes: best arm, group statistics, and for continual chains the stage x benchmark
+matrix. Arms are recorded in sequential order whatever the executor.
 """
 
 from __future__ import annotations
 
-import json
-import time
+import heapq
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from evsys_sdk._io import atomic_write_json
+from evsys_sdk.arm import ARM_RECORD, ArmFailed, ArmTask, TrainFn, score
 from evsys_sdk.callbacks import CallbackSet
-from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig, safe_run_name
+from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig
 from evsys_sdk.errors import ConfigError
+from evsys_sdk.executors import Executor, build_executor, picklable_problem
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
-from evsys_sdk.protocols import InferenceClient, InferenceFactory, RunContext, RunResult
+from evsys_sdk.protocols import InferenceFactory
 from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
-from evsys_sdk.runner import config_fingerprint
-from evsys_sdk.step_metrics import forward_step_metrics
+from evsys_sdk.step_metrics import send_step_rows
 
 log = get_logger("experiment")
 
-TrainFn = Callable[[ExperimentConfig], list[RunResult]]
-ARM_RECORD = "arm_result.json"
-
-
-class ArmFailed(Exception):
-    """A training run that ended failed or cancelled; its message is already ``"<Type>: <message>"``."""
+__all__ = ["ARM_RECORD", "ArmFailed", "Experiment", "TrainFn", "benchmark_specs"]
 
 
 def benchmark_specs(raw: Any) -> list[BenchmarkSpec]:
@@ -84,8 +80,39 @@ def _reseeded(run: RunConfig, name: str, seed: int, **update: Any) -> RunConfig:
     return run.model_copy(update={"name": name, "seed": seed, "algorithm": algorithm, **update})
 
 
+def _next_state(arm: ArmResult) -> str | None:
+    """The checkpoint a continual chain's next stage starts from: ``state-final``, else any ``state-*``."""
+    artifacts = arm.run_result.artifacts if arm.run_result else {}
+    state = artifacts.get("state-final") or next((v for k, v in artifacts.items() if k.startswith("state-")), None)
+    if state is None:
+        log.warning("stage '%s' reported no state-final artifact: the next stage starts from the base model", arm.name)
+    return state
+
+
+@dataclass
+class _Chain:
+    """Arms that run in order, each stage starting from the last one's state (one stage: a plain arm)."""
+
+    runs: list[RunConfig]
+    groups: list[str | None]  # the replicate group of each stage, None when ungrouped
+    continual: bool = False
+    next: int = 0  # the stage to submit next
+    state: str | None = None  # the previous stage's checkpoint
+
+
+@dataclass
+class _InFlight:
+    chain: int
+    stage: int
+    task: ArmTask
+
+
 class Experiment:
-    """``Experiment(config).run()``: the whole experiment of one config, recorded to ``store``."""
+    """``Experiment(config).run()``: the whole experiment of one config, recorded to ``store``.
+
+    ``executor`` (an Executor instance) overrides ``config.executor``; the caller then owns its
+    start-up and close, so one engine can serve several experiments.
+    """
 
     def __init__(
         self,
@@ -97,6 +124,7 @@ class Experiment:
         inference_factory: InferenceFactory | None = None,
         resume: bool = False,
         progress: Progress | None = None,
+        executor: Executor | None = None,
     ):
         self.config = config
         self.store = store
@@ -106,6 +134,7 @@ class Experiment:
         self._benchmark_override = benchmark
         self._progress = progress
         self._benchmarks: dict[str, Any] = {}
+        self._executor = executor
 
     @classmethod
     def from_yaml(cls, path: str | Path, **kwargs: Any) -> Experiment:
@@ -142,6 +171,28 @@ class Experiment:
             for seed in self.config.repeat_seeds(primary)
         ]
 
+    def _chains(self) -> list[_Chain]:
+        """The arms in result order: one chain per arm, or per seed of a continual experiment."""
+        cfg = self.config
+        if cfg.continual is None:
+            return [
+                _Chain([run_cfg], [group])
+                for primary in self._iter_runs()
+                for run_cfg, group in self._replicates_for(primary)
+            ]
+        assert cfg.run is not None
+        base = cfg.run
+        labels = [cfg.continual.stage_name(base.name, i) for i in range(len(cfg.continual.datasets))]
+        chains = []
+        for seed in cfg.repeat_seeds(base):
+            runs = []
+            for i, data in enumerate(cfg.continual.datasets):
+                name = labels[i] if cfg.n_repeats == 1 else f"{labels[i]}__s{seed}"
+                tags = [*base.tags, "continual", f"stage:{i}"] + ([f"seed:{seed}"] if cfg.n_repeats > 1 else [])
+                runs.append(_reseeded(base, name, seed, data=data, tags=tags))
+            chains.append(_Chain(runs, [label if cfg.n_repeats > 1 else None for label in labels], continual=True))
+        return chains
+
     # the experiment
 
     def run(self) -> ExperimentResult:
@@ -153,6 +204,10 @@ class Experiment:
         benchmarks = self._resolve_benchmarks()
         success_metric = meta.get("success_metric")
         hypothesis = meta.get("hypothesis")
+        owned = self._executor is None
+        executor = self._executor or build_executor(cfg.executor.kind, cfg.executor.params)
+        if not executor.in_process:
+            self._check_shippable(executor, benchmarks)
         self.callbacks = CallbackSet(cfg.callbacks, cfg.output_dir)
         self.callbacks.emit("on_experiment_start", cfg.name, cfg)
         tags = list(meta.get("tags") or [])
@@ -168,31 +223,29 @@ class Experiment:
             )
         )
         self._progress = self._progress or Progress(len(cfg.arm_names()))
-        arms: list[ArmResult] = []
+        self._groups: dict[str, str | None] = {}
+        finished: dict[tuple[int, int], ArmResult] = {}
         try:
             baselines = self._score_baselines(benchmarks)
-            if cfg.continual is not None:
-                arms = self._run_continual(experiment_id, benchmarks)
-            else:
-                for primary in self._iter_runs():
-                    group_id = None
-                    if cfg.n_repeats > 1:
-                        group_id = self._create_group(experiment_id, primary.name)
-                    for run_cfg, group_name in self._replicates_for(primary):
-                        arms.append(
-                            self._execute_arm(
-                                experiment_id, run_cfg, benchmarks, group_id=group_id, group_name=group_name
-                            )
-                        )
+            chains = self._chains()
+            if cfg.continual is not None and cfg.n_repeats > 1:
+                for label in chains[0].groups:  # every stage's group up front, as the stages are known
+                    self._group(experiment_id, label)
+            executor.start()
+            self._drive(executor, chains, experiment_id, benchmarks, finished)
         except KeyboardInterrupt:
             _safe(
                 "update_experiment",
                 getattr(self.store, "update_experiment", None),
                 experiment_id,
                 status="cancelled",
-                conclusion=f"Cancelled after {len(arms)} arm(s); re-run with --resume to continue.",
+                conclusion=f"Cancelled after {len(finished)} arm(s); re-run with --resume to continue.",
             )
             raise
+        finally:
+            if owned:
+                executor.close()
+        arms = [finished[key] for key in sorted(finished)]
         best = self._pick_best(arms, success_metric) if success_metric else None
         best_score = best.score(success_metric) if best is not None and success_metric else None
         result = ExperimentResult(
@@ -214,49 +267,104 @@ class Experiment:
         self.callbacks.emit("on_experiment_end", result)
         return result
 
+    def _check_shippable(self, executor: Executor, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> None:
+        """Arms leaving this process carry their benchmarks and hooks by pickle: fail before any arm if not."""
+        problems = [
+            picklable_problem(what, value)
+            for what, value in (
+                ("the benchmarks", [b for b, _ in benchmarks]),
+                ("train_fn", self.train_fn),
+                ("inference_factory", self.inference_factory),
+            )
+        ]
+        found = [p for p in problems if p]
+        if found:
+            raise ConfigError(
+                f"executor '{executor.name}' runs arms in other processes: "
+                + "; ".join(found)
+                + " (use module-level functions, or executor kind 'sequential')"
+            )
+
+    def _group(self, experiment_id: str | None, label: str | None) -> str | None:
+        """The replicate group ``label``'s id, created at its first arm."""
+        if label is None:
+            return None
+        if label not in self._groups:
+            self._groups[label] = self._create_group(experiment_id, label)
+        return self._groups[label]
+
     def _create_group(self, experiment_id: str | None, name: str) -> str | None:
         self.callbacks.emit("on_group_start", name)
         if experiment_id is None:
             return None
         return _id(_safe("create_group", getattr(self.store, "create_group", None), experiment_id, name))
 
-    # one arm
+    # arms, through the executor
 
-    def _run_dir(self, name: str) -> Path:
-        return Path(self.config.output_dir).expanduser() / safe_run_name(name)
-
-    def _resumable(self, run_cfg: RunConfig) -> ArmResult | None:
-        """A completed arm recorded for this exact run config (``--resume``), else None."""
-        record = self._run_dir(run_cfg.name) / ARM_RECORD
-        if not self.resume or not record.is_file():
-            return None
-        try:
-            data = json.loads(record.read_text(encoding="utf-8"))
-            arm = ArmResult.from_json(data["arm"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if data.get("config_fingerprint") != config_fingerprint(run_cfg) or arm.status != "completed":
-            return None
-        arm.resumed = True
-        return arm
-
-    def _execute_arm(
+    def _drive(
         self,
+        executor: Executor,
+        chains: list[_Chain],
         experiment_id: str | None,
-        run_cfg: RunConfig,
         benchmarks: list[tuple[Any, BenchmarkSpec]],
-        *,
-        group_id: str | None = None,
-        group_name: str | None = None,
-        stage: int | None = None,
-    ) -> ArmResult:
-        store = self.store
+        finished: dict[tuple[int, int], ArmResult],
+    ) -> None:
+        """Keep up to ``executor.slots`` arms in flight, the earliest ready chain first, and record each
+        arm as it comes back. With one slot this is exactly the sequential order."""
+        inflight: dict[Any, _InFlight] = {}
+        ready = list(range(len(chains)))  # a heap of chain indexes: the earliest ready chain goes next
+        try:
+            while True:
+                while ready and len(inflight) < executor.slots:
+                    index = heapq.heappop(ready)
+                    handle, item = self._submit(executor, chains[index], index, experiment_id, benchmarks)
+                    inflight[handle] = item
+                if not inflight:
+                    return
+                for handle, outcome in executor.wait(list(inflight)):
+                    item = inflight.pop(handle)
+                    arm = self._collect(executor, item, outcome)
+                    finished[(item.chain, item.stage)] = arm
+                    chain = chains[item.chain]
+                    chain.next += 1
+                    # A chain stops at its first stage that does not complete.
+                    if arm.status == "completed" and chain.next < len(chain.runs):
+                        chain.state = _next_state(arm)
+                        heapq.heappush(ready, item.chain)
+        except KeyboardInterrupt:
+            executor.cancel(list(inflight))
+            for item in inflight.values():
+                _safe(
+                    "update_run",
+                    getattr(self.store, "update_run", None),
+                    item.task.run_id,
+                    status="cancelled",
+                    error_message="KeyboardInterrupt: cancelled by the user",
+                )
+            raise
+
+    def _submit(
+        self,
+        executor: Executor,
+        chain: _Chain,
+        index: int,
+        experiment_id: str | None,
+        benchmarks: list[tuple[Any, BenchmarkSpec]],
+    ) -> tuple[Any, _InFlight]:
+        stage = chain.next
+        run_cfg = chain.runs[stage]
+        if chain.continual and stage:
+            run_cfg = run_cfg.model_copy(
+                update={"model": run_cfg.model.model_copy(update={"init_from_checkpoint": chain.state})}
+            )
+        label = chain.groups[stage]
+        group_id = self._group(experiment_id, label)
         run_id = None
         if experiment_id is not None:
             run_id = _id(
                 _safe(
                     "create_run",
-                    getattr(store, "create_run", None),
+                    getattr(self.store, "create_run", None),
                     experiment_id=experiment_id,
                     group_id=group_id,
                     name=run_cfg.name,
@@ -267,38 +375,61 @@ class Experiment:
                 )
             )
         self.callbacks.emit("on_run_start", run_cfg.name, run_cfg)
-        resumed = self._resumable(run_cfg)
-        if resumed is not None:
-            resumed.run_id, resumed.group_id, resumed.group_name = run_id, group_id, group_name
-            self._progress_skip(run_cfg.name)
-            return self._record_arm(resumed, run_id)
-        arm = ArmResult(
-            name=run_cfg.name,
-            run_config=run_cfg,
-            status="failed",
+        single = self.config.model_copy(
+            update={"run": run_cfg, "runs": None, "matrix": None, "continual": None, "n_repeats": 1, "callbacks": []}
+        )
+        task = ArmTask(
+            index=index,
+            config=single.model_dump(mode="json"),
             run_id=run_id,
             group_id=group_id,
-            group_name=group_name,
-            stage=stage,
+            group_name=label,
+            stage=stage if chain.continual else None,
+            resume=self.resume,
+            benchmarks=[(b, s.model_dump(mode="json")) for b, s in benchmarks],
+            train_fn=self.train_fn,
+            inference_factory=self.inference_factory,
+            plugins=executor.plugins,
+            store_opener=None if executor.in_process else _store_opener(self.store),
         )
-        try:
-            self._train_arm(arm, run_cfg, benchmarks)
-            if benchmarks:
-                self._eval_arm(arm, run_cfg, benchmarks)
-            arm.status = "completed"
-            atomic_write_json(
-                self._run_dir(run_cfg.name) / ARM_RECORD,
-                {"config_fingerprint": config_fingerprint(run_cfg), "arm": arm.to_json()},
+        handle = executor.submit(task, store=self.store, progress=self._progress if executor.in_process else None)
+        return handle, _InFlight(index, stage, task)
+
+    def _collect(self, executor: Executor, item: _InFlight, outcome: Any) -> ArmResult:
+        """The arm an executor handed back, recorded: step rows, eval events, the store's run, callbacks."""
+        task = item.task
+        rows = None
+        if isinstance(outcome, BaseException):
+            cancelled = isinstance(outcome, KeyboardInterrupt)  # a worker interrupted on its own
+            error = f"{type(outcome).__name__}: {outcome}"
+            arm = ArmResult(
+                name=task.name,
+                run_config=RunConfig.model_validate(task.config["run"]),
+                status="cancelled" if cancelled else "failed",
+                run_id=task.run_id,
+                group_id=task.group_id,
+                group_name=task.group_name,
+                stage=task.stage,
+                error="KeyboardInterrupt: cancelled by the user" if cancelled else error,
             )
-        except KeyboardInterrupt:
-            arm.status, arm.error = "cancelled", "KeyboardInterrupt: cancelled by the user"
-            _safe("update_run", getattr(store, "update_run", None), run_id, status="cancelled", error_message=arm.error)
-            raise
-        except ArmFailed as exc:
-            arm.error = str(exc)
-        except Exception as exc:
-            arm.error = f"{type(exc).__name__}: {exc}"
-        return self._record_arm(arm, run_id)
+        else:
+            arm = ArmResult.from_json(outcome["arm"])
+            rows = outcome.get("step_rows")
+        if not executor.in_process:
+            assert self._progress is not None
+            self._progress.start(arm.name)
+            self._progress.finish(f"{arm.status} (resumed)" if arm.resumed else arm.status)
+        for e in arm.evals:
+            if e.step is not None:
+                self.callbacks.emit("on_benchmark_eval", arm.name, e)
+        if rows is not None:
+            rows = [(int(step), str(split), dict(metrics)) for step, split, metrics in rows]
+            self.callbacks.emit("on_step_metrics", arm.name, rows)
+            send_step_rows(self.store, arm.run_id, rows)
+        for e in arm.evals:
+            if e.step is None:
+                self.callbacks.emit("on_benchmark_eval", arm.name, e)
+        return self._record_arm(arm, arm.run_id)
 
     def _record_arm(self, arm: ArmResult, run_id: str | None) -> ArmResult:
         update = getattr(self.store, "update_run", None)
@@ -331,129 +462,6 @@ class Experiment:
         self.callbacks.emit("on_run_end", arm)
         return arm
 
-    def _progress_skip(self, name: str) -> None:
-        assert self._progress is not None
-        self._progress.start(name)
-        self._progress.finish("completed (resumed)")
-
-    def _train_arm(self, arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> None:
-        single = self.config.model_copy(
-            update={
-                "run": run_cfg,
-                "runs": None,
-                "matrix": None,
-                "continual": None,
-                "n_repeats": 1,
-                "callbacks": [],
-            }
-        )
-        live: list[EvalResult] = []
-        start = time.perf_counter()
-        if self.train_fn is not None:
-            results = self.train_fn(single)
-        else:
-            from evsys_sdk.runner import run_experiment
-
-            context = {
-                "store": self.store,
-                "dashboard_run_id": arm.run_id,
-                "on_validation_step": self._validation_callback(arm, run_cfg, benchmarks, live),
-            }
-            results = run_experiment(single, extra_context=context, progress=self._progress, validate=False)
-        arm.train_seconds = time.perf_counter() - start
-        if not results:
-            raise RuntimeError(f"train_fn returned no results for arm '{run_cfg.name}'")
-        result = results[0]
-        arm.run_result, arm.metrics = result, dict(result.metrics)
-        arm.evals.extend(live)
-        run_dir = Path(result.artifacts["run_dir"]) if "run_dir" in result.artifacts else self._run_dir(run_cfg.name)
-        forward_step_metrics(
-            self.store, arm.run_id, run_dir, on_rows=lambda rows: self.callbacks.emit("on_step_metrics", arm.name, rows)
-        )
-        if result.status != "completed":
-            raise ArmFailed(result.error or f"train_fn status={result.status}")
-
-    def _client_for(self, run_result: RunResult, run_cfg: RunConfig) -> InferenceClient | None:
-        from evsys_sdk.registry import get_default_inference_factory
-
-        factory = self.inference_factory or get_default_inference_factory(run_cfg)
-        if factory is None:
-            log.warning(
-                "no inference factory serves backend '%s': benchmarks of arm '%s' are skipped",
-                run_cfg.backend.kind,
-                run_cfg.name,
-            )
-            return None
-        return factory(run_result, run_cfg)
-
-    def _score(self, bench: Any, spec: BenchmarkSpec, client: InferenceClient, step: int | None) -> EvalResult:
-        start = time.perf_counter()
-        score = bench.score(
-            client,
-            max_tokens=spec.max_tokens,
-            temperature=spec.temperature,
-            stop=spec.stop,
-            breakdown_keys=spec.breakdown_keys,
-            limit=spec.limit,
-            metrics=spec.metrics,
-            num_samples=spec.num_samples,
-            max_concurrency=spec.max_concurrency,
-        )
-        # Standard errors ride along (``<metric>_se``); so does the count of generations that failed for good.
-        metrics = {**score.metrics, **{f"{k}_se": v for k, v in score.stderr.items()}}
-        failures = int(score.retry_report.get("total_failures", 0))
-        if failures:
-            metrics["generation_failures"] = float(failures)
-        return EvalResult(
-            name=spec.name or "benchmark",
-            benchmark_id=spec.id,
-            metrics=metrics,
-            breakdowns=dict(score.breakdowns),
-            eval_seconds=time.perf_counter() - start,
-            step=step,
-            tags=list(spec.tags),
-        )
-
-    def _validation_callback(
-        self, arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]], live: list[EvalResult]
-    ) -> Callable[[RunContext, int, Any], None] | None:
-        """Scores the live model on every ``run_every`` entry that is due, as ``val/<name>/<metric>``."""
-        val = [(b, s) for b, s in benchmarks if s.run_every]
-        if not val:
-            return None
-
-        def on_step(ctx: RunContext, step: int, client: Any) -> None:
-            due = [(b, s) for b, s in val if s.run_every and step % s.run_every == 0]
-            if not due:
-                return
-            try:
-                if client is None:
-                    client = self._client_for(RunResult(ctx.run_id, "completed"), run_cfg)
-                elif not hasattr(client, "generate"):
-                    client = client()
-                if client is None:
-                    return
-                for bench, spec in due:
-                    e = self._score(bench, spec, client, step)
-                    live.append(e)
-                    ctx.log_store.log_metrics({f"val/{e.name}/{k}": v for k, v in e.metrics.items()}, step)
-                    self.callbacks.emit("on_benchmark_eval", arm.name, e)
-            except Exception:  # a broken validation set must not lose the training run
-                log.warning("in-loop validation of arm '%s' at step %d failed", run_cfg.name, step, exc_info=True)
-
-        return on_step
-
-    def _eval_arm(self, arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> None:
-        post = [(b, s) for b, s in benchmarks if not s.run_every]
-        if post and arm.run_result is not None:
-            client = self._client_for(arm.run_result, run_cfg)
-            if client is not None:
-                for bench, spec in post:
-                    e = self._score(bench, spec, client, None)
-                    arm.evals.append(e)
-                    self.callbacks.emit("on_benchmark_eval", arm.name, e)
-        arm.set_primary()
-
     def _score_baselines(self, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> list[EvalResult]:
         """Closed/API models listed on a benchmark, scored once per experiment (their weights are fixed)."""
         from evsys_sdk.runner import build
@@ -463,53 +471,13 @@ class Experiment:
             for model in spec.models:
                 label = model.params.get("model") or model.kind
                 try:
-                    e = self._score(bench, spec, build("inference_client", model), None)
+                    e = score(bench, spec, build("inference_client", model), None)
                 except Exception as exc:
                     log.warning("baseline %s on %s failed: %s", label, spec.name, exc)
                     continue
                 e.tags = [*e.tags, "baseline", f"model:{label}"]
                 out.append(e)
         return out
-
-    # continual learning
-
-    def _run_continual(self, experiment_id: str | None, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> list[ArmResult]:
-        cfg = self.config
-        assert cfg.continual is not None and cfg.run is not None
-        base = cfg.run
-        n_stages = len(cfg.continual.datasets)
-        labels = [cfg.continual.stage_name(base.name, i) for i in range(n_stages)]
-        groups: list[str | None] = [None] * n_stages
-        if cfg.n_repeats > 1:
-            groups = [self._create_group(experiment_id, label) for label in labels]
-        arms = []
-        for seed in cfg.repeat_seeds(base):
-            prev: str | None = None
-            for i, data in enumerate(cfg.continual.datasets):
-                name = labels[i] if cfg.n_repeats == 1 else f"{labels[i]}__s{seed}"
-                tags = [*base.tags, "continual", f"stage:{i}"] + ([f"seed:{seed}"] if cfg.n_repeats > 1 else [])
-                model = base.model.model_copy(update={"init_from_checkpoint": prev}) if i else base.model
-                stage = _reseeded(base, name, seed, data=data, model=model, tags=tags)
-                arm = self._execute_arm(
-                    experiment_id,
-                    stage,
-                    benchmarks,
-                    group_id=groups[i],
-                    group_name=labels[i] if cfg.n_repeats > 1 else None,
-                    stage=i,
-                )
-                arms.append(arm)
-                if arm.status != "completed":
-                    break  # a chain stops at its first stage that does not complete
-                artifacts = arm.run_result.artifacts if arm.run_result else {}
-                prev = artifacts.get("state-final") or next(
-                    (v for k, v in artifacts.items() if k.startswith("state-")), None
-                )
-                if prev is None:
-                    log.warning(
-                        "stage '%s' reported no state-final artifact: the next stage starts from the base model", name
-                    )
-        return arms
 
     # conclusions
 
@@ -535,3 +503,24 @@ class Experiment:
         if failed:
             parts.append(f"Failed: {', '.join(failed)}.")
         return " ".join(parts)
+
+
+def _store_opener(store: Any) -> Callable[[], Any] | None:
+    """How a worker opens the tracking store for reads (datasets and benchmarks by id), or None.
+
+    A store offers ``worker_opener()``; the LocalStore is reopened by path (SQLite in WAL mode is safe
+    across processes). Workers never write to it: the driver records every run.
+    """
+    if store is None:
+        return None
+    opener = getattr(store, "worker_opener", None)
+    if callable(opener):
+        result: Callable[[], Any] | None = opener()
+        return result
+    from evsys_sdk.store import LocalStore
+
+    if isinstance(store, LocalStore):
+        from functools import partial
+
+        return partial(LocalStore, store.path)
+    return None

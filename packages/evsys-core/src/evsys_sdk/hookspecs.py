@@ -67,6 +67,11 @@ def evsys_register_callbacks(registry: Registry[Any]) -> None:
 
 
 @hookspec
+def evsys_register_executors(registry: Registry[Any]) -> None:
+    """Register executor classes: where an experiment's arms run (``sequential``, ``process``, ``ray``)."""
+
+
+@hookspec
 def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``evsys`` CLI verbs. A parser's ``func`` default is called with the parsed args and
     returns the exit code."""

@@ -38,6 +38,7 @@ LEGACY_GROUPS: dict[str, str] = {
     "evsys_sdk.log_stores": "log_store",
     "evsys_sdk.inference": "inference_client",
     "evsys_sdk.callbacks": "callback",
+    "evsys_sdk.executors": "executor",
 }
 CORE = "evsys-core"
 

@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "log_store": "log_stores",
     "inference_client": "inference_clients",
     "callback": "callbacks",
+    "executor": "executors",
 }
 _KIND_ALIASES = {**{p: k for k, p in KINDS.items()}, "inference": "inference_client", "inferences": "inference_client"}
 
@@ -57,6 +58,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     },
     "verifier": {"llm_judge": "evsys-frontier"},
     "log_store": {"tensorboard": "evsys-core[tensorboard]"},
+    "executor": {"ray": "evsys-ray"},
 }
 
 
@@ -211,6 +213,7 @@ register_data_store, get_data_store, list_data_stores = _helpers("data_store")
 register_log_store, get_log_store, list_log_stores = _helpers("log_store")
 register_inference, get_inference, list_inferences = _helpers("inference_client")
 register_callback, get_callback, list_callbacks = _helpers("callback")
+register_executor, get_executor, list_executors = _helpers("executor")
 
 
 def schema_for(kind: str, name: str) -> dict[str, Any]:

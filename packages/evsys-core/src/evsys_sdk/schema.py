@@ -18,6 +18,7 @@ _SPEC_KINDS = {
     "InferenceSpec": "inference_client",
     "DataStoreSpec": "data_store",
     "LogStoreSpec": "log_store",
+    "ExecutorSpec": "executor",
 }
 
 

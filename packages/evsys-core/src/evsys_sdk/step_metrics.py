@@ -64,6 +64,11 @@ def forward_step_metrics(
     rows = read_step_rows(path)
     if on_rows is not None:
         on_rows(rows)
+    return send_step_rows(store, run_id, rows)
+
+
+def send_step_rows(store: Any, run_id: str | None, rows: list[StepRow]) -> int:
+    """Record rows already read (an arm run elsewhere hands them back); the number of store calls made."""
     if store is None or run_id is None or not rows:
         return 0
     batch = getattr(store, "log_metrics_batch", None)

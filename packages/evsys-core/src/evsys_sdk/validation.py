@@ -191,6 +191,7 @@ def deep_problems(cfg: ExperimentConfig) -> list[Problem]:
             out += _data_problems(data, ("continual", "datasets", i), cache)
     for cb_index, cb in enumerate(cfg.callbacks):
         out += _kind_spec_problems("callback", cb, ("callbacks", cb_index), cache)
+    out += _kind_spec_problems("executor", cfg.executor, ("executor",), cache)
     return out + _benchmark_problems(cfg.metadata.get("benchmark"), cache)
 
 

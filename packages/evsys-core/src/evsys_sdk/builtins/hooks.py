@@ -82,6 +82,14 @@ def evsys_register_callbacks(registry: Registry[Any]) -> None:
         registry.add(cls)
 
 
+@hookimpl
+def evsys_register_executors(registry: Registry[Any]) -> None:
+    from evsys_sdk.executors import EXECUTOR_CLASSES
+
+    for cls in EXECUTOR_CLASSES:
+        registry.add(cls)
+
+
 @hookimpl(trylast=True)
 def evsys_tracking_store(name: str) -> Any:
     if name != "local":

@@ -1,0 +1,265 @@
+"""Executors: where an experiment's arms run.
+
+The experiment layer decides everything (arm order, groups, continual chains, resume, recording);
+an executor only runs ``ArmTask``s through ``evsys_sdk.arm`` and hands back what each returned. The
+driver keeps at most ``slots`` arms in flight and submits the next ready arm as one finishes, so a
+chain's next stage goes out as soon as its previous stage is back, and chains run side by side.
+
+Built in: ``sequential`` (in the driver, one arm at a time, the default) and ``process`` (a process pool
+on this machine). ``ray`` comes with the evsys-ray package. A third party registers its own through
+``evsys_register_executors``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from evsys_sdk.arm import ArmTask, run_arm, run_arm_in_worker
+from evsys_sdk.config import StrictModel
+from evsys_sdk.logger import get_logger
+from evsys_sdk.progress import Progress
+
+log = get_logger("executors")
+
+# What an arm hands back: run_arm's dict, or the exception that kept it from returning one.
+Outcome = dict[str, Any] | BaseException
+
+
+class WorkerDied(RuntimeError):
+    """The process running an arm ended without returning (killed, out of memory, ``os._exit``)."""
+
+
+class Executor:
+    """The interface the experiment layer drives. Subclasses set ``name`` and a pydantic ``Config``.
+
+    ``submit`` returns a handle; ``wait`` blocks until at least one of the given handles is done and
+    returns ``(handle, outcome)`` pairs; ``cancel`` stops arms in flight (Ctrl-C). ``in_process``
+    executors get the driver's live store and progress line; the others get only the picklable task.
+    """
+
+    name: ClassVar[str] = ""
+    in_process: ClassVar[bool] = False
+
+    class Config(StrictModel):
+        plugins: list[str] = Field(
+            default_factory=list,
+            description="hooks modules each worker loads, for plugins not installed as entry points",
+        )
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+        self.started = False
+
+    @property
+    def plugins(self) -> list[str]:
+        return list(getattr(self.config, "plugins", []))
+
+    @property
+    def slots(self) -> int:
+        """How many arms may be in flight at once."""
+        return 1
+
+    def start(self) -> None:
+        """Bring the engine up (a fork server, a Ray connection); idempotent, timed apart from the arms."""
+        self.started = True
+
+    def submit(self, task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> Any:
+        raise NotImplementedError
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
+        raise NotImplementedError
+
+    def cancel(self, handles: list[Any]) -> None:
+        """Stop the given arms; their results are no longer wanted."""
+
+    def close(self) -> None:
+        """Release the engine; the executor may be started again afterwards."""
+        self.started = False
+
+
+@dataclass(eq=False)
+class _Queued:
+    task: ArmTask
+    store: Any
+    progress: Progress | None
+
+
+class SequentialExecutor(Executor):
+    """Every arm in the driver process, one after the other (the default)."""
+
+    name: ClassVar[str] = "sequential"
+    in_process: ClassVar[bool] = True
+
+    class Config(StrictModel):
+        pass
+
+    def submit(self, task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> Any:
+        return _Queued(task, store, progress)
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
+        job: _Queued = handles[0]
+        outcome: Outcome
+        try:
+            outcome = run_arm(job.task, store=job.store, progress=job.progress)
+        except Exception as exc:  # KeyboardInterrupt goes up: the driver marks the arm cancelled
+            outcome = exc
+        return [(job, outcome)]
+
+
+def _start_methods() -> list[str]:
+    return multiprocessing.get_all_start_methods()
+
+
+@dataclass(eq=False)
+class _Job:
+    pool: ProcessPoolExecutor
+    future: Future[dict[str, Any]]
+    processes: list[Any] = field(default_factory=list)
+
+
+class ProcessExecutor(Executor):
+    """Arms in worker processes on this machine, ``max_workers`` at a time.
+
+    Each arm gets a fresh process of its own (a one-worker ``ProcessPoolExecutor`` per arm), so a crash,
+    an ``os._exit`` or the OOM killer fails only that arm: its pool breaks, no other. Processes come from
+    a fork server that has imported evsys and discovered plugins once, so starting one costs
+    milliseconds where ``spawn`` re-imports everything per arm (about a second of CPU here).
+    """
+
+    name: ClassVar[str] = "process"
+
+    class Config(Executor.Config):
+        max_workers: int | None = Field(default=None, ge=1, description="arms at once (default: CPU count)")
+        start_method: Literal["forkserver", "spawn"] | None = Field(
+            default=None, description="how workers start (default: forkserver where the OS has it, else spawn)"
+        )
+
+    config: Config
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        method = self.config.start_method or ("forkserver" if "forkserver" in _start_methods() else "spawn")
+        self.start_method = method
+        self._jobs: set[_Job] = set()
+
+    @property
+    def slots(self) -> int:
+        return self.config.max_workers or os.cpu_count() or 1
+
+    def _context(self) -> Any:
+        return multiprocessing.get_context(self.start_method)
+
+    def start(self) -> None:
+        if self.started:
+            return
+        if self.start_method == "forkserver":
+            from multiprocessing import forkserver
+
+            # The server imports these once; every worker forked from it starts with them loaded.
+            self._context().set_forkserver_preload(["__main__", "evsys_sdk._forkserver_preload"])
+            forkserver.ensure_running()
+        self.started = True
+
+    def submit(self, task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> Any:
+        self.start()
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=self._context())
+        # A forked worker inherits the fork server's environment, not the driver's current one.
+        environ = dict(os.environ) if self.start_method == "forkserver" else None
+        future = pool.submit(run_arm_in_worker, task, environ)
+        job = _Job(pool, future, list(getattr(pool, "_processes", {}).values()))
+        self._jobs.add(job)
+        return job
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
+        by_future = {job.future: job for job in handles}
+        done, _ = wait_futures(list(by_future), return_when=FIRST_COMPLETED)
+        out: list[tuple[Any, Outcome]] = []
+        for future in done:
+            job = by_future[future]
+            outcome: Outcome
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                outcome = WorkerDied(f"the worker process running this arm died ({_exit_reason(job.processes)})")
+            except BaseException as exc:  # e.g. a KeyboardInterrupt raised in the worker, sent back
+                outcome = exc
+            self._release(job)
+            out.append((job, outcome))
+        return out
+
+    def _release(self, job: _Job) -> None:
+        self._jobs.discard(job)
+        job.pool.shutdown(wait=False, cancel_futures=True)
+
+    def cancel(self, handles: list[Any]) -> None:
+        for job in handles:
+            job.future.cancel()
+            for proc in job.processes:
+                if proc.is_alive():
+                    proc.terminate()
+            self._release(job)
+
+    def close(self) -> None:
+        for job in list(self._jobs):
+            self._jobs.discard(job)
+            job.pool.shutdown(wait=True, cancel_futures=True)
+        self.started = False
+
+
+def _exit_reason(processes: list[Any]) -> str:
+    codes = []
+    for proc in processes:
+        proc.join(timeout=1)
+        codes.append(proc.exitcode)
+    code = next((c for c in codes if c is not None), None)
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+EXECUTOR_CLASSES: tuple[type[Executor], ...] = (SequentialExecutor, ProcessExecutor)
+
+
+def build_executor(kind: str, params: dict[str, Any]) -> Executor:
+    """The registered executor ``kind`` built with ``params``."""
+    from evsys_sdk.registry import registry
+
+    executor: Executor = registry("executor").get(kind)(**params)
+    return executor
+
+
+def picklable_problem(what: str, value: Any) -> str | None:
+    """Why ``value`` cannot be shipped to a worker, or None when it can."""
+    import pickle
+
+    try:
+        pickle.dumps(value)
+    except Exception as exc:
+        return f"{what} cannot be sent to a worker process ({type(exc).__name__}: {exc})"
+    return None
+
+
+__all__ = [
+    "EXECUTOR_CLASSES",
+    "Executor",
+    "Outcome",
+    "ProcessExecutor",
+    "SequentialExecutor",
+    "WorkerDied",
+    "build_executor",
+    "picklable_problem",
+]

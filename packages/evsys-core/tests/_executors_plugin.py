@@ -1,0 +1,64 @@
+"""A test-only plugin for the executor tests: arms that kill their own process or interrupt the driver.
+
+Worker processes import it by name (``executor.params.plugins``), so it lives in an importable module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from evsys_sdk import hookimpl
+from evsys_sdk.builtins.mock import MockSFT
+from evsys_sdk.config import StrictModel
+from evsys_sdk.protocols import RunContext, RunResult
+
+
+class Crash:
+    """Ends its own process without returning: ``os._exit(3)`` or SIGKILL (what the OOM killer sends)."""
+
+    name: ClassVar[str] = "crash"
+
+    class Config(StrictModel):
+        how: Literal["exit", "kill"] = "kill"
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def train(self, ctx: RunContext) -> RunResult:
+        if self.config.how == "exit":
+            os._exit(3)
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise AssertionError("unreachable")
+
+
+class InterruptOnce:
+    """Sends SIGINT to the driver (as Ctrl-C would) unless ``marker`` exists, then waits to be cancelled;
+    with the marker present it trains like mock_sft, so a resumed experiment completes."""
+
+    name: ClassVar[str] = "interrupt_once"
+
+    class Config(StrictModel):
+        driver_pid: int
+        marker: str
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def train(self, ctx: RunContext) -> RunResult:
+        marker = Path(self.config.marker)
+        if marker.exists():
+            return MockSFT(max_steps=2).train(ctx)
+        marker.touch()
+        os.kill(self.config.driver_pid, signal.SIGINT)
+        time.sleep(600)  # the driver terminates this process when it handles the interrupt
+        raise AssertionError("the driver did not cancel this arm")
+
+
+@hookimpl
+def evsys_register_algorithms(registry: Any) -> None:
+    registry.add(Crash)
+    registry.add(InterruptOnce)
