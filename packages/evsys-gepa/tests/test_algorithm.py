@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from conftest import TOY, prompt_rows
+
 from evsys_gepa.inference import read_prompt
 from evsys_gepa.testing import LESSON_ONLY, LESSON_TAGS, toy_tasks
-
 from evsys_sdk.protocols import RunResult
 from evsys_sdk.runner import run_experiment
 from evsys_sdk.testing import mock_experiment_config
@@ -205,8 +205,9 @@ def test_a_chain_starts_from_the_previous_prompt(tmp_path: Path) -> None:
 
 
 def test_config_is_strict() -> None:
-    from evsys_gepa.algorithm import GEPAPromptAlgorithm
     from pydantic import ValidationError
+
+    from evsys_gepa.algorithm import GEPAPromptAlgorithm
 
     with pytest.raises(ValidationError):
         GEPAPromptAlgorithm(max_iteration=3)

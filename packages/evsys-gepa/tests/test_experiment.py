@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import TOY
-from evsys_gepa.testing import toy_tasks
 
+from evsys_gepa.testing import toy_tasks
 from evsys_sdk.benchmark import Benchmark
 from evsys_sdk.experiment import Experiment
 from evsys_sdk.registry import registry

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from conftest import TOY
-from evsys_gepa import hooks
 
+from evsys_gepa import hooks
 from evsys_sdk.config import RunConfig
 from evsys_sdk.hookspecs import hookimpl
 from evsys_sdk.plugins import PluginHost, use_host
