@@ -4,6 +4,7 @@ continual chains, evals, store records, callback events), and a crashing arm fai
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,24 @@ def test_a_crashing_arm_fails_alone_and_resume_skips_the_rest(tmp_path: Path, ho
         ("a", "completed", True),
         ("dies", "failed", False),
         ("b", "completed", True),
+    ]
+
+
+def test_ctrl_c_cancels_the_running_arm_then_resume_continues(tmp_path: Path, host: PluginHost, ray_local: Any) -> None:
+    params = {"driver_pid": os.getpid(), "marker": str(tmp_path / "interrupted-once")}
+    one_at_a_time = {**RAY, "params": {**RAY["params"], "max_concurrent": 1}}
+    runs = [run("a"), run("stops", "interrupt_once", **params), run("c")]
+    cfg = load_yaml(experiment(tmp_path / "out", one_at_a_time, runs=runs))
+    store = LocalStore(tmp_path / "db.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        Experiment(cfg, store=store).run()
+    assert store.list_experiments()[0]["status"] == "cancelled"
+    assert [(r[0], r[1]) for r in store_runs(store)] == [("a", "completed"), ("stops", "cancelled")]
+    again = Experiment(cfg, store=store, resume=True).run()
+    assert [(a.name, a.status, a.resumed) for a in again.arms] == [
+        ("a", "completed", True),
+        ("stops", "completed", False),
+        ("c", "completed", False),
     ]
 
 
