@@ -80,17 +80,18 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
     PRIMARY KEY (dataset_id, idx));
 """
 
-_JSON_COLUMNS = {"tags", "config", "extra", "run_config", "metrics", "breakdowns", "metadata", "payload"}
+JSON_COLUMNS = {"tags", "config", "extra", "run_config", "metrics", "breakdowns", "metadata", "payload"}
 
 
-def _dump(value: Any) -> str | None:
+def dump_json(value: Any) -> str | None:
+    """A JSON column's text (None stays NULL)."""
     return None if value is None else json.dumps(value, default=str)
 
 
 def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
     out = {}
     for (name, *_), value in zip(cursor.description, values, strict=True):
-        out[name] = json.loads(value) if name in _JSON_COLUMNS and isinstance(value, str) else value
+        out[name] = json.loads(value) if name in JSON_COLUMNS and isinstance(value, str) else value
     return out
 
 
@@ -109,8 +110,14 @@ class LocalStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
+    def extend_schema(self, sql: str) -> None:
+        """Add tables of one's own beside the store's (the dashboard server does)."""
+        with self._lock:
+            self._db.executescript(sql)
+
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: writers from other processes wait, never interleave)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -120,24 +127,24 @@ class LocalStore:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             rows: list[dict[str, Any]] = self._db.execute(sql, tuple(args)).fetchall()
             return rows
 
-    def _one(self, sql: str, args: Iterable[Any] = ()) -> dict[str, Any] | None:
-        rows = self._query(sql, args)
+    def one(self, sql: str, args: Iterable[Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, args)
         return rows[0] if rows else None
 
     def _update(self, table: str, row_id: str, patch: dict[str, Any], columns: set[str]) -> dict[str, Any]:
         known = {k: v for k, v in patch.items() if k in columns}
         extra = {k: v for k, v in patch.items() if k not in columns}
-        with self._tx() as db:
+        with self.transaction() as db:
             if extra:
                 old = db.execute(f"SELECT extra FROM {table} WHERE id = ?", (row_id,)).fetchone()
                 known["extra"] = {**((old or {}).get("extra") or {}), **extra}
             sets = ", ".join(f"{k} = ?" for k in known)
-            values = [(_dump(v) if k in _JSON_COLUMNS else v) for k, v in known.items()]
+            values = [(dump_json(v) if k in JSON_COLUMNS else v) for k, v in known.items()]
             db.execute(f"UPDATE {table} SET {sets}, updated_at = ? WHERE id = ?", (*values, time.time(), row_id))
         return {"id": row_id, **patch}
 
@@ -146,7 +153,7 @@ class LocalStore:
     def create_experiment(self, *, experiment_name: str, **fields: Any) -> dict[str, Any]:
         eid, now = str(uuid.uuid4()), time.time()
         extra = {k: v for k, v in fields.items() if k not in ("hypothesis", "tags", "config") and v is not None}
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO experiments (id, name, hypothesis, tags, config, extra, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -154,9 +161,9 @@ class LocalStore:
                     eid,
                     experiment_name,
                     fields.get("hypothesis"),
-                    _dump(fields.get("tags")),
-                    _dump(fields.get("config")),
-                    _dump(extra),
+                    dump_json(fields.get("tags")),
+                    dump_json(fields.get("config")),
+                    dump_json(extra),
                     now,
                     now,
                 ),
@@ -170,14 +177,14 @@ class LocalStore:
 
     def create_group(self, experiment_id: str, name: str) -> dict[str, Any]:
         gid = str(uuid.uuid4())
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("INSERT INTO groups VALUES (?, ?, ?, ?)", (gid, experiment_id, name, time.time()))
         return {"id": gid, "experiment_id": experiment_id, "name": name}
 
     def create_run(self, *, experiment_id: str, **fields: Any) -> dict[str, Any]:
         rid, now = str(uuid.uuid4()), time.time()
         run_config = fields.get("run_config") or {}
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs (id, experiment_id, group_id, name, recipe_kind, seed, status, run_config,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -189,7 +196,7 @@ class LocalStore:
                     fields.get("recipe_kind"),
                     fields.get("seed"),
                     fields.get("status", "pending"),
-                    _dump(run_config),
+                    dump_json(run_config),
                     now,
                     now,
                 ),
@@ -207,7 +214,7 @@ class LocalStore:
     def log_metrics_batch(self, run_id: str, rows: list[tuple[int, str, dict[str, float]]]) -> None:
         """Many step rows in one transaction (forwarding a finished run's metrics file)."""
         now = time.time()
-        with self._tx() as db:
+        with self.transaction() as db:
             db.executemany(
                 "INSERT INTO step_metrics VALUES (?, ?, ?, ?, ?)",
                 [(run_id, int(step), split, json.dumps(m), now) for step, split, m in rows],
@@ -217,7 +224,7 @@ class LocalStore:
         vid = str(uuid.uuid4())
         known = ("name", "benchmark_id", "step", "breakdowns", "tags")
         extra = {k: v for k, v in fields.items() if k not in known and v is not None}
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -226,10 +233,10 @@ class LocalStore:
                     fields.get("name"),
                     fields.get("benchmark_id"),
                     fields.get("step"),
-                    _dump(metrics),
-                    _dump(fields.get("breakdowns")),
-                    _dump(fields.get("tags")),
-                    _dump(extra or None),
+                    dump_json(metrics),
+                    dump_json(fields.get("breakdowns")),
+                    dump_json(fields.get("tags")),
+                    dump_json(extra or None),
                     time.time(),
                 ),
             )
@@ -237,7 +244,7 @@ class LocalStore:
 
     def add_checkpoint(self, run_id: str, *, uri: str, **fields: Any) -> dict[str, Any]:
         cid = str(uuid.uuid4())
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -255,7 +262,7 @@ class LocalStore:
     def log_predictions(self, run_id: str, predictions: list[dict[str, Any]]) -> dict[str, Any]:
         if predictions:
             now = time.time()
-            with self._tx() as db:
+            with self.transaction() as db:
                 db.executemany(
                     "INSERT INTO predictions VALUES (?, ?, ?)",
                     [(run_id, json.dumps(p, default=str), now) for p in predictions],
@@ -269,7 +276,7 @@ class LocalStore:
         version = fields.get("version") or 1 + max(
             [r["version"] for r in self._list_data(kind) if r["name"] == name], default=0
         )
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 (
@@ -279,14 +286,14 @@ class LocalStore:
                     int(version),
                     fields.get("format"),
                     fields.get("source_kind"),
-                    _dump(fields.get("metadata") or {}),
+                    dump_json(fields.get("metadata") or {}),
                     time.time(),
                 ),
             )
         return {"id": did, "name": name, "version": int(version), **{k: v for k, v in fields.items() if k != "version"}}
 
     def _add_rows(self, dataset_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        with self._tx() as db:
+        with self.transaction() as db:
             start = db.execute("SELECT n_rows FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
             if start is None:
                 raise KeyError(f"no dataset or benchmark with id {dataset_id}")
@@ -299,13 +306,13 @@ class LocalStore:
         return {"ok": True, "inserted": len(rows)}
 
     def _list_data(self, kind: str) -> list[dict[str, Any]]:
-        return self._query("SELECT * FROM datasets WHERE kind = ? ORDER BY name, version", (kind,))
+        return self.query("SELECT * FROM datasets WHERE kind = ? ORDER BY name, version", (kind,))
 
     def _get_data(self, kind: str, data_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM datasets WHERE kind = ? AND id = ?", (kind, data_id))
+        return self.one("SELECT * FROM datasets WHERE kind = ? AND id = ?", (kind, data_id))
 
     def _rows(self, data_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
-        rows = self._query(
+        rows = self.query(
             "SELECT payload FROM dataset_rows WHERE dataset_id = ? ORDER BY idx LIMIT ? OFFSET ?",
             (data_id, limit, offset),
         )
@@ -344,34 +351,34 @@ class LocalStore:
     # reading back (evsys runs)
 
     def list_experiments(self) -> list[dict[str, Any]]:
-        return self._query(
+        return self.query(
             "SELECT e.*, (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS n_runs"
             " FROM experiments e ORDER BY e.created_at DESC"
         )
 
     def find_experiment(self, name_or_id: str) -> dict[str, Any] | None:
         """By id, else the newest experiment with that name."""
-        return self._one("SELECT * FROM experiments WHERE id = ?", (name_or_id,)) or self._one(
+        return self.one("SELECT * FROM experiments WHERE id = ?", (name_or_id,)) or self.one(
             "SELECT * FROM experiments WHERE name = ? ORDER BY created_at DESC LIMIT 1", (name_or_id,)
         )
 
     def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
-        return self._query(
+        return self.query(
             "SELECT r.*, g.name AS group_name FROM runs r LEFT JOIN groups g ON g.id = r.group_id"
             " WHERE r.experiment_id = ? ORDER BY r.created_at",
             (experiment_id,),
         )
 
     def experiment_groups(self, experiment_id: str) -> list[dict[str, Any]]:
-        return self._query("SELECT * FROM groups WHERE experiment_id = ? ORDER BY created_at, rowid", (experiment_id,))
+        return self.query("SELECT * FROM groups WHERE experiment_id = ? ORDER BY created_at, rowid", (experiment_id,))
 
     def run_evals(self, run_id: str) -> list[dict[str, Any]]:
-        return self._query("SELECT * FROM evals WHERE run_id = ? ORDER BY created_at", (run_id,))
+        return self.query("SELECT * FROM evals WHERE run_id = ? ORDER BY created_at", (run_id,))
 
     def step_metrics(self, run_id: str, split: str | None = None) -> list[dict[str, Any]]:
         if split is None:
-            return self._query("SELECT * FROM step_metrics WHERE run_id = ? ORDER BY step", (run_id,))
-        return self._query("SELECT * FROM step_metrics WHERE run_id = ? AND split = ? ORDER BY step", (run_id, split))
+            return self.query("SELECT * FROM step_metrics WHERE run_id = ? ORDER BY step", (run_id,))
+        return self.query("SELECT * FROM step_metrics WHERE run_id = ? AND split = ? ORDER BY step", (run_id, split))
 
     def close(self) -> None:
         with self._lock:

@@ -19,14 +19,11 @@ import json
 import os
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.store import SCHEMA, LocalStore
+from evsys_sdk.store import JSON_COLUMNS, LocalStore, dump_json
 
 DASH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dash_projects (id TEXT PRIMARY KEY, created_at REAL NOT NULL);
@@ -38,7 +35,6 @@ CREATE TABLE IF NOT EXISTS dash_experiment_projects (
 CREATE TABLE IF NOT EXISTS dash_seen (uid TEXT PRIMARY KEY);
 """
 
-JSON_COLUMNS = {"tags", "config", "extra", "run_config", "metrics", "breakdowns", "metadata", "payload"}
 EXPERIMENT_COLUMNS = {"status", "conclusion", "best_score", "hypothesis", "tags"}
 RUN_COLUMNS = {"status", "error_message", "metrics", "group_id", "seed", "name", "recipe_kind"}
 
@@ -51,17 +47,6 @@ class Conflict(Exception):
     pass
 
 
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
-
-
-def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for (name, *_), value in zip(cursor.description, values, strict=True):
-        out[name] = json.loads(value) if name in JSON_COLUMNS and isinstance(value, str) else value
-    return out
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -71,39 +56,11 @@ class ServerDB:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser()
-        self.local = LocalStore(self.path)  # creates core's schema; serves reads, datasets and benchmarks
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = _row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.executescript(DASH_SCHEMA)
+        self.local = LocalStore(self.path)  # core's schema and connection; serves reads, datasets and benchmarks
+        self.local.extend_schema(DASH_SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
         self.local.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            rows: list[dict[str, Any]] = self._db.execute(sql, args).fetchall()
-            return rows
-
-    def one(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, Any] | None:
-        rows = self.query(sql, args)
-        return rows[0] if rows else None
 
     # ------------------------------------------------------------- projects, keys
 
@@ -111,13 +68,13 @@ class ServerDB:
         """A new API key for ``project_id`` (created if needed); only its digest is stored."""
         key = "evsys_" + secrets.token_urlsafe(32)
         now = time.time()
-        with self._tx() as db:
+        with self.local.transaction() as db:
             db.execute("INSERT OR IGNORE INTO dash_projects VALUES (?, ?)", (project_id, now))
             db.execute("INSERT INTO dash_api_keys VALUES (?, ?, ?, ?)", (hash_key(key), key[:12], project_id, now))
         return key
 
     def project_for_key(self, key: str) -> str | None:
-        row = self.one("SELECT project_id FROM dash_api_keys WHERE key_hash = ?", (hash_key(key),))
+        row = self.local.one("SELECT project_id FROM dash_api_keys WHERE key_hash = ?", (hash_key(key),))
         return None if row is None else str(row["project_id"])
 
     # ------------------------------------------------------------- ownership
@@ -152,7 +109,7 @@ class ServerDB:
         name = body.pop("experiment_name")
         body.pop("project_id", None)
         now = time.time()
-        with self._tx() as db:
+        with self.local.transaction() as db:
             exists = db.execute("SELECT id FROM experiments WHERE id = ?", (eid,)).fetchone()
             if exists is not None:
                 if self._experiment_project(db, eid) != project:
@@ -167,9 +124,9 @@ class ServerDB:
                     name,
                     body.get("status") or "running",
                     body.get("hypothesis"),
-                    _dump(body.get("tags")),
-                    _dump(body.get("config")),
-                    _dump(extra or None),
+                    dump_json(body.get("tags")),
+                    dump_json(body.get("config")),
+                    dump_json(extra or None),
                     now,
                     now,
                 ),
@@ -184,17 +141,17 @@ class ServerDB:
             old = db.execute(f"SELECT extra FROM {table} WHERE id = ?", (row_id,)).fetchone()
             known["extra"] = {**((old or {}).get("extra") or {}), **extra}
         sets = "".join(f"{k} = ?, " for k in known)
-        values = [(_dump(v) if k in JSON_COLUMNS else v) for k, v in known.items()]
+        values = [(dump_json(v) if k in JSON_COLUMNS else v) for k, v in known.items()]
         db.execute(f"UPDATE {table} SET {sets}updated_at = ? WHERE id = ?", (*values, time.time(), row_id))
 
     def update_experiment(self, project: str, experiment_id: str, patch: dict[str, Any]) -> None:
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_experiment(db, project, experiment_id)
             self._update(db, "experiments", experiment_id, patch, EXPERIMENT_COLUMNS)
 
     def create_group(self, project: str, experiment_id: str, group_id: str | None, name: str) -> tuple[str, bool]:
         gid = group_id or secrets.token_hex(16)
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_experiment(db, project, experiment_id)
             row = db.execute("SELECT experiment_id FROM groups WHERE id = ?", (gid,)).fetchone()
             if row is not None:
@@ -209,7 +166,7 @@ class ServerDB:
         experiment_id = body.pop("experiment_id")
         run_config = body.get("run_config") or {}
         now = time.time()
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_experiment(db, project, experiment_id)
             row = db.execute("SELECT experiment_id FROM runs WHERE id = ?", (rid,)).fetchone()
             if row is not None:
@@ -229,8 +186,8 @@ class ServerDB:
                     body.get("recipe_kind"),
                     body.get("seed"),
                     body.get("status") or "pending",
-                    _dump(run_config),
-                    _dump(extra or None),
+                    dump_json(run_config),
+                    dump_json(extra or None),
                     now,
                     now,
                 ),
@@ -238,7 +195,7 @@ class ServerDB:
         return {"id": rid, "experiment_id": experiment_id, "status": body.get("status") or "pending"}, True
 
     def update_run(self, project: str, run_id: str, patch: dict[str, Any]) -> None:
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_run(db, project, run_id)
             self._update(db, "runs", run_id, patch, RUN_COLUMNS)
 
@@ -285,7 +242,7 @@ class ServerDB:
         self, project: str, run_id: str, rows: list[tuple[int, str, dict[str, float], str | None, float | None]]
     ) -> int:
         now = time.time()
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_run(db, project, run_id)
             fresh = self._fresh(db, run_id, [r[3] for r in rows])
             values = [
@@ -298,7 +255,7 @@ class ServerDB:
 
     def create_eval(self, project: str, run_id: str, body: dict[str, Any]) -> tuple[str, bool]:
         vid = body.pop("id", None) or secrets.token_hex(16)
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_run(db, project, run_id)
             row = db.execute("SELECT run_id FROM evals WHERE id = ?", (vid,)).fetchone()
             if row is not None:
@@ -315,10 +272,10 @@ class ServerDB:
                     body.get("name"),
                     body.get("benchmark_id"),
                     body.get("step"),
-                    _dump(body["metrics"]),
-                    _dump(body.get("breakdowns")),
-                    _dump(body.get("tags")),
-                    _dump(extra or None),
+                    dump_json(body["metrics"]),
+                    dump_json(body.get("breakdowns")),
+                    dump_json(body.get("tags")),
+                    dump_json(extra or None),
                     time.time(),
                 ),
             )
@@ -326,7 +283,7 @@ class ServerDB:
 
     def add_checkpoint(self, project: str, run_id: str, body: dict[str, Any]) -> tuple[str, bool]:
         cid = body.get("id") or secrets.token_hex(16)
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_run(db, project, run_id)
             row = db.execute("SELECT run_id FROM checkpoints WHERE id = ?", (cid,)).fetchone()
             if row is not None:
@@ -352,7 +309,7 @@ class ServerDB:
     ) -> int:
         now = time.time()
         keys: list[str | None] = list(uids) if uids is not None else [None] * len(predictions)
-        with self._tx() as db:
+        with self.local.transaction() as db:
             self._own_run(db, project, run_id)
             values = [
                 (run_id, json.dumps(p, default=str), now)
@@ -366,16 +323,18 @@ class ServerDB:
 
     def experiments(self) -> list[dict[str, Any]]:
         rows = self.local.list_experiments()
-        owners = {r["experiment_id"]: r["project_id"] for r in self.query("SELECT * FROM dash_experiment_projects")}
+        owners = {
+            r["experiment_id"]: r["project_id"] for r in self.local.query("SELECT * FROM dash_experiment_projects")
+        }
         for r in rows:
             r["project_id"] = owners.get(r["id"])
         return rows
 
     def experiment(self, experiment_id: str) -> dict[str, Any] | None:
-        return self.one("SELECT * FROM experiments WHERE id = ?", (experiment_id,))
+        return self.local.one("SELECT * FROM experiments WHERE id = ?", (experiment_id,))
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        return self.one(
+        return self.local.one(
             "SELECT r.*, g.name AS group_name, e.name AS experiment_name FROM runs r"
             " LEFT JOIN groups g ON g.id = r.group_id LEFT JOIN experiments e ON e.id = r.experiment_id"
             " WHERE r.id = ?",
@@ -383,29 +342,25 @@ class ServerDB:
         )
 
     def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
-        return self.query("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY created_at, rowid", (run_id,))
+        return self.local.query("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY created_at, rowid", (run_id,))
 
     def predictions(self, run_id: str, limit: int = 200) -> tuple[list[dict[str, Any]], int]:
-        rows = self.query("SELECT payload FROM predictions WHERE run_id = ? ORDER BY rowid LIMIT ?", (run_id, limit))
-        total = self.one("SELECT COUNT(*) AS n FROM predictions WHERE run_id = ?", (run_id,))
+        rows = self.local.query(
+            "SELECT payload FROM predictions WHERE run_id = ? ORDER BY rowid LIMIT ?", (run_id, limit)
+        )
+        total = self.local.one("SELECT COUNT(*) AS n FROM predictions WHERE run_id = ?", (run_id,))
         return [r["payload"] for r in rows], int((total or {}).get("n") or 0)
 
     def step_series(self, run_ids: list[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
         """run id -> metric name (``val/`` prefixed for the val split) -> [(step, value)] in step order."""
         out: dict[str, dict[str, list[tuple[int, float]]]] = {rid: {} for rid in run_ids}
         for rid in run_ids:
-            with self._lock:
-                cursor = self._db.execute(
-                    "SELECT step, split, metrics FROM step_metrics WHERE run_id = ? ORDER BY step, rowid", (rid,)
-                )
-                cursor.row_factory = None  # type: ignore[assignment]
-                raw = cursor.fetchall()
+            raw = self.local.query(
+                "SELECT step, split, metrics FROM step_metrics WHERE run_id = ? ORDER BY step, rowid", (rid,)
+            )
             series = out[rid]
-            for step, split, text in raw:
-                try:
-                    metrics = json.loads(text)
-                except ValueError:
-                    continue
+            for row in raw:
+                step, split, metrics = row["step"], row["split"], row["metrics"]
                 if not isinstance(metrics, dict):
                     continue
                 for key, value in metrics.items():
