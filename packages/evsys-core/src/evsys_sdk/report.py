@@ -19,8 +19,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _key_metrics(arm: ArmResult, limit: int = 3) -> str:
-    shown = arm.eval_metrics or {k: v for k, v in arm.metrics.items() if k.startswith(("train/final", "reward/"))}
+def _key_metrics(arm: ArmResult, limit: int = 4) -> str:
+    shown = arm.eval_metrics or {k: v for k, v in arm.metrics.items() if k.startswith(("eval/", "train/final", "reward/"))}
     return ", ".join(f"{k}={fmt(v)}" for k, v in list(shown.items())[:limit]) or "-"
 
 
