@@ -20,7 +20,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _key_metrics(arm: ArmResult, limit: int = 4) -> str:
-    shown = arm.eval_metrics or {k: v for k, v in arm.metrics.items() if k.startswith(("eval/", "train/final", "reward/"))}
+    key = ("eval/", "train/final", "reward/")
+    shown = arm.eval_metrics or {k: v for k, v in arm.metrics.items() if k.startswith(key)}
     return ", ".join(f"{k}={fmt(v)}" for k, v in list(shown.items())[:limit]) or "-"
 
 
