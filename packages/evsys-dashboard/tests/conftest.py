@@ -23,6 +23,12 @@ for var in ("EVSYS_API_URL", "EVSYS_API_KEY", "EVSYS_PROJECT_ID", "EVSYS_OFFLINE
 PROJECT = "proj-a"
 
 
+@pytest.fixture(autouse=True)
+def _mirror_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client built without log_dir mirrors into the test's tmp dir, never into the checkout."""
+    monkeypatch.setenv("EVSYS_LOG_DIR", str(tmp_path / "default-mirror"))
+
+
 @dataclass
 class Server:
     url: str
