@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evsys_sdk._lazy import lazy_getattr
 
 if TYPE_CHECKING:  # for type checkers; at run time names load on first use (the CLI imports this package)
     from evsys_sdk.eval.alias import AliasMatcher
@@ -121,10 +122,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evsys_sdk.eval' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -7,8 +7,9 @@ which pytest loads automatically once evsys-core is installed.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evsys_sdk._lazy import lazy_getattr
 
 if TYPE_CHECKING:  # type checkers see the real classes (subclassing Any fails under mypy --strict)
     from evsys_sdk.testing.configs import DEFAULT_ROWS, MockConfigFactory, mock_experiment_config
@@ -60,13 +61,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evsys_sdk.testing' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE)
 
 
 def __dir__() -> list[str]:
