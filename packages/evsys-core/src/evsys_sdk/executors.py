@@ -193,6 +193,9 @@ class ProcessExecutor(Executor):
             try:
                 outcome = future.result()
             except BrokenProcessPool:
+                # The pool's manager thread joins the dead worker; reading its exit status at the same
+                # time races it on the forkserver pipe (the loser sees EOF, i.e. "exit code 255").
+                job.pool.shutdown(wait=True)
                 outcome = WorkerDied(f"the worker process running this arm died ({_exit_reason(job.processes)})")
             except BaseException as exc:  # e.g. a KeyboardInterrupt raised in the worker, sent back
                 outcome = exc
