@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
 
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from evsys_frontier.errors import (
     MissingAPIKeyError,
     MissingSDKError,
+    ProviderConnectionError,
     ProviderRateLimitError,
     ProviderRequestError,
     ProviderServerError,
@@ -193,6 +195,66 @@ def test_timeout(provider: str, server: FakeProviderServer) -> None:
         client.generate(prompt="hi")
     assert time.monotonic() - start < 0.55
     assert isinstance(info.value, TimeoutError) and is_transient(info.value)
+
+
+def test_async_path_maps_timeouts_and_unreachable_servers(provider: str, server: FakeProviderServer) -> None:
+    """The async clients run on aiohttp (the SDKs' extra): its errors map like httpx2's, and nothing
+    retries behind the engine's back."""
+    client = build_client(provider, server, timeout_s=0.2)
+    server.delay(0.6)
+    start = time.monotonic()
+    with pytest.raises(ProviderTimeoutError) as info:
+        asyncio.run(client.agenerate(prompt="hi"))
+    assert time.monotonic() - start < 0.55 and is_transient(info.value)
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    kind, extra, _, _ = PROVIDERS[provider]
+    url = f"http://127.0.0.1:{port}" + ("/v1" if kind == "openai" else "")
+    dead = registry("inference_client").get(kind)(base_url=url, **extra)
+    start = time.monotonic()
+    with pytest.raises(ProviderConnectionError) as err:
+        asyncio.run(dead.agenerate(prompt="hi"))
+    assert time.monotonic() - start < 0.5 and is_transient(err.value) and "timed out" not in str(err.value)
+
+
+def test_the_environments_proxy_carries_both_paths(
+    provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY is honoured on the sync and the async path (the fake answers as a forward proxy)."""
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    kind, extra, _, _ = PROVIDERS[provider]
+    url = "http://provider.invalid" + ("/v1" if kind == "openai" else "")
+    client = registry("inference_client").get(kind)(base_url=url, **extra)
+    assert client.generate(prompt="sync") == "You said: sync"
+    assert asyncio.run(client.agenerate(prompt="async")) == "You said: async"
+    assert [r.path.startswith("http://provider.invalid/") for r in server.requests] == [True, True]
+
+
+def test_async_path_without_aiohttp(provider: str, server: FakeProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SDK installed without its aiohttp extra: the async path falls back to the SDK's httpx2 client."""
+    import evsys_frontier.claude
+    import evsys_frontier.gemini
+
+    for module in (evsys_frontier.claude, evsys_frontier.gemini):
+        monkeypatch.setattr(module, "has_aiohttp", lambda: False)
+    client = build_client(provider, server)
+    assert asyncio.run(client.agenerate(prompt="hi")) == "You said: hi"
+
+
+def test_async_clients_use_aiohttp(provider: str, server: FakeProviderServer) -> None:
+    client = build_client(provider, server)
+
+    async def transport() -> str:
+        aclient = await client._async_client()
+        if provider == "gemini":
+            return "aiohttp" if aclient._api_client._use_aiohttp() else "httpx2"
+        return type(aclient._client._transport).__module__
+
+    assert "aiohttp" in asyncio.run(transport())
 
 
 @pytest.mark.parametrize("provider_name", ["claude", "openai"])

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
+import importlib.util
 import os
 import threading
+import urllib.parse
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -69,14 +73,39 @@ class _Secret:
         return "<redacted>"
 
 
-async def _hold(client: Any) -> AsyncIterator[Any]:
+async def _hold(client: Any, resources: list[Any]) -> AsyncIterator[Any]:
     try:
         yield client
     finally:
-        closer = getattr(client, "aclose", None) or getattr(client, "close", None)
-        if callable(closer):
-            with contextlib.suppress(Exception):  # best effort: the loop is shutting down
-                await closer()
+        for resource in resources:
+            closer = getattr(resource, "aclose", None) or getattr(resource, "close", None)
+            if callable(closer):
+                with contextlib.suppress(Exception):  # best effort: the loop is shutting down
+                    await closer()
+
+
+@functools.cache
+def tls_context() -> Any:
+    """The TLS context every SDK client of this process shares: exactly the SDKs' default (httpx2's, which
+    honours SSL_CERT_FILE/SSL_CERT_DIR), built once. Each build reads the CA bundle (~30 ms), and the SDKs
+    would build one (gemini: three) per client, i.e. per event loop on the async path."""
+    import httpx2  # every supported SDK version depends on it
+
+    return httpx2.create_ssl_context()
+
+
+def has_aiohttp() -> bool:
+    """Whether the SDKs' ``aiohttp`` transport can be used (their ``aiohttp`` extra, which ours pull in):
+    it costs a fraction of httpx2's CPU per request, and CPU decides throughput at high concurrency."""
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY, ...) names for ``url``, if any."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 def cut_at_stop(text: str, stop: list[str]) -> str:
@@ -144,6 +173,11 @@ class FrontierInference:
 
     def _make_client(self, key: str, *, async_: bool) -> Any:
         raise NotImplementedError
+
+    def _make_async_client(self, key: str) -> tuple[Any, list[Any]]:
+        """The SDK's async client for the running event loop, and what to close when that loop ends."""
+        client = self._make_client(key, async_=True)
+        return client, [client]
 
     def _accepts_temperature(self) -> bool:
         return True
@@ -271,10 +305,10 @@ class FrontierInference:
         with self._lock:
             held = self._aclients.get(loop)
             if held is None:
-                client = self._make_client(self._key.value, async_=True)
+                client, resources = self._make_async_client(self._key.value)
                 # An async generator started on this loop is closed by the loop's shutdown_asyncgens()
                 # (asyncio.run does that), which closes the client while its loop still runs.
-                holder = _hold(client)
+                holder = _hold(client, resources)
                 held = self._aclients[loop] = (client, holder)
             else:
                 holder = None

@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Awaitable
 from typing import Any, ClassVar
 
-from evsys_frontier._base import Call, Failure, FrontierInference, Reply, headers_of
+from evsys_frontier._base import Call, Failure, FrontierInference, Reply, has_aiohttp, headers_of, tls_context
 from evsys_frontier.config import ClaudeConfig
 
 __all__ = ["ClaudeInference"]
@@ -31,6 +31,7 @@ class ClaudeInference(FrontierInference):
             timeout=self.config.timeout_s,
             max_retries=self.config.max_retries,
             default_headers=self.config.extra_headers or None,
+            http_client=stainless_http_client(self.sdk, async_=async_),
         )
 
     def _sdk_has_temperature(self) -> bool:
@@ -80,6 +81,15 @@ class ClaudeInference(FrontierInference):
         return stainless_failure(self.sdk, exc)
 
 
+def stainless_http_client(sdk: Any, *, async_: bool) -> Any:
+    """The SDK's own default HTTP client (its timeouts, limits, proxies) over the shared TLS context;
+    async on aiohttp when installed. Anthropic and OpenAI share this (both are Stainless SDKs)."""
+    if not async_:
+        return sdk.DefaultHttpxClient(verify=tls_context())
+    cls = sdk.DefaultAioHttpClient if has_aiohttp() else sdk.DefaultAsyncHttpxClient
+    return cls(verify=tls_context())
+
+
 def stainless_failure(sdk: Any, exc: BaseException) -> Failure | None:
     """Anthropic and OpenAI share one SDK generator (Stainless), hence one error shape."""
     if isinstance(exc, sdk.APIStatusError):
@@ -89,8 +99,19 @@ def stainless_failure(sdk: Any, exc: BaseException) -> Failure | None:
             inner = body.get("error", body)
             message = inner.get("message") if isinstance(inner, dict) else None
         return Failure(exc.status_code, headers_of(exc.response), str(message or exc))
-    if isinstance(exc, sdk.APITimeoutError):
+    if isinstance(exc, sdk.APITimeoutError) and not _refused(exc):
         return Failure(None, {}, "no answer within timeout_s", timeout=True)
-    if isinstance(exc, sdk.APIConnectionError):
-        return Failure(None, {}, str(exc))
+    if isinstance(exc, sdk.APIConnectionError):  # a refused "timeout" says what happened, not "timed out"
+        return Failure(None, {}, "Connection error." if isinstance(exc, sdk.APITimeoutError) else str(exc))
     return None
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection refused or reset somewhere under ``exc``: openai 3.54's aiohttp transport reports
+    those as timeouts (its map sends aiohttp's ClientConnectionError to ConnectTimeout)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

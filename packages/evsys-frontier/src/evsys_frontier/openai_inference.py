@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from evsys_frontier._base import Call, Failure, FrontierInference, Reply
-from evsys_frontier.claude import stainless_failure
+from evsys_frontier.claude import stainless_failure, stainless_http_client
 from evsys_frontier.config import OpenAIConfig
 
 __all__ = ["OpenAIInference"]
@@ -32,6 +32,7 @@ class OpenAIInference(FrontierInference):
             "timeout": self.config.timeout_s,
             "max_retries": self.config.max_retries,
             "default_headers": self.config.extra_headers or None,
+            "http_client": stainless_http_client(self.sdk, async_=async_),
         }
         if self.config.base_url:  # otherwise the SDK's own default (or OPENAI_BASE_URL)
             kwargs["base_url"] = self.config.base_url
