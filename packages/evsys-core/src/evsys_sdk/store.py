@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic_core import to_json
+
 DEFAULT_WORKSPACE = "./.evsys"
 
 
@@ -83,9 +85,16 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
 JSON_COLUMNS = {"tags", "config", "extra", "run_config", "metrics", "breakdowns", "metadata", "payload"}
 
 
+def json_text(value: Any) -> str:
+    """Compact JSON for storage and the wire; what it cannot serialize becomes its ``str()`` (like
+    ``json.dumps(default=str)``, NaN and Infinity included). pydantic-core's serializer: a tenth of
+    ``json.dumps``'s time, which counts on the step-metric paths (100,000s of rows)."""
+    return to_json(value, fallback=str).decode()
+
+
 def dump_json(value: Any) -> str | None:
     """A JSON column's text (None stays NULL)."""
-    return None if value is None else json.dumps(value, default=str)
+    return None if value is None else json_text(value)
 
 
 def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
@@ -217,7 +226,7 @@ class LocalStore:
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO step_metrics VALUES (?, ?, ?, ?, ?)",
-                [(run_id, int(step), split, json.dumps(m), now) for step, split, m in rows],
+                [(run_id, int(step), split, json_text(m), now) for step, split, m in rows],
             )
 
     def create_eval(self, *, run_id: str, metrics: dict[str, float], **fields: Any) -> dict[str, Any]:
@@ -265,7 +274,7 @@ class LocalStore:
             with self.transaction() as db:
                 db.executemany(
                     "INSERT INTO predictions VALUES (?, ?, ?)",
-                    [(run_id, json.dumps(p, default=str), now) for p in predictions],
+                    [(run_id, json_text(p), now) for p in predictions],
                 )
         return {"ok": True, "inserted": len(predictions)}
 
@@ -300,7 +309,7 @@ class LocalStore:
             n = int(start["n_rows"])
             db.executemany(
                 "INSERT INTO dataset_rows VALUES (?, ?, ?)",
-                [(dataset_id, n + i, json.dumps(r)) for i, r in enumerate(rows)],
+                [(dataset_id, n + i, json_text(r)) for i, r in enumerate(rows)],
             )
             db.execute("UPDATE datasets SET n_rows = ? WHERE id = ?", (n + len(rows), dataset_id))
         return {"ok": True, "inserted": len(rows)}

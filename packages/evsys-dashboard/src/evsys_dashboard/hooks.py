@@ -45,7 +45,6 @@ def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.Argu
     q.set_defaults(func=_run("cmd_sync"))
 
 
-
 @hookimpl
 def evsys_tracking_store(name: str) -> Any:
     """``evsys run --store dashboard``: record to the server named by EVSYS_API_URL (mirrored locally)."""

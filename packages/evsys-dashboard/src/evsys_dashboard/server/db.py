@@ -15,7 +15,6 @@ with a known id answers "already there" instead of creating a duplicate.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import sqlite3
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.store import JSON_COLUMNS, LocalStore, dump_json
+from evsys_sdk.store import JSON_COLUMNS, LocalStore, dump_json, json_text
 
 DASH_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dash_projects (id TEXT PRIMARY KEY, created_at REAL NOT NULL);
@@ -32,7 +31,7 @@ CREATE TABLE IF NOT EXISTS dash_api_keys (
     created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS dash_experiment_projects (
     experiment_id TEXT PRIMARY KEY REFERENCES experiments(id), project_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dash_seen (uid TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS dash_seen (uid TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 EXPERIMENT_COLUMNS = {"status", "conclusion", "best_score", "hypothesis", "tags"}
@@ -246,7 +245,7 @@ class ServerDB:
             self._own_run(db, project, run_id)
             fresh = self._fresh(db, run_id, [r[3] for r in rows])
             values = [
-                (run_id, step, split, json.dumps(metrics), now if ts is None else ts)
+                (run_id, step, split, json_text(metrics), now if ts is None else ts)
                 for (step, split, metrics, _, ts), new in zip(rows, fresh, strict=True)
                 if new
             ]
@@ -312,7 +311,7 @@ class ServerDB:
         with self.local.transaction() as db:
             self._own_run(db, project, run_id)
             values = [
-                (run_id, json.dumps(p, default=str), now)
+                (run_id, json_text(p), now)
                 for p, new in zip(predictions, self._fresh(db, run_id, keys), strict=True)
                 if new
             ]
