@@ -19,9 +19,7 @@ from evsys_sdk.testing import mock_experiment_config
 SEED = "You are a helpful assistant. Answer concisely."
 
 
-def run(
-    tmp_path: Path, params: dict[str, Any], rows: list[dict[str, Any]], **extra: Any
-) -> tuple[RunResult, Path]:
+def run(tmp_path: Path, params: dict[str, Any], rows: list[dict[str, Any]], **extra: Any) -> tuple[RunResult, Path]:
     config = mock_experiment_config(tmp_path, algorithm="gepa_prompt", params=params, rows=rows)
     [result] = run_experiment(config, extra_context=extra or None)
     return result, tmp_path / "contract"
