@@ -9,9 +9,6 @@ the training thread's time spent in client calls.
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,62 +19,27 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    from evsys_dashboard import DashboardClient
-    from evsys_dashboard.server.db import ServerDB
+    from evsys_dashboard.testing import DashboardServer
     from evsys_sdk.store import LocalStore
 
     tmp = Path(tempfile.mkdtemp(prefix="evsys-dash-bench-"))
     db_path = tmp / "server.db"
-    db = ServerDB(db_path)
-    key = db.create_key("bench")
-    db.close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # the server in its own process, as users run it (`evsys dashboard serve`)
-    code = "from evsys_sdk.cli import main; raise SystemExit(main())"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "dashboard",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            str(db_path),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-
-    client = DashboardClient(base_url=url, api_key=key, project_id="bench", log_dir=tmp / "mirror")
-    exp = client.create_experiment(experiment_name="bench")
-    run = client.create_run(experiment_id=exp["id"], status="running")
-    in_calls = 0.0
-    wall0 = time.perf_counter()
-    for step in range(args.rows):
+    with DashboardServer(db_path, project="bench") as server:
+        client = server.client(log_dir=tmp / "mirror")
+        exp = client.create_experiment(experiment_name="bench")
+        run = client.create_run(experiment_id=exp["id"], status="running")
+        in_calls = 0.0
+        wall0 = time.perf_counter()
+        for step in range(args.rows):
+            t = time.perf_counter()
+            client.log_step_metric(run["id"], step=step, loss=1.0 / (step + 1), learning_rate=1e-4)
+            in_calls += time.perf_counter() - t
         t = time.perf_counter()
-        client.log_step_metric(run["id"], step=step, loss=1.0 / (step + 1), learning_rate=1e-4)
-        in_calls += time.perf_counter() - t
-    t = time.perf_counter()
-    client.close()  # ships what is left and waits for the server's acknowledgement
-    in_close = time.perf_counter() - t
-    wall = time.perf_counter() - wall0
-    stored = len(LocalStore(db_path).step_metrics(run["id"]))
-    server.terminate()
-    server.wait(timeout=10)
+        client.close()  # ships what is left and waits for the server's acknowledgement
+        in_close = time.perf_counter() - t
+        wall = time.perf_counter() - wall0
+        stored = len(LocalStore(db_path).step_metrics(run["id"]))
     print(f"rows: {args.rows}, stored by the server: {stored}")
     print(f"wall until the server has every row: {wall:.2f} s (budget 5 s)")
     print(f"training thread in log_step_metric: {in_calls:.3f} s (budget 1 s); close() flush: {in_close:.2f} s")

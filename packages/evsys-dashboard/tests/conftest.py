@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from evsys_dashboard.testing import DashboardServer, create_key, wait_healthy
+from evsys_dashboard.testing import free_port as free_port  # the tests import it from here
 
 os.environ.setdefault("EVSYS_STRICT_PLUGINS", "1")
 for var in ("EVSYS_API_URL", "EVSYS_API_KEY", "EVSYS_PROJECT_ID", "EVSYS_OFFLINE", "EVSYS_LOG_DIR"):
@@ -52,32 +53,8 @@ class Server:
         return LocalStore(self.db_path)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"dashboard at {url} did not come up")
-
-
 def make_key(db_path: Path, project: str = PROJECT) -> str:
-    from evsys_dashboard.server.db import ServerDB
-
-    db = ServerDB(db_path)
-    try:
-        return db.create_key(project)
-    finally:
-        db.close()
+    return create_key(db_path, project)
 
 
 class ThreadServer:
@@ -118,38 +95,20 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def spawn_server(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+def spawn_server() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start ``evsys dashboard serve`` as a subprocess (so a test can kill it); all are stopped at the end."""
-    procs: list[subprocess.Popen[bytes]] = []
+    servers: list[DashboardServer] = []
 
     def start(db_path: Path, port: int) -> subprocess.Popen[bytes]:
-        code = "from evsys_sdk.cli import main; raise SystemExit(main())"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                code,
-                "dashboard",
-                "serve",
-                "--port",
-                str(port),
-                "--db",
-                str(db_path),
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(proc)
-        wait_healthy(f"http://127.0.0.1:{port}")
-        return proc
+        server = DashboardServer(db_path, project=PROJECT, port=port)
+        servers.append(server)
+        server.start()
+        assert server.process is not None
+        return server.process
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+    for server in servers:
+        server.stop()
 
 
 # ---------------------------------------------------------------- experiments on the mock backend
