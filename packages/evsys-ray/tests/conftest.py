@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-HERE = Path(__file__).parent
 
 
 @pytest.fixture(autouse=True)
@@ -22,13 +19,12 @@ def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def ray_local() -> Iterator[Any]:
     import ray
 
-    # Workers import the test plugin by name, so this folder goes on their path too.
-    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    # Workers import the test algorithms (evsys_sdk.testing.executors) by name from the installed evsys-core.
     ray.init(
         num_cpus=2,
         include_dashboard=False,
         logging_level="WARNING",
-        runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}},
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
     )
     try:
         yield ray
