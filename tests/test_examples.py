@@ -67,9 +67,11 @@ def test_ctrl_c_then_resume_reruns_only_unfinished_arms(tmp_path: Path) -> None:
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not (tmp_path / "out" / "arm1" / "arm_result.json").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the first two arms did not finish"
+    # Ctrl-C while arm2 trains (its hyperparams are logged as it starts): arm0 and arm1 are done by then
+    while not (tmp_path / "out" / "arm2" / "logs" / "hyperparams.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the third arm did not start"
         time.sleep(0.05)
+    assert (tmp_path / "out" / "arm1" / "arm_result.json").exists()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume" in err
