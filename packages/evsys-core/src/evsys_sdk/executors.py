@@ -12,21 +12,24 @@ on this machine). ``ray`` comes with the evsys-ray package. A third party regist
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
-from concurrent.futures import wait as wait_futures
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evsys_sdk.arm import ArmTask, run_arm, run_arm_in_worker
 from evsys_sdk.config import StrictModel
 from evsys_sdk.logger import get_logger
-from evsys_sdk.progress import Progress
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from evsys_sdk.arm import ArmTask
+    from evsys_sdk.progress import Progress
+
+# The arm runner and the process machinery load when arms run: `evsys validate` registers these classes
+# (for their configs) and never runs one.
 
 log = get_logger("executors")
 
@@ -108,6 +111,8 @@ class SequentialExecutor(Executor):
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         job: _Queued = handles[0]
         outcome: Outcome
+        from evsys_sdk.arm import run_arm
+
         try:
             outcome = run_arm(job.task, store=job.store, progress=job.progress)
         except Exception as exc:  # KeyboardInterrupt goes up: the driver marks the arm cancelled
@@ -116,6 +121,8 @@ class SequentialExecutor(Executor):
 
 
 def _start_methods() -> list[str]:
+    import multiprocessing
+
     return multiprocessing.get_all_start_methods()
 
 
@@ -156,11 +163,15 @@ class ProcessExecutor(Executor):
         return self.config.max_workers or os.cpu_count() or 1
 
     def _context(self) -> Any:
+        import multiprocessing
+
         return multiprocessing.get_context(self.start_method)
 
     def start(self) -> None:
         if self.started:
             return
+        from concurrent.futures import ProcessPoolExecutor
+
         if self.start_method == "forkserver":
             from multiprocessing import forkserver
 
@@ -174,6 +185,10 @@ class ProcessExecutor(Executor):
         self.started = True
 
     def submit(self, task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from evsys_sdk.arm import run_arm_in_worker
+
         self.start()
         pool = ProcessPoolExecutor(max_workers=1, mp_context=self._context())
         # A forked worker inherits the fork server's environment, not the driver's current one.
@@ -184,6 +199,10 @@ class ProcessExecutor(Executor):
         return job
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
+        from concurrent.futures import FIRST_COMPLETED
+        from concurrent.futures import wait as wait_futures
+        from concurrent.futures.process import BrokenProcessPool
+
         by_future = {job.future: job for job in handles}
         done, _ = wait_futures(list(by_future), return_when=FIRST_COMPLETED)
         out: list[tuple[Any, Outcome]] = []
