@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
+from typing_extensions import TypedDict  # pydantic needs this one, not typing's, on Python < 3.12
 
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Uid = Annotated[str, Field(min_length=1, max_length=200)]
@@ -82,12 +83,16 @@ class RunUpdate(_Open):
     seed: Seed | None = None
 
 
-class StepRow(_Closed):
+@with_config(ConfigDict(extra="forbid"))
+class StepRow(TypedDict):
+    """A row of a batch: a TypedDict, validated into a plain dict (a third faster than a model per row on
+    the SDK's hottest route)."""
+
     step: Step
-    split: Split = "train"
+    split: NotRequired[Split]  # "train" when absent
     metrics: Metrics
-    uid: Uid | None = None
-    ts: float | None = None  # when the client logged it (the server's clock when absent)
+    uid: NotRequired[Uid | None]
+    ts: NotRequired[float | None]  # when the client logged it (the server's clock when absent)
 
 
 class StepMetrics(_Closed):
@@ -108,14 +113,11 @@ class StepMetrics(_Closed):
             raise ValueError("a single row needs both step and metrics")
         return self
 
-    def all_rows(self) -> list[StepRow]:
-        if self.rows is not None:
-            return self.rows
-        assert self.step is not None and self.metrics is not None
-        return [StepRow(step=self.step, split=self.split, metrics=self.metrics, uid=self.uid)]
-
     def as_tuples(self) -> list[tuple[int, str, dict[str, float], str | None, float | None]]:
-        return [(r.step, r.split, r.metrics, r.uid, r.ts) for r in self.all_rows()]
+        if self.rows is None:
+            assert self.step is not None and self.metrics is not None
+            return [(self.step, self.split, self.metrics, self.uid, None)]
+        return [(r["step"], r.get("split", "train"), r["metrics"], r.get("uid"), r.get("ts")) for r in self.rows]
 
 
 class EvalCreate(_Open):
