@@ -7,8 +7,9 @@ provider SDK; ``evsys_frontier.testing`` has a loopback fake of every provider's
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from evsys_sdk._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from evsys_frontier.claude import ClaudeInference
@@ -49,13 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evsys_frontier' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE)
 
 
 def __dir__() -> list[str]:
