@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from evsys_sdk._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 __all__ = ["RayExecutor"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "RayExecutor":  # lazy: the config model needs pydantic, and users may only want the hooks
-        from evsys_ray.executor import RayExecutor
-
-        return RayExecutor
-    raise AttributeError(f"module 'evsys_ray' has no attribute '{name}'")
+# lazy: the config model needs pydantic, and users may only want the hooks
+__getattr__ = lazy_getattr(__name__, {"RayExecutor": "evsys_ray.executor"})
