@@ -58,16 +58,7 @@ def test_process_sweep_matches_sequential(tmp_path: Path, bench_dir: Path, host:
 
 
 def test_continual_chains_stay_ordered_and_match_sequential(tmp_path: Path, bench_dir: Path, host: PluginHost) -> None:
-    stages = [
-        {"source_kind": "in_memory", "rows": kit.qa_tasks()[:4]},
-        {"source_kind": "in_memory", "rows": kit.qa_tasks()[4:]},
-    ]
-    fields = {
-        "run": {k: v for k, v in kit.mock_run("cl").items() if k != "data"},
-        "continual": {"datasets": stages},
-        "n_repeats": 2,
-        "metadata": {"benchmark": {"name": "qa", "path": str(bench_dir)}},
-    }
+    fields = kit.continual_fields(bench_dir)
     (seq, seq_out, seq_store), (proc, proc_out, proc_store) = kit.run_beside_sequential(
         tmp_path, process(max_workers=2), **fields
     )

@@ -50,16 +50,7 @@ def test_ray_sweep_matches_sequential(tmp_path: Path, bench_dir: Path, host: Plu
 def test_ray_continual_chains_match_sequential(
     tmp_path: Path, bench_dir: Path, host: PluginHost, ray_local: Any
 ) -> None:
-    stages = [
-        {"source_kind": "in_memory", "rows": kit.qa_tasks()[:4]},
-        {"source_kind": "in_memory", "rows": kit.qa_tasks()[4:]},
-    ]
-    fields = {
-        "run": {k: v for k, v in kit.mock_run("cl").items() if k != "data"},
-        "continual": {"datasets": stages},
-        "n_repeats": 2,
-        "metadata": {"benchmark": {"name": "qa", "path": str(bench_dir)}},
-    }
+    fields = kit.continual_fields(bench_dir)
     (seq, seq_out, seq_store), (ray_, ray_out, ray_store) = kit.run_beside_sequential(tmp_path, RAY, **fields)
     assert [(a.name, a.stage) for a in ray_.arms] == [
         ("cl_stage0__s42", 0),

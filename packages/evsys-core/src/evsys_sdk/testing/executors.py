@@ -49,6 +49,7 @@ __all__ = [
     "add_executor_test_plugin",
     "callback_events",
     "comparable_arms",
+    "continual_fields",
     "crash_run",
     "events_by_arm",
     "executor_config",
@@ -184,6 +185,22 @@ def executor_experiment(output_dir: str | Path, executor: dict[str, Any], **fiel
         "executor": executor,
         "callbacks": [{"kind": "jsonl"}],
         **fields,
+    }
+
+
+def continual_fields(benchmark_dir: str | Path) -> dict[str, Any]:
+    """Experiment fields for two seeded continual chains of two stages each (``cl_stage0`` then
+    ``cl_stage1``, seeds 42 and 43), scored on the QA benchmark at ``benchmark_dir``."""
+    return {
+        "run": {k: v for k, v in mock_run("cl").items() if k != "data"},
+        "continual": {
+            "datasets": [
+                {"source_kind": "in_memory", "rows": qa_tasks()[:4]},
+                {"source_kind": "in_memory", "rows": qa_tasks()[4:]},
+            ]
+        },
+        "n_repeats": 2,
+        "metadata": {"benchmark": {"name": "qa", "path": str(benchmark_dir)}},
     }
 
 
