@@ -76,3 +76,23 @@ def median_ms(
         for key, cmd in cmds.items():
             samples[key].append(timed(cmd, env[key]))
     return {key: Timing(*map(statistics.median, zip(*xs, strict=True))) for key, xs in samples.items()}
+
+
+def mock_matrix(name: str, output_dir: str, axes: dict[str, list[Any]]) -> dict[str, Any]:
+    """An experiment config: a matrix of one-step mock sft arms on 4 in-memory rows over ``axes``."""
+    rows = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(4)]
+    return {
+        "name": name,
+        "output_dir": output_dir,
+        "log_store": {"kind": "jsonl"},
+        "matrix": {
+            "base_run": {
+                "name": "arm",
+                "model": {"name": "tiny"},
+                "backend": {"kind": "mock"},
+                "algorithm": {"kind": "sft", "params": {"max_steps": 1}},
+                "data": {"source_kind": "in_memory", "rows": rows},
+            },
+            "axes": axes,
+        },
+    }

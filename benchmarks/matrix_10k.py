@@ -11,30 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _bench import report
+from _bench import mock_matrix, report
 
 from evsys_sdk.yaml_loader import check_config, load_yaml, validate_yaml
 
 RUNS = 3
-ROWS = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(4)]
 
 
 def config(axes: dict[str, list[Any]]) -> dict[str, Any]:
-    return {
-        "name": "matrix_10k",
-        "output_dir": "./outputs/matrix_10k",
-        "log_store": {"kind": "jsonl"},
-        "matrix": {
-            "base_run": {
-                "name": "arm",
-                "model": {"name": "tiny"},
-                "backend": {"kind": "mock"},
-                "algorithm": {"kind": "sft", "params": {"max_steps": 1}},
-                "data": {"source_kind": "in_memory", "rows": ROWS},
-            },
-            "axes": axes,
-        },
-    }
+    return mock_matrix("matrix_10k", "./outputs/matrix_10k", axes)
 
 
 def timed(source: dict[str, Any] | Path) -> tuple[float, float]:

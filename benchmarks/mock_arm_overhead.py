@@ -10,32 +10,17 @@ import tempfile
 import time
 from typing import Any
 
-from _bench import report
+from _bench import mock_matrix, report
 
 from evsys_sdk.progress import Progress
 from evsys_sdk.runner import run_experiment
 
 ARMS = 200
 RUNS = 3
-ROWS = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(4)]
 
 
 def config(output_dir: str, arms: int) -> dict[str, Any]:
-    return {
-        "name": "mock_arm_overhead",
-        "output_dir": output_dir,
-        "log_store": {"kind": "jsonl"},
-        "matrix": {
-            "base_run": {
-                "name": "arm",
-                "model": {"name": "tiny"},
-                "backend": {"kind": "mock"},
-                "algorithm": {"kind": "sft", "params": {"max_steps": 1}},
-                "data": {"source_kind": "in_memory", "rows": ROWS},
-            },
-            "axes": {"seed": list(range(arms))},
-        },
-    }
+    return mock_matrix("mock_arm_overhead", output_dir, {"seed": list(range(arms))})
 
 
 def run(arms: int) -> tuple[float, float, float]:
