@@ -83,7 +83,7 @@ class GeminiInference(FrontierInference):
         # on a worker thread for every request (two thread hops each; a third of the throughput at C=16).
         # The environment's proxy is resolved once here instead; the SDK leaves a given session open.
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ssl=tls_context()),  # the eval engine bounds concurrency
+            connector=aiohttp.TCPConnector(limit=0),  # the eval engine bounds concurrency; TLS: the SDK passes ours
             proxy=env_proxy(self.config.base_url or DEFAULT_BASE_URL),
         )
         client = self._make_client(key, async_=True, aiohttp_session=session)
