@@ -45,6 +45,20 @@ class TestMockRL(AlgorithmContract):
     params: ClassVar[dict[str, Any]] = {"num_steps": 4, "save_every": 2, "verifier_kind": "format_only"}
 
 
+PREFERENCE_ROWS = [{"prompt": f"What is {i} + 2?", "chosen": str(i + 2), "rejected": str(i + 3)} for i in range(8)]
+
+
+class TestDPOFamilyOnMock(AlgorithmContract):
+    algorithm_kind = "dpo"
+    rows = PREFERENCE_ROWS
+    params: ClassVar[dict[str, Any]] = {"max_steps": 3, "beta": 0.2, "loss_type": ["sigmoid", "sft"]}
+
+
+class TestDistillFamilyOnMock(AlgorithmContract):
+    algorithm_kind = "distill"
+    params: ClassVar[dict[str, Any]] = {"max_steps": 3, "teacher": "mock-teacher", "lmbda": 0.5}
+
+
 class TestCombo(AlgorithmContract):
     algorithm_kind = "combo"
     params: ClassVar[dict[str, Any]] = {

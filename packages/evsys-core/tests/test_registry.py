@@ -58,7 +58,7 @@ def test_unknown_name_lists_available_and_suggests(host: PluginHost) -> None:
         get_algorithm("mock_sfft")
     text = str(info.value)
     assert text.startswith("No algorithm registered under 'mock_sfft'; did you mean 'mock_sft'? Available: combo, ")
-    assert "Families (resolved by backend): rl, sdft, sft." in text
+    assert "Families (resolved by backend): distill, dpo, rl, sdft, sft." in text
     with pytest.raises(UnknownKindError, match='provided by evsys-gepa: pip install "evsys-gepa"'):
         get_algorithm("gepa_prompt")
 

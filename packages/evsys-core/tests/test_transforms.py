@@ -9,7 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from evsys_sdk.builtins import transforms
-from evsys_sdk.builtins.transforms import TRANSFORM_CLASSES, IdentityTransform, JsonlToChat, MissingFieldError
+from evsys_sdk.builtins.transforms import (
+    TRANSFORM_CLASSES,
+    IdentityTransform,
+    JsonlToChat,
+    MissingFieldError,
+    OnPolicyPairs,
+)
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.protocols import Transform
 
@@ -17,9 +23,9 @@ ROWS = [{"query": "2+2?", "answer": "4"}, {"query": "capital of France?", "answe
 
 
 def test_classes() -> None:
-    assert (IdentityTransform, JsonlToChat) == TRANSFORM_CLASSES
-    assert [c.name for c in TRANSFORM_CLASSES] == ["identity", "jsonl_to_chat"]
-    for cls in TRANSFORM_CLASSES:
+    assert (IdentityTransform, JsonlToChat, OnPolicyPairs) == TRANSFORM_CLASSES
+    assert [c.name for c in TRANSFORM_CLASSES] == ["identity", "jsonl_to_chat", "on_policy_pairs"]
+    for cls in (IdentityTransform, JsonlToChat):  # on_policy_pairs needs an inference client: test_preference
         assert isinstance(cls(), Transform)
         with pytest.raises(ValidationError):
             cls(bogus=1)

@@ -96,6 +96,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ChatMessagesRow",
         "HarborTask",
         "PromptExample",
+        "PreferenceRow",
         "InProcessVerifier",
         "E2BVerifier",
         "LLMJudgeVerifier",

@@ -1,10 +1,11 @@
 """Harbor data shapes: the row formats runners consume and dashboards render.
 
-Three row formats, one per target: ``ChatMessagesRow`` (SFT), ``HarborTask`` (RL, benchmarks) and
-``PromptExample`` (prompt tuning). A HarborTask carries a verifier *spec* (``VerifierPayload``), which
-is data describing how to score a completion; ``evsys_sdk.verifier_fns.verify_task`` executes the
-in-process kind. Every shape is a frozen dataclass and round-trips through JSON with ``to_dict`` and
-``from_dict`` unchanged, so JSONL written here is read by the serving/dashboard stack as is.
+Four row formats, one per target: ``ChatMessagesRow`` (SFT), ``HarborTask`` (RL, benchmarks),
+``PromptExample`` (prompt tuning) and ``PreferenceRow`` (DPO: TRL's prompt/chosen/rejected shape).
+A HarborTask carries a verifier *spec* (``VerifierPayload``), which is data describing how to score a
+completion; ``evsys_sdk.verifier_fns.verify_task`` executes the in-process kind. Every shape is a frozen
+dataclass and round-trips through JSON with ``to_dict`` and ``from_dict`` unchanged, so JSONL written
+here is read by the serving/dashboard stack as is.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "HarborTask",
     "InProcessVerifier",
     "LLMJudgeVerifier",
+    "PreferenceRow",
     "PromptExample",
     "Row",
     "TargetFormat",
@@ -38,6 +40,7 @@ __all__ = [
     "image_url_block",
     "iter_jsonl",
     "parse_rows",
+    "preference_row_from_dict",
     "prompt_example_from_dict",
     "text_block",
     "to_dict",
@@ -45,14 +48,16 @@ __all__ = [
 
 
 class TargetFormat(enum.StrEnum):
-    """What a runner consumes: chat rows (SFT), Harbor tasks (RL) or prompt examples (prompt tuning)."""
+    """What a runner consumes: chat rows (SFT), Harbor tasks (RL), prompt examples (prompt tuning) or
+    preference pairs (DPO)."""
 
     CHAT_MESSAGES = "chat_messages"
     HARBOR_TASK = "harbor_task"
     PROMPT_DATASET = "prompt_dataset"
+    PREFERENCE = "preference"
 
 
-FormatName = Literal["chat_messages", "harbor_task", "prompt_dataset", "unknown"]
+FormatName = Literal["chat_messages", "harbor_task", "prompt_dataset", "preference", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,29 @@ class PromptExample:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-Row: TypeAlias = ChatMessagesRow | HarborTask | PromptExample
+Turns: TypeAlias = str | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PreferenceRow:
+    """A preference pair in TRL's shape: a ``prompt`` and a preferred (``chosen``) and a dispreferred
+    (``rejected``) continuation. All three are strings (standard) or all three message lists
+    (conversational: the prompt's turns, then the assistant turn(s) of each continuation).
+
+    ``metadata`` says where the pair came from (e.g. the on-policy pair transform's provenance).
+    """
+
+    prompt: Turns
+    chosen: Turns
+    rejected: Turns
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def conversational(self) -> bool:
+        return isinstance(self.prompt, list)
+
+
+Row: TypeAlias = ChatMessagesRow | HarborTask | PromptExample | PreferenceRow
 
 
 def text_block(text: str) -> dict[str, Any]:
@@ -173,13 +200,15 @@ def has_images(row: ChatMessagesRow | Mapping[str, Any]) -> bool:
 
 
 def detect_format(row: Any) -> FormatName:
-    """The format of a raw row, most specific signature first: harbor -> prompt -> chat."""
+    """The format of a raw row, most specific signature first: harbor -> prompt -> preference -> chat."""
     if not isinstance(row, Mapping):
         return "unknown"
     if "task_id" in row and "verifier" in row:
         return "harbor_task"
     if "inputs" in row and "expected" in row:
         return "prompt_dataset"
+    if "chosen" in row and "rejected" in row:
+        return "preference"
     if "messages" in row:
         return "chat_messages"
     return "unknown"
@@ -239,6 +268,23 @@ def prompt_example_from_dict(d: Mapping[str, Any]) -> PromptExample:
     return PromptExample(
         inputs=dict(d.get("inputs") or {}), expected=d.get("expected"), metadata=dict(d.get("metadata") or {})
     )
+
+
+def _turns(value: Any, key: str) -> Turns:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(m, Mapping) and "role" in m for m in value):
+        return [dict(m) for m in value]
+    raise ValueError(f"preference row: '{key}' must be a string or a non-empty list of messages with a 'role'")
+
+
+def preference_row_from_dict(d: Mapping[str, Any]) -> PreferenceRow:
+    """Parse a preference pair; prompt, chosen and rejected are required and share one shape (all
+    strings or all message lists), so a trainer never has to guess which one it got."""
+    prompt, chosen, rejected = (_turns(_required(d, k, "preference row"), k) for k in ("prompt", "chosen", "rejected"))
+    if len({isinstance(v, str) for v in (prompt, chosen, rejected)}) > 1:
+        raise ValueError("preference row: prompt, chosen and rejected must all be strings or all message lists")
+    return PreferenceRow(prompt=prompt, chosen=chosen, rejected=rejected, metadata=dict(d.get("metadata") or {}))
 
 
 def _keys(row: Any) -> list[str] | str:
@@ -304,4 +350,5 @@ _PARSERS: dict[TargetFormat, Callable[[Mapping[str, Any]], Row]] = {
     TargetFormat.CHAT_MESSAGES: chat_messages_row_from_dict,
     TargetFormat.HARBOR_TASK: harbor_task_from_dict,
     TargetFormat.PROMPT_DATASET: prompt_example_from_dict,
+    TargetFormat.PREFERENCE: preference_row_from_dict,
 }

@@ -9,15 +9,15 @@ from evsys_sdk.hookspecs import hookimpl
 from evsys_sdk.protocols import InferenceFactory
 from evsys_sdk.registry import Registry
 
-MOCK_FAMILY = {"sft": "mock_sft", "sdft": "mock_sdft", "rl": "mock_rl"}
+MOCK_FAMILY = {"sft": "mock_sft", "sdft": "mock_sdft", "rl": "mock_rl", "dpo": "mock_dpo", "distill": "mock_distill"}
 
 
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
     from evsys_sdk.builtins.combo import ComboAlgorithm
-    from evsys_sdk.builtins.mock import MockRL, MockSDFT, MockSFT
+    from evsys_sdk.builtins.mock import MockDistill, MockDPO, MockRL, MockSDFT, MockSFT
 
-    for cls in (MockSFT, MockSDFT, MockRL, ComboAlgorithm):
+    for cls in (MockSFT, MockSDFT, MockRL, MockDPO, MockDistill, ComboAlgorithm):
         registry.add(cls)
 
 

@@ -19,7 +19,17 @@ from pydantic import Field
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import RunConfig, StrictModel
 from evsys_sdk.data import row_answer, row_prompt
-from evsys_sdk.families import RLParams, SDFTParams, SFTParams, TrainingParams, save_steps, total_steps
+from evsys_sdk.families import (
+    DistillParams,
+    DPOParams,
+    RLParams,
+    SDFTParams,
+    SFTParams,
+    TrainingParams,
+    distill_endpoints,
+    save_steps,
+    total_steps,
+)
 from evsys_sdk.protocols import InferenceClient, RunContext, RunResult
 
 MOCK_TEMPLATE = "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
@@ -96,6 +106,14 @@ class _MockTrainer:
         marks = set(save_steps(self.config.save_at_fractions, total))
         return marks | ({s for s in range(every, total + 1, every)} if every else set())
 
+    def _start(self, ctx: RunContext) -> str | None:
+        """The checkpoint the model starts from."""
+        return _init_from(ctx)
+
+    def _lessons(self, ctx: RunContext) -> list[tuple[str, str | None]]:
+        """``(prompt, answer)`` per training row: what the mock model may learn."""
+        return [(row_prompt(row), row_answer(row)) for row in ctx.extras.get("train_rows") or []]
+
     def _memory(self, ctx: RunContext, init_from: str | None) -> MockMemory:
         """What the mock model "learns": each training row's answer is recalled with a chance that grows
         with epochs and LoRA rank (per seed and prompt); a chain's earlier memories are half forgotten."""
@@ -103,8 +121,7 @@ class _MockTrainer:
         chance = 1.0 - math.exp(-self.config.num_epochs * rank / 16)
         seed = self.config.seed
         learned: dict[str, tuple[str, float]] = {}
-        for row in ctx.extras.get("train_rows") or []:
-            prompt, answer = row_prompt(row), row_answer(row)
+        for prompt, answer in self._lessons(ctx):
             if prompt and answer is not None:
                 learned[prompt] = (answer, random.Random(f"{seed}:{prompt}").random() / chance)
         earlier = read_checkpoint(init_from).get("memory", {}) if init_from and Path(init_from).is_dir() else {}
@@ -115,7 +132,7 @@ class _MockTrainer:
         ctx.log_store.log_hyperparams({"algorithm": self.name, **self.config.model_dump()})
         total = self._steps(ctx)
         marks = self._checkpoint_steps(total)
-        init_from = _init_from(ctx)
+        init_from = self._start(ctx)
         memory = self._memory(ctx, init_from)
         artifacts: dict[str, str] = {}
         last: dict[str, float] = {}
@@ -204,6 +221,82 @@ class MockRL(_MockTrainer):
     def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
         probe = self.verifier.verify(prompt="", completion="<think>t</think>\n<answer>X</answer>", target={})
         return {"train/final_reward": last.get("train/reward", 0.1), "verifier/probe_reward": float(probe.reward)}
+
+
+def _closeness(value: float, best: float) -> float:
+    """1 at ``best``, falling off with the distance in decades: the mock's response to a knob."""
+    return math.exp(-0.5 * math.log10(value / best) ** 2)
+
+
+def _text(turns: Any) -> str:
+    """A preference field as text: the string itself, or the last turn's content of a message list."""
+    return str(turns[-1].get("content", "")) if isinstance(turns, list) else str(turns)
+
+
+class MockDPOConfig(DPOParams):
+    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+
+
+class MockDPO(_MockTrainer):
+    """``dpo`` on backend mock: the implicit reward margin grows towards a plateau set by how close
+    ``learning_rate`` is to 1e-5 and ``beta`` to 0.1 (one decade off: 0.6x); the loss is the DPO sigmoid
+    loss of that margin, and preference accuracy rises from 0.5 with it."""
+
+    name: ClassVar[str] = "mock_dpo"
+    Config: ClassVar[type[TrainingParams]] = MockDPOConfig
+    config: MockDPOConfig
+
+    def _lessons(self, ctx: RunContext) -> list[tuple[str, str | None]]:
+        rows = ctx.extras.get("train_rows") or []
+        return [(_text(r.get("prompt", "")), _text(r["chosen"])) for r in rows if "chosen" in r]
+
+    def _step_metrics(self, step: int, total: int) -> dict[str, float]:
+        cfg = self.config
+        quality = _closeness(cfg.learning_rate, 1e-5) * _closeness(cfg.beta, 0.1)
+        margin = 4.0 * quality * (1.0 - math.exp(-4.0 * step / total)) + 0.02 * math.sin(0.7 * step)
+        moved = margin / cfg.beta  # the summed log-ratio gap behind the implicit reward margin
+        return {
+            "train/loss": math.log1p(math.exp(-margin)),
+            "dpo/reward_margin": margin,
+            "dpo/reward_accuracy": 0.5 + 0.5 * math.tanh(margin),
+            "dpo/chosen_logp": -20.0 + 0.3 * moved,
+            "dpo/rejected_logp": -22.0 - 0.7 * moved,
+        }
+
+    def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
+        keys = ("dpo/reward_margin", "dpo/reward_accuracy")
+        return {"train/final_loss": last["train/loss"], "total_steps": float(total), **{k: last[k] for k in keys}}
+
+
+class MockDistillConfig(DistillParams):
+    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+
+
+class MockDistill(_MockTrainer):
+    """``distill`` on backend mock: the student learns the teacher's answers to the training prompts (a
+    mock teacher checkpoint's memory, else the rows' own answers); the divergence to the teacher falls
+    at a rate set by how close ``learning_rate`` is to 1e-4."""
+
+    name: ClassVar[str] = "mock_distill"
+    Config: ClassVar[type[TrainingParams]] = MockDistillConfig
+    config: MockDistillConfig
+
+    def _start(self, ctx: RunContext) -> str | None:
+        self.teacher, student_init = distill_endpoints(self.config.teacher, _init_from(ctx))
+        return student_init
+
+    def _lessons(self, ctx: RunContext) -> list[tuple[str, str | None]]:
+        known = read_checkpoint(self.teacher).get("memory", {}) if Path(self.teacher, "metadata.json").is_file() else {}
+        lessons = super()._lessons(ctx)
+        return [(p, known.get(p, a)) for p, a in lessons]
+
+    def _step_metrics(self, step: int, total: int) -> dict[str, float]:
+        rate = 4.0 * _closeness(self.config.learning_rate, 1e-4)
+        kl = 1.5 * math.exp(-rate * step / total) + 0.02 * (1.0 + math.sin(0.5 * step))
+        return {"train/loss": kl, "distill/teacher_logp": -kl - 0.5}
+
+    def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
+        return {"train/final_loss": last["train/loss"], "total_steps": float(total)}
 
 
 class MockInference:

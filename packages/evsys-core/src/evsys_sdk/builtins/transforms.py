@@ -6,12 +6,12 @@ import string
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from evsys_sdk.config import StrictModel
+from evsys_sdk.config import InferenceSpec, StrictModel
 from evsys_sdk.errors import EvsysError
 
-__all__ = ["TRANSFORM_CLASSES", "IdentityTransform", "JsonlToChat", "MissingFieldError"]
+__all__ = ["TRANSFORM_CLASSES", "IdentityTransform", "JsonlToChat", "MissingFieldError", "OnPolicyPairs"]
 
 
 class MissingFieldError(EvsysError, KeyError):
@@ -84,4 +84,57 @@ def _render(template: str, row: dict[str, Any], index: int) -> str:
         raise MissingFieldError(str(exc.args[0]), template, index, row) from None
 
 
-TRANSFORM_CLASSES: tuple[type[Any], ...] = (IdentityTransform, JsonlToChat)
+class OnPolicyPairs:
+    """Turns Harbor tasks with verifiers into DPO preference rows: ``k`` samples per task from
+    ``inference``, a passing one as ``chosen`` and a failing one as ``rejected``; tasks without
+    contrast are dropped (see ``evsys_sdk.preference``)."""
+
+    name: ClassVar[str] = "on_policy_pairs"
+
+    class Config(StrictModel):
+        inference: InferenceSpec = Field(description="the policy that samples: a registered inference client")
+        k: int = Field(default=4, ge=2, le=256, description="samples per task")
+        max_tokens: int = Field(default=256, ge=1, le=32_768, description="tokens per sample")
+        temperature: float = Field(default=1.0, ge=0, le=10.0, description="sampling temperature")
+        threshold: float = Field(default=1.0, description="a sample passes when its reward is >= this")
+        pairs_per_task: int = Field(default=1, ge=1, le=128, description="at most this many pairs per task")
+        conversational: bool = Field(default=False, description="write message lists instead of strings")
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        from evsys_sdk.data_types import harbor_task_from_dict, to_dict
+        from evsys_sdk.logger import get_logger
+        from evsys_sdk.preference import PairStats, on_policy_pairs
+        from evsys_sdk.registry import get_inference
+
+        cfg = self.config
+        client = get_inference(cfg.inference.kind)(**cfg.inference.params)
+        try:
+            tasks = [harbor_task_from_dict(row) for row in rows]
+        except (KeyError, ValueError) as exc:
+            raise EvsysError(f"on_policy_pairs: rows must be Harbor tasks with verifiers: {exc}") from None
+        stats = PairStats()
+        pairs = on_policy_pairs(
+            tasks,
+            client,
+            k=cfg.k,
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            threshold=cfg.threshold,
+            pairs_per_task=cfg.pairs_per_task,
+            conversational=cfg.conversational,
+            stats=stats,
+        )
+        yield from (to_dict(p) for p in pairs)
+        get_logger("data").info(
+            "on_policy_pairs: %d pairs from %d tasks (%d all passed, %d all failed: skipped)",
+            stats.pairs,
+            stats.tasks,
+            len(stats.all_pass),
+            len(stats.all_fail),
+        )
+
+
+TRANSFORM_CLASSES: tuple[type[Any], ...] = (IdentityTransform, JsonlToChat, OnPolicyPairs)
