@@ -264,3 +264,13 @@ def test_client_usage_counters_reach_the_metrics() -> None:
     client.generate(prompt="warm-up")  # counted before the benchmark starts: not part of its usage
     score = Benchmark.from_iterable("b", [task(1), task(2)]).score(client, num_samples=2)
     assert score.metrics["usage/requests"] == 4.0 and score.metrics["usage/output_tokens"] == 12.0
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("error", [StopIteration(), GeneratorExit()], ids=lambda e: type(e).__name__)
+def test_score_returns_when_a_client_raises_a_non_exception(error: BaseException) -> None:
+    bench = Benchmark.from_iterable("b", [task(i) for i in range(3)])
+    score = bench.score(Recording(fail={"do 1": [error]}))
+    assert [r.reward for r in score.per_task] == [1.0, 0.0, 1.0]
+    assert score.per_task[1].errors == [f"sample 0: error:{type(error).__name__}"]
+    assert score.retry_report["by_exception_type"] == {type(error).__name__: 1}

@@ -318,3 +318,55 @@ def test_cache_survives_a_torn_last_line(tmp_path: Path) -> None:
     reloaded.put(shard, "k4", "v4")  # appended on a fresh line, not glued to the torn one
     assert CompletionCache(tmp_path).get(shard, "k4") == "v4"
     assert json.loads((tmp_path / f"{shard}.identity.json").read_text()) == {"kind": "x"}
+
+
+class Halt(BaseException):
+    """A BaseException subclass short of KeyboardInterrupt/SystemExit, as some libraries raise."""
+
+
+ODD_ERRORS = [StopIteration(), StopAsyncIteration(), GeneratorExit(), Halt("halt"), asyncio.CancelledError()]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("make", [EchoClient, AsyncClient])
+@pytest.mark.parametrize("error", ODD_ERRORS, ids=lambda e: type(e).__name__)
+def test_any_client_exception_is_recorded_and_scoring_returns(make: Any, error: BaseException) -> None:
+    client = make(fail={"p1": [error], "p2": [ValueError("bad")]})
+    report = RetryReport()
+    outcomes = generate_all(client, reqs(4), report=report, progress=False)
+    assert [o.ok for o in outcomes] == [True, False, False, True]
+    assert outcomes[0].text.endswith(":p0") and outcomes[3].text.endswith(":p3")
+    [odd, bad] = sorted(report.failures, key=lambda f: f.context)
+    # A coroutine that raises StopIteration raises RuntimeError instead (PEP 479).
+    coroutine_stop = make is AsyncClient and isinstance(error, StopIteration)
+    assert (odd.context, odd.exception_type) == ("c1", "RuntimeError" if coroutine_stop else type(error).__name__)
+    assert (bad.context, bad.exception_type) == ("c2", "ValueError")
+
+
+@pytest.mark.timeout(30)
+def test_odd_errors_from_a_batch_client_are_recorded() -> None:
+    class Stopping(BatchClient):
+        def generate_batch(self, **kw: Any) -> list[str]:
+            raise StopIteration
+
+    report = RetryReport()
+    outcomes = generate_all(Stopping(), reqs(3), batch_size=3, report=report, progress=False)
+    assert [o.error for o in outcomes] == ["error:StopIteration"] * 3 and report.total_failures == 3
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(2)], ids=lambda e: type(e).__name__)
+def test_ctrl_c_and_exit_from_a_client_still_propagate(error: BaseException) -> None:
+    with pytest.raises(type(error)):
+        generate_all(EchoClient(fail={"p0": [error]}), reqs(2), progress=False)
+
+
+@pytest.mark.timeout(30)
+def test_odd_errors_are_recorded_from_inside_a_running_loop() -> None:
+    async def main() -> list[Any]:
+        report = RetryReport()
+        outcomes = await agenerate_all(AsyncClient(fail={"p0": [Halt("x")]}), reqs(2), report=report, progress=False)
+        sync = generate_all(EchoClient(fail={"p1": [StopIteration()]}), reqs(2), report=report, progress=False)
+        return [o.ok for o in [*outcomes, *sync]] + [f.exception_type for f in report.failures]
+
+    assert asyncio.run(main()) == [False, True, True, False, "Halt", "StopIteration"]

@@ -11,8 +11,9 @@
 Every call is retried under a ``RetryPolicy``; a request waiting out its backoff gives its slot to
 others. An optional ``RateLimiter`` (shareable between runs and threads) spaces out calls, and a
 Retry-After from the server pauses it for everyone. A request that exhausts its retries, or fails
-with a non-transient error, is recorded in the ``RetryReport`` and never aborts the run; only
-programming errors (TypeError, AttributeError, NotImplementedError...) propagate.
+with a non-transient error, is recorded in the ``RetryReport`` and never aborts the run, whatever the
+client raised (``StopIteration`` and other ``BaseException`` subclasses included); only programming
+errors (TypeError, AttributeError, NotImplementedError...), KeyboardInterrupt and SystemExit propagate.
 """
 
 from __future__ import annotations
@@ -49,6 +50,34 @@ PROGRAMMING_ERRORS: tuple[type[BaseException], ...] = (
     AssertionError,
     ImportError,
 )
+
+
+class _Raised(Exception):
+    """Carries what a client raised out of its worker thread: a ``StopIteration`` set on the asyncio
+    future would never resolve it (the await hangs), and a non-Exception would escape the engine."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(repr(error))
+        self.error = error
+
+
+def _guarded(fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+    """``fn(**kwargs)`` on a worker thread, anything it raises but KeyboardInterrupt/SystemExit wrapped."""
+    try:
+        return fn(**kwargs)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        raise _Raised(exc) from None
+
+
+def _ours(exc: BaseException) -> bool:
+    """Whether ``exc`` stops the engine rather than being a failure of one call: Ctrl-C, exit, or the
+    cancellation of this task (a client's own CancelledError, with nobody cancelling, is its failure)."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return True
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True)
@@ -188,10 +217,12 @@ class _Run:
                     await self.limiter.acquire_async()
                 try:
                     return await fn(), None, attempt
-                except PROGRAMMING_ERRORS:
-                    raise
-                except Exception as exc:
-                    error = exc
+                except BaseException as exc:
+                    if _ours(exc):
+                        raise
+                    error = exc.error if isinstance(exc, _Raised) else exc
+                    if isinstance(error, PROGRAMMING_ERRORS):
+                        raise error from None
             if not self.policy.should_retry(error) or attempt == self.policy.max_attempts:
                 return None, error, attempt
             self.report.note_retry()
@@ -203,7 +234,7 @@ class _Run:
 
     def in_thread(self, fn: Callable[..., T], **kwargs: Any) -> Callable[[], Awaitable[T]]:
         def run() -> Awaitable[T]:
-            return asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(**kwargs))
+            return asyncio.get_running_loop().run_in_executor(self.pool, _guarded, fn, kwargs)
 
         return run
 
