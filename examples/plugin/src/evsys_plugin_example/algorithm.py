@@ -1,7 +1,7 @@
 """``constant_lr_toy``: a toy trainer whose loss shrinks by a constant learning-rate factor per step.
 
 It needs no model, so it runs on any backend; it shows what evsys expects of a training algorithm:
-a strict ``Config``, metrics logged per step, the in-loop validation callback, and the standard
+a strict ``Config``, metrics logged per step, the in-loop validation callback, the time budget, and the standard
 ``final_checkpoint`` / ``state-final`` artifacts.
 """
 
@@ -35,6 +35,7 @@ class ConstantLrToy:
         ctx.log_store.log_hyperparams({"algorithm": self.name, **cfg.model_dump()})
         loss = cfg.initial_loss
         for step in range(1, cfg.steps + 1):
+            ctx.check_budget()  # stops the run once it is past run.max_seconds
             loss *= 1.0 - cfg.learning_rate
             ctx.log_store.log_metrics({"train/loss": loss}, step)
             ctx.validate(step)  # lets the experiment run in-loop benchmarks

@@ -57,6 +57,36 @@ class ArmTask:
     def name(self) -> str:
         return str(self.config["run"]["name"])
 
+    @property
+    def max_seconds(self) -> float | None:
+        """The arm's time budget (``run.max_seconds``), which executors enforce by killing the arm."""
+        value = self.config["run"].get("max_seconds")
+        return float(value) if value is not None else None
+
+
+def over_budget(task: ArmTask) -> dict[str, Any]:
+    """What an executor hands back for an arm it killed past its time budget: a failed ArmResult with
+    the metrics and step rows the arm had logged (run_arm's shape, so the driver records it as usual)."""
+    from evsys_sdk.budget import budget_message
+    from evsys_sdk.step_metrics import last_values
+
+    run_cfg = RunConfig.model_validate(task.config["run"])
+    run_dir = Path(task.cwd) / Path(task.config["output_dir"]).expanduser() / safe_run_name(run_cfg.name)
+    metrics_file = find_metrics_file(run_dir) if run_dir.is_dir() else None
+    rows = read_step_rows(metrics_file) if metrics_file is not None else []
+    arm = ArmResult(
+        name=run_cfg.name,
+        run_config=run_cfg,
+        status="failed",
+        run_id=task.run_id,
+        group_id=task.group_id,
+        group_name=task.group_name,
+        stage=task.stage,
+        error=budget_message(task.max_seconds or 0.0),
+        metrics=last_values(rows),
+    )
+    return {"arm": arm.to_json(), "step_rows": rows or None}
+
 
 def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> dict[str, Any]:
     """Train and score one arm. Returns ``{"arm": ArmResult JSON, "step_rows": rows or None}``.

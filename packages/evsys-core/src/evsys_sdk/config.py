@@ -137,6 +137,13 @@ class RunConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     seed: int = 42
     tags: list[str] = Field(default_factory=list)
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="wall-time budget of this arm in seconds: past it the arm stops, status failed, with its "
+        "partial metrics (checked every training step; the process and ray executors also kill it)",
+    )
 
 
 class MatrixSpec(StrictModel):

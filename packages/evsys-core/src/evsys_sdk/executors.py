@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -56,6 +57,12 @@ class Executor:
         plugins: list[str] = Field(
             default_factory=list,
             description="hooks modules each worker loads, for plugins not installed as entry points",
+        )
+        kill_grace_seconds: float = Field(
+            default=10.0,
+            ge=0,
+            allow_inf_nan=False,
+            description="how long an arm past its run.max_seconds may take to stop on its own before it is killed",
         )
 
     def __init__(self, **params: Any) -> None:
@@ -130,7 +137,20 @@ def _start_methods() -> list[str]:
 class _Job:
     pool: ProcessPoolExecutor
     future: Future[dict[str, Any]]
+    task: ArmTask
     processes: list[Any] = field(default_factory=list)
+    kill_at: float | None = None  # time.monotonic() past the arm's budget and grace: killed then
+
+
+def kill_deadline(task: ArmTask, grace: float) -> float | None:
+    """When an executor kills ``task`` (``time.monotonic()``): its budget and the grace from now."""
+    return time.monotonic() + task.max_seconds + grace if task.max_seconds is not None else None
+
+
+def seconds_until(deadlines: list[float | None]) -> float | None:
+    """How long a wait may block before the earliest deadline is due (None: no deadline)."""
+    due = [d for d in deadlines if d is not None]
+    return max(0.0, min(due) - time.monotonic()) if due else None
 
 
 class ProcessExecutor(Executor):
@@ -194,7 +214,8 @@ class ProcessExecutor(Executor):
         # A forked worker inherits the fork server's environment, not the driver's current one.
         environ = dict(os.environ) if self.start_method == "forkserver" else None
         future = pool.submit(run_arm_in_worker, task, environ)
-        job = _Job(pool, future, list(getattr(pool, "_processes", {}).values()))
+        processes = list(getattr(pool, "_processes", {}).values())
+        job = _Job(pool, future, task, processes, kill_deadline(task, self.config.kill_grace_seconds))
         self._jobs.add(job)
         return job
 
@@ -204,8 +225,13 @@ class ProcessExecutor(Executor):
         from concurrent.futures.process import BrokenProcessPool
 
         by_future = {job.future: job for job in handles}
-        done, _ = wait_futures(list(by_future), return_when=FIRST_COMPLETED)
+        timeout = seconds_until([job.kill_at for job in handles])
+        done, _ = wait_futures(list(by_future), timeout=timeout, return_when=FIRST_COMPLETED)
         out: list[tuple[Any, Outcome]] = []
+        now = time.monotonic()
+        for job in handles:
+            if job.future not in done and job.kill_at is not None and now >= job.kill_at:
+                out.append((job, self._kill_over_budget(job)))
         for future in done:
             job = by_future[future]
             outcome: Outcome
@@ -221,6 +247,22 @@ class ProcessExecutor(Executor):
             self._release(job)
             out.append((job, outcome))
         return out
+
+    def _kill_over_budget(self, job: _Job) -> Outcome:
+        """Stop an arm still running past its budget and grace: SIGTERM, then SIGKILL."""
+        from evsys_sdk.arm import over_budget
+
+        log.warning("arm '%s' is past its time budget of %g s: killing it", job.task.name, job.task.max_seconds)
+        for proc in job.processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in job.processes:
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=2)
+        self._release(job)
+        return over_budget(job.task)
 
     def _release(self, job: _Job) -> None:
         self._jobs.discard(job)

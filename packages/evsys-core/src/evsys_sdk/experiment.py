@@ -457,8 +457,9 @@ class Experiment:
                     label="final",
                     is_final=True,
                 )
-        else:
-            _safe("update_run", update, run_id, status=arm.status, error_message=arm.error)
+        else:  # a failed arm keeps the metrics it had reached (an arm stopped by its time budget)
+            partial = {"metrics": arm.metrics} if arm.metrics else {}
+            _safe("update_run", update, run_id, status=arm.status, error_message=arm.error, **partial)
         self.callbacks.emit("on_run_end", arm)
         return arm
 

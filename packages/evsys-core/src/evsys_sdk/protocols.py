@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
+from evsys_sdk.budget import TimeBudget
+
 if TYPE_CHECKING:
     from evsys_sdk.config import ExperimentConfig, RunConfig
 
@@ -70,7 +72,8 @@ def _null_log_store() -> LogStore:
 @dataclass
 class RunContext:
     """Everything an algorithm needs. ``extras`` carries train_rows, n_train_rows, backend_handles,
-    model_name, tags, the validation callback and any ``extra_context`` given to the runner."""
+    model_name, tags, the validation callback and any ``extra_context`` given to the runner; ``budget``
+    is the run's ``run.max_seconds`` (None: unbounded)."""
 
     run_id: str
     output_dir: str
@@ -79,6 +82,12 @@ class RunContext:
     backend: Backend
     log_store: LogStore = field(default_factory=_null_log_store)
     extras: dict[str, Any] = field(default_factory=dict)
+    budget: TimeBudget | None = None
+
+    def check_budget(self) -> None:
+        """Raise ``TimeBudgetExceeded`` once the run is past its time budget: call it once per step."""
+        if self.budget is not None:
+            self.budget.check()
 
     @property
     def run_config(self) -> RunConfig:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evsys_sdk._io import atomic_write_json
+from evsys_sdk.budget import TimeBudget, TimeBudgetExceeded
 from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, _KindSpec, safe_run_name
 from evsys_sdk.data import load_rows, row_prompt
 from evsys_sdk.errors import ConfigError
@@ -23,6 +24,7 @@ from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress, ProgressLogStore
 from evsys_sdk.protocols import DataStore, LogStore, RunContext, RunResult
 from evsys_sdk.registry import registry, resolve_algorithm
+from evsys_sdk.step_metrics import logged_metrics
 from evsys_sdk.yaml_loader import check_config, load_yaml
 
 log = get_logger("runner")
@@ -36,8 +38,10 @@ def build(kind: str, spec: _KindSpec) -> Any:
 
 
 def config_fingerprint(run: RunConfig) -> str:
-    """A stable hash of a run's config: resume skips a run only if its config is unchanged."""
-    return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+    """A stable hash of a run's config: resume skips a run only if its config is unchanged. The time
+    budget is left out: it bounds the work, it does not change what a completed run computed."""
+    dump = run.model_dump(mode="json", exclude={"max_seconds"})
+    return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _with_run_seed(cls: Any, run: RunConfig) -> dict[str, Any]:
@@ -95,6 +99,7 @@ def _execute_run(
     run_dir = out / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    budget = TimeBudget(run.max_seconds) if run.max_seconds is not None else None
     log_store: LogStore | None = None
     result: RunResult
     tb: str | None = None
@@ -125,6 +130,7 @@ def _execute_run(
                 backend=backend,
                 log_store=ProgressLogStore(log_store, progress) if progress.enabled else log_store,
                 extras=extras,
+                budget=budget,
             )
             log_store.log_hyperparams(
                 {
@@ -147,6 +153,11 @@ def _execute_run(
         result = RunResult(run_id, "cancelled", error="KeyboardInterrupt: cancelled by the user")
         _finish(run, run_dir, log_store, result, started, None)
         raise
+    except TimeBudgetExceeded as exc:
+        # A run stopped part-way keeps what it had reached: the last value of each metric it logged.
+        result = RunResult(run_id, "failed", error=str(exc))
+        _finish(run, run_dir, log_store, result, started, None, partial=True)
+        return result
     except Exception as exc:
         result = RunResult(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         tb = traceback.format_exc()
@@ -156,13 +167,22 @@ def _execute_run(
 
 
 def _finish(
-    run: RunConfig, run_dir: Path, log_store: LogStore | None, result: RunResult, started: float, tb: str | None
+    run: RunConfig,
+    run_dir: Path,
+    log_store: LogStore | None,
+    result: RunResult,
+    started: float,
+    tb: str | None,
+    *,
+    partial: bool = False,
 ) -> None:
     if log_store is not None:
         try:
             log_store.close()
         except Exception:
             log.exception("closing the log store of run '%s' failed", run.name)
+    if partial:
+        result.metrics = logged_metrics(run_dir)
     record = {
         "run_id": result.run_id,
         "status": result.status,

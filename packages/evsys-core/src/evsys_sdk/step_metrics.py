@@ -47,6 +47,20 @@ def read_step_rows(path: Path) -> list[StepRow]:
     return rows
 
 
+def last_values(rows: list[StepRow]) -> dict[str, float]:
+    """Each metric's last logged value (the partial metrics of a run stopped part-way)."""
+    out: dict[str, float] = {}
+    for _, _, metrics in sorted(rows, key=lambda r: r[0]):
+        out.update(metrics)
+    return out
+
+
+def logged_metrics(run_dir: Path) -> dict[str, float]:
+    """``last_values`` of the run's ``metrics.jsonl``; empty when it logged nothing."""
+    path = find_metrics_file(run_dir) if run_dir.is_dir() else None
+    return last_values(read_step_rows(path)) if path is not None else {}
+
+
 def forward_step_metrics(
     store: Any,
     run_id: str | None,

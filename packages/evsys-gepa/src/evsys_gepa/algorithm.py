@@ -177,6 +177,7 @@ class _Tracker:
         self._log(metrics, step)
         best_prompt = state.program_candidates[best_idx]["system_prompt"]
         self.ctx.validate(step, lambda: self.client_for(best_prompt))
+        self.ctx.check_budget()
 
 
 def _init_prompt(ctx: RunContext) -> str | None:

@@ -154,6 +154,7 @@ def make_callback(
             if state.global_step in marks:
                 control.should_save = True
             ctx.validate(int(state.global_step), lambda: self.live(model))
+            ctx.check_budget()
 
         def live(self, model: Any) -> Any:
             """An inference client on the live model, built once (only when validation is due)."""

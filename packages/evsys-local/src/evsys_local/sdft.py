@@ -298,6 +298,7 @@ class _SDFTLoop:
         last: dict[str, float] = {}
         self.model.train()
         for step in range(start + 1, self.total + 1):
+            ctx.check_budget()
             micro = [self._step(next(batches)) for _ in range(cfg.gradient_accumulation_steps)]
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm or float("inf")

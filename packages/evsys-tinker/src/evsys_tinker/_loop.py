@@ -156,6 +156,7 @@ def train(algorithm: str, config: Any, recipe: Recipe, ctx: RunContext) -> RunRe
     losses: list[float] = []
     last: dict[str, float] = {}
     for step in range(1, total + 1):
+        ctx.check_budget()
         started = time.perf_counter()
         batch = recipe.batch(session, step)
         metrics = dict(batch.metrics)

@@ -101,10 +101,11 @@ class _MockTrainer:
     def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
         raise NotImplementedError
 
-    def _checkpoint_steps(self, total: int) -> set[int]:
+    def _is_checkpoint(self, step: int, marks: set[int]) -> bool:
+        """A ``save_at_fractions`` step (``marks``) or a multiple of ``save_every``, tested per step: a set
+        of every multiple would not fit in memory for a huge (schema-valid) ``num_epochs``."""
         every = self.config.save_every
-        marks = set(save_steps(self.config.save_at_fractions, total))
-        return marks | ({s for s in range(every, total + 1, every)} if every else set())
+        return step in marks or bool(every and step % every == 0)
 
     def _start(self, ctx: RunContext) -> str | None:
         """The checkpoint the model starts from."""
@@ -118,7 +119,7 @@ class _MockTrainer:
         """What the mock model "learns": each training row's answer is recalled with a chance that grows
         with epochs and LoRA rank (per seed and prompt); a chain's earlier memories are half forgotten."""
         rank = self.config.lora_rank or 64  # 0 = full fine-tuning
-        chance = 1.0 - math.exp(-self.config.num_epochs * rank / 16)
+        chance = 1.0 - math.exp(-min(self.config.num_epochs * rank, 1024) / 16)  # capped: past it, exp is 0
         seed = self.config.seed
         learned: dict[str, tuple[str, float]] = {}
         for prompt, answer in self._lessons(ctx):
@@ -131,18 +132,19 @@ class _MockTrainer:
     def train(self, ctx: RunContext) -> RunResult:
         ctx.log_store.log_hyperparams({"algorithm": self.name, **self.config.model_dump()})
         total = self._steps(ctx)
-        marks = self._checkpoint_steps(total)
+        marks = set(save_steps(self.config.save_at_fractions, total))
         init_from = self._start(ctx)
         memory = self._memory(ctx, init_from)
         artifacts: dict[str, str] = {}
         last: dict[str, float] = {}
         pause = getattr(self.config, "step_seconds", 0.0)
         for step in range(1, total + 1):
+            ctx.check_budget()
             if pause:
                 time.sleep(pause)
             last = self._step_metrics(step, total)
             ctx.log_store.log_metrics(last, step)
-            if step in marks:
+            if self._is_checkpoint(step, marks):
                 path = _write_checkpoint(ctx, f"checkpoint-{step}", {"step": step, **last, "algorithm": self.name})
                 artifacts[f"ckpt_step_{step}"] = path
                 ctx.log_store.log_artifact(f"ckpt_step_{step}", path, kind="checkpoint")
@@ -204,9 +206,8 @@ class MockRL(_MockTrainer):
     def _steps(self, ctx: RunContext) -> int:
         return self.config.max_steps if self.config.max_steps is not None else self.config.num_steps
 
-    def _checkpoint_steps(self, total: int) -> set[int]:
-        every = max(1, self.config.save_every)
-        return set(range(every, total + 1, every))
+    def _is_checkpoint(self, step: int, marks: set[int]) -> bool:
+        return step % max(1, self.config.save_every) == 0
 
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
         reward = 0.9 - 0.8 * math.exp(-step / max(1.0, total / 4))

@@ -1,9 +1,10 @@
 """Testing an executor: algorithms whose arms kill their own process or interrupt the driver, and small
 experiments on the mock backend to run under the executor and under ``sequential``.
 
-This module is also the hooks module that registers the two test algorithms: ``crash`` (the arm's
-process ends without returning, as under the OOM killer) and ``interrupt_once`` (the arm sends SIGINT to
-the driver, as Ctrl-C would). Register it on the driver's plugin host and list it in the executor's
+This module is also the hooks module that registers the test algorithms: ``crash`` (the arm's process
+ends without returning, as under the OOM killer), ``interrupt_once`` (the arm sends SIGINT to the driver,
+as Ctrl-C would) and ``stall`` (the arm logs a step, then hangs without checking its time budget, so
+only an executor's hard kill stops it). Register it on the driver's plugin host and list it in the executor's
 ``plugins`` param, so every worker loads it by name::
 
     from evsys_sdk.testing import executors as kit
@@ -46,6 +47,7 @@ __all__ = [
     "CrashAlgorithm",
     "ExecutorRun",
     "InterruptOnceAlgorithm",
+    "StallAlgorithm",
     "add_executor_test_plugin",
     "callback_events",
     "comparable_arms",
@@ -59,6 +61,7 @@ __all__ = [
     "qa_tasks",
     "recorded_runs",
     "run_beside_sequential",
+    "stall_run",
     "write_qa_benchmark",
 ]
 
@@ -112,10 +115,29 @@ class InterruptOnceAlgorithm:
         raise AssertionError("the driver did not cancel this arm")
 
 
+class StallAlgorithm:
+    """Logs ``train/loss`` at step 1, then sleeps without ever calling ``ctx.check_budget()``: a stuck
+    library call, which only the executor's kill past ``run.max_seconds`` stops."""
+
+    name: ClassVar[str] = "stall"
+
+    class Config(StrictModel):
+        seconds: float = 600.0
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def train(self, ctx: RunContext) -> RunResult:
+        ctx.log_store.log_metrics({"train/loss": 1.5}, 1)
+        time.sleep(self.config.seconds)
+        raise AssertionError("the executor did not stop this arm")
+
+
 @hookimpl
 def evsys_register_algorithms(registry: Any) -> None:
     registry.add(CrashAlgorithm)
     registry.add(InterruptOnceAlgorithm)
+    registry.add(StallAlgorithm)
 
 
 def add_executor_test_plugin(host: PluginHost) -> PluginHost:
@@ -169,6 +191,11 @@ def interrupt_once_run(name: str, marker: str | Path) -> dict[str, Any]:
     """A run whose arm interrupts this (the driver's) process, unless the file ``marker`` exists, which
     it creates; run again, say on resume, it completes."""
     return mock_run(name, InterruptOnceAlgorithm.name, driver_pid=os.getpid(), marker=str(marker))
+
+
+def stall_run(name: str, max_seconds: float) -> dict[str, Any]:
+    """A run whose arm hangs past its ``max_seconds`` budget without checking it (see ``StallAlgorithm``)."""
+    return {**mock_run(name, StallAlgorithm.name), "max_seconds": max_seconds}
 
 
 def executor_config(kind: str, **params: Any) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""The per-arm time budget, ``run.max_seconds``.
+
+Training algorithms honour it cooperatively: they call ``ctx.check_budget()`` once per step, which raises
+``TimeBudgetExceeded`` once the run is past its budget; the runner turns that into a failed run whose
+error is ``time budget exceeded after N s`` and whose metrics are the last values logged. Executors that
+run arms in other processes (``process``, ``ray``) also enforce it hard: an arm still running
+``kill_grace_seconds`` after its budget is killed and recorded the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+def budget_message(seconds: float) -> str:
+    """The error of an arm stopped by its budget."""
+    return f"time budget exceeded after {seconds:g} s"
+
+
+class TimeBudgetExceeded(BaseException):
+    """The run is past ``run.max_seconds``.
+
+    A BaseException (like KeyboardInterrupt), so an algorithm's ``except Exception`` around a step or a
+    phase does not swallow the stop; the runner catches it.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__(budget_message(seconds))
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """``seconds`` of wall time from ``start`` (``time.monotonic``)."""
+
+    seconds: float
+    start: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.start)
+
+    def check(self) -> None:
+        if self.left() <= 0:
+            raise TimeBudgetExceeded(self.seconds)
