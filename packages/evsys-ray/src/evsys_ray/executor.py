@@ -10,13 +10,17 @@ Module import stays light: ``ray`` is imported when the executor starts.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.arm import ArmTask, run_arm_in_worker
-from evsys_sdk.executors import Executor, Outcome, WorkerDied
+from evsys_sdk.arm import ArmTask, over_budget, run_arm_in_worker
+from evsys_sdk.executors import Executor, Outcome, WorkerDied, kill_deadline, seconds_until
+from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
+
+log = get_logger("ray")
 
 # Per-arm resource keys read from executor.params.resources and from a run's backend.params.
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory", "accelerator_type")
@@ -56,6 +60,7 @@ class RayExecutor(Executor):
         self._remote: Any = None
         self._owns_ray = False
         self._slots = self.config.max_concurrent or 1  # the cluster's fit is known once started
+        self._budgets: dict[Any, tuple[float, ArmTask]] = {}  # task ref -> (when it is killed, its task)
 
     @property
     def slots(self) -> int:
@@ -100,15 +105,29 @@ class RayExecutor(Executor):
         self.start()
         options = self._request(task.config["run"].get("backend", {}).get("params") or {})
         # max_retries=0: a crashed arm is that arm's failure, never silently run twice.
-        return self._remote.options(**options, max_retries=0, name=f"evsys-arm:{task.name}").remote(task)
+        ref = self._remote.options(**options, max_retries=0, name=f"evsys-arm:{task.name}").remote(task)
+        kill_at = kill_deadline(task, self.config.kill_grace_seconds)
+        if kill_at is not None:
+            self._budgets[ref] = (kill_at, task)
+        return ref
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         ray = self._ray
-        ready, rest = ray.wait(handles, num_returns=1)
+        timeout = seconds_until([self._budgets[ref][0] for ref in handles if ref in self._budgets])
+        ready, rest = ray.wait(handles, num_returns=1, timeout=timeout)
         if rest:  # collect whatever else has finished too, without waiting
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            more, rest = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        return [(ref, self._outcome(ref)) for ref in ready]
+        out = [(ref, self._outcome(ref)) for ref in ready]
+        for ref in rest:
+            kill_at, task = self._budgets.get(ref, (None, None))
+            if kill_at is not None and task is not None and time.monotonic() >= kill_at:
+                log.warning("arm '%s' is past its time budget of %g s: killing it", task.name, task.max_seconds)
+                self.cancel([ref])
+                out.append((ref, over_budget(task)))
+        for ref, _ in out:
+            self._budgets.pop(ref, None)
+        return out
 
     def _outcome(self, ref: Any) -> Outcome:
         from ray import exceptions
