@@ -12,7 +12,7 @@ from evsys_sdk.config import ExperimentConfig
 from evsys_sdk.errors import ConfigError
 from evsys_sdk.experiment import Experiment
 from evsys_sdk.protocols import RunResult
-from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult, mean_ci
+from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
 from evsys_sdk.store import LocalStore
 from evsys_sdk.yaml_loader import load_yaml
 
@@ -89,9 +89,9 @@ def test_repeats_groups_and_statistics(tmp_path: Path, bench_dir: Path) -> None:
     assert {a.group_name for a in result.arms} == {"low", "high"} and all(a.group_id for a in result.arms)
     stats = result.group_stats()
     scores = [a.score("qa.pass_rate") for a in result.arms[3:]]
-    assert stats["high"]["n"] == 3 and stats["high"]["mean"] == pytest.approx(sum(scores) / 3)  # type: ignore[arg-type]
-    assert stats["high"]["ci95_low"] <= stats["high"]["mean"] <= stats["high"]["ci95_high"]
-    assert stats["high"]["mean"] > stats["low"]["mean"]  # a higher rank recalls more on mock
+    assert stats["high"].n == 3 and stats["high"].mean == pytest.approx(sum(scores) / 3)  # type: ignore[arg-type]
+    assert stats["high"].ci95_low <= stats["high"].mean <= stats["high"].ci95_high
+    assert stats["high"].mean > stats["low"].mean  # a higher rank recalls more on mock
     # everything is in the store
     exp = store.find_experiment("exp")
     assert exp is not None and exp["status"] == "completed" and exp["best_score"] == result.best_score
@@ -100,13 +100,6 @@ def test_repeats_groups_and_statistics(tmp_path: Path, bench_dir: Path) -> None:
     assert all(r["status"] == "completed" for r in runs)
     assert store.run_evals(runs[0]["id"])[0]["metrics"]["pass_rate"] == result.arms[0].score("qa.pass_rate")
     assert len(store.step_metrics(runs[0]["id"], "train")) == 8  # 8 rows, batch 2, 2 epochs
-
-
-def test_mean_ci_uses_student_t() -> None:
-    s = mean_ci([1.0, 2.0, 3.0])
-    assert s["mean"] == 2.0 and s["std"] == 1.0
-    assert s["ci95_high"] - 2.0 == pytest.approx(4.303 / 3**0.5)
-    assert mean_ci([5.0]) == {"n": 1.0, "mean": 5.0, "std": 0.0, "ci95_low": 5.0, "ci95_high": 5.0}
 
 
 def test_failure_isolation_and_conclusion(tmp_path: Path) -> None:

@@ -41,10 +41,12 @@ def test_mock_sft_lifecycle(tmp_path: Path, experiment: Any, mock_run: Any) -> N
 
 
 def test_loss_curve_is_the_reference_formula(experiment: Any, mock_run: Any) -> None:
-    import math
+    from evsys_sdk.builtins.mock_landscape import landscape
 
-    (result,) = run_experiment(experiment(run=mock_run(params={"max_steps": 10})))
-    assert result.metrics["train/final_loss"] == pytest.approx(2 * math.exp(-3) + 0.05 * math.sin(3.0))
+    params = {"max_steps": 10, "lora_rank": 16, "learning_rate": 3e-4, "seed": 7}
+    (result,) = run_experiment(experiment(run=mock_run(params=params)))
+    skill = landscape({"lora_rank": 16, "learning_rate": 3e-4, "num_epochs": 1}, 7)
+    assert result.metrics["train/final_loss"] == pytest.approx(0.05 + 1.95 * (1 - skill))
 
 
 def test_rerun_starts_logs_fresh(tmp_path: Path, experiment: Any) -> None:
@@ -101,7 +103,10 @@ def test_family_kinds_run_on_mock(experiment: Any, mock_run: Any) -> None:
     results = run_experiment(experiment(runs=runs))
     assert [r.status for r in results] == ["completed"] * 3
     assert results[2].metrics["verifier/probe_reward"] == 1.0
-    assert results[2].metrics["train/final_reward"] == pytest.approx(0.9 - 0.8 * 2.718281828459045**-3)
+    from evsys_sdk.builtins.mock_landscape import landscape
+
+    skill = landscape({"learning_rate": 5e-5, "lora_rank": 4, "num_epochs": 1}, 42)  # MockRLConfig's defaults
+    assert results[2].metrics["train/final_reward"] == pytest.approx(0.1 + 0.8 * skill)
 
 
 def test_combo_chains_checkpoints_and_reports_failures(tmp_path: Path, experiment: Any, mock_run: Any) -> None:

@@ -120,7 +120,7 @@ def _find(store: Any, name_or_id: str) -> dict[str, Any]:
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
     from evsys_sdk.report import fmt, table
-    from evsys_sdk.results import mean_ci
+    from evsys_sdk.stats import summarize
 
     store = _open_store()
     exp = _find(store, args.experiment)
@@ -142,10 +142,10 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
             groups.setdefault(run["group_name"], []).append(float(value))
     print(table(["arm", "status", "metrics", "error"], rows))
     for name, values in groups.items():
-        s = mean_ci(values)
+        s = summarize(values)
         print(
-            f"group {name}: {metric} {fmt(s['mean'])} +- {fmt(s['std'])} (n={len(values)}, "
-            f"95% CI [{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}])"
+            f"group {name}: {metric} {fmt(s.mean)} +- {fmt(s.std)} (n={s.n}, "
+            f"95% CI [{fmt(s.ci95_low)}, {fmt(s.ci95_high)}])"
         )
     if exp.get("conclusion"):
         print(f"conclusion: {exp['conclusion']}")

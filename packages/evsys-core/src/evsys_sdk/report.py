@@ -42,8 +42,7 @@ def experiment_summary(result: ExperimentResult) -> str:
     if stats:
         out.append(f"\ngroups ({metric}, mean +- std, 95% CI):")
         for g, s in stats.items():
-            ci = f"[{fmt(s['ci95_low'])}, {fmt(s['ci95_high'])}]"
-            out.append(f"  {g}: {fmt(s['mean'])} +- {fmt(s['std'])} (n={int(s['n'])}, {ci})")
+            out.append(f"  {g}: {fmt(s.mean)} +- {fmt(s.std)} (n={s.n}, [{fmt(s.ci95_low)}, {fmt(s.ci95_high)}])")
     if result.baselines:
         out.append("\nbaselines:")
         out += [

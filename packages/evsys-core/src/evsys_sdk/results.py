@@ -3,60 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from evsys_sdk.config import RunConfig
 from evsys_sdk.protocols import RunResult
-
-# Two-sided 95% Student-t quantiles by degrees of freedom (1..30); beyond 30 the normal 1.96 is close.
-_T95 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
-
-
-def t95(df: int) -> float:
-    return _T95[df - 1] if df <= len(_T95) else 1.96
-
-
-def mean_ci(values: list[float]) -> dict[str, float]:
-    """n, mean, sample std and the 95% t confidence interval of the mean (a zero-width one for n=1)."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if n > 1 else 0.0
-    half = t95(n - 1) * std / math.sqrt(n) if n > 1 else 0.0
-    return {"n": float(n), "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+from evsys_sdk.stats import Summary, summarize
 
 
 @dataclass
@@ -167,7 +120,7 @@ class ExperimentResult:
     success_metric: str | None = None
     baselines: list[EvalResult] = field(default_factory=list)
 
-    def group_stats(self, metric: str | None = None) -> dict[str, dict[str, float]]:
+    def group_stats(self, metric: str | None = None) -> dict[str, Summary]:
         """Mean, std and 95% CI of ``metric`` (default: the success metric) over each seeded group."""
         metric = metric or self.success_metric
         if metric is None:
@@ -177,7 +130,7 @@ class ExperimentResult:
             value = arm.score(metric) if arm.status == "completed" else None
             if arm.group_name is not None and value is not None:
                 groups.setdefault(arm.group_name, []).append(value)
-        return {name: mean_ci(values) for name, values in groups.items()}
+        return {name: summarize(values) for name, values in groups.items()}
 
     def stage_matrix(self, metric: str | None = None) -> dict[str, dict[str, float]]:
         """Continual experiments: ``{stage: {benchmark: score}}`` (mean over seeds) so forgetting shows.

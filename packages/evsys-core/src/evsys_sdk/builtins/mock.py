@@ -1,7 +1,9 @@
 """The mock stack: a backend, training algorithms and an inference client that need no model.
 
 Whole experiments (training, checkpoints, continual chains, benchmarks) run on it in milliseconds,
-which is what tests and CI use. The loss and reward curves are deterministic functions of the step.
+which is what tests and CI use. How much a run learns follows ``evsys_sdk.builtins.mock_landscape``:
+a smooth function of learning rate, LoRA rank and epochs with a real optimum and seed noise of a
+documented size, so sweeps on mock answer their questions. Same config and seed, same numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from evsys_sdk._io import atomic_write_json
+from evsys_sdk.builtins.mock_landscape import LOSS_FLOOR, LOSS_START, landscape
 from evsys_sdk.config import RunConfig, StrictModel
 from evsys_sdk.data import row_answer, row_prompt
 from evsys_sdk.families import (
@@ -95,6 +98,11 @@ class _MockTrainer:
     def _steps(self, ctx: RunContext) -> int:
         return total_steps(self.config, int(ctx.extras.get("n_train_rows", 100)))
 
+    @functools.cached_property
+    def skill(self) -> float:
+        """What this run learns (0..1): the mock landscape at its params and seed."""
+        return landscape(self.config.model_dump(), self.config.seed)
+
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
         raise NotImplementedError
 
@@ -116,11 +124,11 @@ class _MockTrainer:
         return [(row_prompt(row), row_answer(row)) for row in ctx.extras.get("train_rows") or []]
 
     def _memory(self, ctx: RunContext, init_from: str | None) -> MockMemory:
-        """What the mock model "learns": each training row's answer is recalled with a chance that grows
-        with epochs and LoRA rank (per seed and prompt); a chain's earlier memories are half forgotten."""
-        rank = self.config.lora_rank or 64  # 0 = full fine-tuning
-        chance = 1.0 - math.exp(-min(self.config.num_epochs * rank, 1024) / 16)  # capped: past it, exp is 0
-        seed = self.config.seed
+        """What the mock model "learns": each training row is recalled from a training progress drawn per
+        seed and prompt, scaled so that a share ``skill`` of the rows is recalled at the end (the same rows
+        for every config of one seed: comparisons see the landscape, not row luck); a chain's earlier
+        memories are half forgotten."""
+        seed, chance = self.config.seed, max(self.skill, 1e-9)
         learned: dict[str, tuple[str, float]] = {}
         for prompt, answer in self._lessons(ctx):
             if prompt and answer is not None:
@@ -165,13 +173,13 @@ class MockSDFTConfig(SDFTParams):
 
 
 class MockSFT(_MockTrainer):
-    """``sft`` on backend mock: loss = 2·exp(−3·step/total) + 0.05·sin(0.3·step)."""
+    """``sft`` on backend mock: loss = 0.05 + 1.95·(1 − skill)^(step/total), skill from the landscape."""
 
     name: ClassVar[str] = "mock_sft"
     Config: ClassVar[type[TrainingParams]] = MockSFTConfig
 
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
-        return {"train/loss": 2.0 * math.exp(-3.0 * step / total) + 0.05 * math.sin(0.3 * step)}
+        return {"train/loss": LOSS_FLOOR + (LOSS_START - LOSS_FLOOR) * (1.0 - self.skill) ** (step / total)}
 
     def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
         return {"train/final_loss": last["train/loss"], "total_steps": float(total)}
@@ -197,7 +205,8 @@ class MockRLConfig(RLParams):
 
 
 class MockRL(_MockTrainer):
-    """``rl`` on backend mock: reward = 0.9 − 0.8·exp(−step / max(1, steps/4)), probed with its verifier."""
+    """``rl`` on backend mock: reward rises from 0.1 to 0.1 + 0.8·skill as 1 − exp(−4·step/steps) (scaled to
+    reach it at the last step), skill from the landscape; probed with its verifier."""
 
     name: ClassVar[str] = "mock_rl"
     Config: ClassVar[type[TrainingParams]] = MockRLConfig
@@ -210,7 +219,7 @@ class MockRL(_MockTrainer):
         return step % max(1, self.config.save_every) == 0
 
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
-        reward = 0.9 - 0.8 * math.exp(-step / max(1.0, total / 4))
+        reward = 0.1 + 0.8 * self.skill * (1.0 - math.exp(-4.0 * step / total)) / (1.0 - math.exp(-4.0))
         return {"train/reward": reward, "reward/mean": reward, "train/kl": 0.0}
 
     def train(self, ctx: RunContext) -> RunResult:
