@@ -1,14 +1,18 @@
-"""``combo``: chain algorithm phases; each phase starts from the previous phase's final checkpoint."""
+"""``combo``: chain algorithm phases; each phase starts from the previous phase's final checkpoint.
+
+The phases share one step timeline (``evsys_sdk.phases``): phase 2's first step follows phase 1's
+last, and every training row carries its ``phase``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from evsys_sdk.config import StrictModel
+from evsys_sdk.phases import phase_context
 from evsys_sdk.protocols import RunContext, RunResult
 
 
@@ -40,6 +44,7 @@ class ComboAlgorithm:
         artifacts: dict[str, str] = {}
         failures: list[str] = []
         init_checkpoint = ctx.extras.get("init_checkpoint")
+        offset = 0  # the global step the next phase starts after
         for i, phase in enumerate(phases, start=1):
             label = phase.name or f"phase{i}_{phase.kind}"
             try:
@@ -51,8 +56,10 @@ class ComboAlgorithm:
                 continue
             phase_dir = Path(ctx.output_dir) / label
             phase_dir.mkdir(parents=True, exist_ok=True)
-            sub = dataclasses.replace(
+            sub, timeline = phase_context(
                 ctx,
+                phase=i,
+                offset=offset,
                 run_id=f"{ctx.run_id}/{label}",
                 output_dir=str(phase_dir),
                 extras={**ctx.extras, "combo_phase": label, "init_checkpoint": init_checkpoint},
@@ -61,6 +68,7 @@ class ComboAlgorithm:
                 result = algo.train(sub)
             except Exception as exc:
                 result = RunResult(sub.run_id, "failed", error=f"phase {label} crashed: {type(exc).__name__}: {exc}")
+            offset = timeline.last_step
             metrics.update({f"{label}/{k}": v for k, v in result.metrics.items()})
             artifacts.update({f"{label}/{k}": v for k, v in result.artifacts.items()})
             init_checkpoint = result.artifacts.get("final_checkpoint", init_checkpoint)
