@@ -190,7 +190,10 @@ def test_broken_plugin_is_reported_not_fatal(site: Path) -> None:
     out = plugins.stdout
     assert "brokenplug  evsys-brokenplug 0.1  broken  brokenplug.hooks" in out
     assert "error: RuntimeError: brokenplug is misconfigured" in out
-    assert "fix:   upgrade or reinstall evsys-brokenplug, or disable it with EVSYS_DISABLE_PLUGINS=brokenplug" in out
+    assert (
+        "fix:   upgrade or reinstall evsys-brokenplug (pip install evsys-brokenplug), or disable it with "
+        "EVSYS_DISABLE_PLUGINS=brokenplug" in out
+    )
     assert "toyplug  evsys-toyplug 0.1  ok" in out  # the healthy plugin still loads
 
     listed = evsys(site, "list", "--kind", "algorithms")

@@ -59,7 +59,7 @@ def test_unknown_name_lists_available_and_suggests(host: PluginHost) -> None:
     text = str(info.value)
     assert text.startswith("No algorithm registered under 'mock_sfft'; did you mean 'mock_sft'? Available: combo, ")
     assert "Families (resolved by backend): distill, dpo, rl, sdft, sft." in text
-    with pytest.raises(UnknownKindError, match='provided by evsys-gepa: pip install "evsys-gepa"'):
+    with pytest.raises(UnknownKindError, match=r"by evsys-gepa: pip install evsys-gepa \(from this checkout: "):
         get_algorithm("gepa_prompt")
 
 

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import math
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from evsys_sdk import yaml_loader
 from evsys_sdk.errors import ConfigError
 from evsys_sdk.yaml_loader import check_config, dump_yaml, load_yaml, parse_yaml_text, validate_yaml
 
@@ -67,7 +69,8 @@ def test_deep_validation_names_installed_kinds_and_install_hints(tmp_path: Path)
     assert ":7:" in problems[0] and "run.backend.kind" in problems[0]
     assert "did you mean 'mock'?" in problems[0] and "Available: mock" in problems[0]
     problems = validate_yaml(write(tmp_path, BASE.replace("kind: mock", "kind: tinker")), deep=True)
-    assert 'provided by evsys-tinker: pip install "evsys-tinker"' in problems[0]
+    assert "provided by evsys-tinker: pip install evsys-tinker (from this checkout: pip install " in problems[0]
+    assert problems[0].endswith("packages/evsys-tinker)")
     problems = validate_yaml(write(tmp_path, BASE.replace("kind: sft", "kind: local_sft")), deep=True)
     assert "evsys-local" in problems[0]
 
@@ -136,6 +139,50 @@ def test_duplicate_keys_and_syntax_errors_are_located(tmp_path: Path) -> None:
         load_yaml(write(tmp_path, "name: a\nname: b\n"))
     with pytest.raises(ConfigError, match=r"config.yaml:\d+:\d+: YAML syntax error"):
         load_yaml(write(tmp_path, "name: [a\n"))
+
+
+def billion_laughs(levels: int = 9, width: int = 9) -> str:
+    lines = ["a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_at_once() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"bomb.yaml:1:\d+: YAML aliases expand to over \d+ values") as info:
+        parse_yaml_text(billion_laughs(), "bomb.yaml")
+    assert time.perf_counter() - started < 0.5
+    assert len(info.value.problems) == 1
+    # aliases a config really uses (one anchor reused by a handful of runs) are fine
+    data, _ = parse_yaml_text(billion_laughs(levels=3, width=9))
+    assert data["a2"][8] == data["a1"] and data["a1"][0] == ["lol"] * 9
+
+
+def test_oversized_document_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml_loader, "MAX_CONFIG_BYTES", 100)
+    path = tmp_path / "big.yaml"
+    path.write_text("name: x\n" + "# padding\n" * 20)
+    with pytest.raises(ConfigError, match=r"big.yaml: 208 bytes is too large for a config \(at most 100\)"):
+        load_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [("name: x\nrun:\n\tname: y\n", "3:1"), ("name: x\nrun:\n  name: y\n  data:\n  \t  path: p\n", "5:3")],
+)
+def test_tab_in_indentation_says_use_spaces(text: str, where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_yaml_text(text, "tabs.yaml")
+    assert info.value.problems == [
+        f"tabs.yaml:{where}: a tab in the indentation: YAML does not allow tabs there; indent with spaces"
+    ]
+
+
+def test_unknown_algorithm_kind_suggests_the_family(tmp_path: Path) -> None:
+    problems = validate_yaml(write(tmp_path, BASE.replace("kind: sft", "kind: sfft")), deep=True)
+    assert len(problems) == 1
+    assert ":9:11: run.algorithm.kind: No algorithm registered under 'sfft'; did you mean 'sft'?" in problems[0]
 
 
 def test_missing_file_and_bad_root(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +77,38 @@ def test_dashboard_run_records_an_experiment(
     assert main(["run", str(path), "--store", "dashboard"]) == 0
     found = server.db().find_experiment("from_cli")
     assert found is not None and found["status"] == "completed"
+
+
+def test_a_wrong_key_stops_the_run_before_any_arm(tmp_path: Path, bench_dir: Path) -> None:
+    """Against the real server: one line naming the 401, exit 1, no arm run and nothing recorded."""
+    from conftest import experiment_config
+
+    from evsys_dashboard.testing import DashboardServer
+    from evsys_sdk.yaml_loader import dump_yaml
+
+    cfg = experiment_config(tmp_path, bench_dir, name="wrong_key")
+    config = tmp_path / "config.yaml"
+    config.write_text(dump_yaml(cfg))
+    with DashboardServer(tmp_path / "server.db", project="proj-a") as server:
+        env = {
+            **os.environ,
+            "EVSYS_API_URL": server.url,
+            "EVSYS_API_KEY": server.key + "-wrong",
+            "EVSYS_PROJECT_ID": "proj-a",
+            "EVSYS_LOG_DIR": str(tmp_path / "mirror"),
+            "EVSYS_WORKSPACE": str(tmp_path / ".evsys"),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "evsys_sdk.cli", "run", str(config), "--store", "dashboard"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("ERROR: 401: the key is not valid for this server (" + server.url)
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert not Path(cfg.output_dir).exists()  # no arm started
+    from evsys_sdk.store import LocalStore
+
+    assert LocalStore(tmp_path / "server.db").find_experiment("wrong_key") is None

@@ -41,7 +41,8 @@ def test_every_kind_registers_without_its_sdk() -> None:
     )
     out = _run(code).splitlines()
     assert out[0] == "['claude', 'openai', 'gemini'] True"
-    assert out[1].endswith('pip install "evsys-frontier[gemini]"')
+    assert 'pip install "evsys-frontier[gemini]" (from this checkout: pip install "' in out[1]
+    assert out[1].endswith('packages/evsys-frontier[gemini]")')
 
 
 def test_evsys_cli_lists_the_plugin_and_its_kinds() -> None:

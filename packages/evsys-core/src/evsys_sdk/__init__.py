@@ -133,7 +133,9 @@ def __getattr__(name: str) -> Any:
         try:
             value = getattr(importlib.import_module(package), name)
         except ImportError:
-            raise ImportError(f"evsys_sdk.{name} is provided by {dist}: pip install {dist}") from None
+            from evsys_sdk.install_hints import pip_install
+
+            raise ImportError(f"evsys_sdk.{name} is provided by {dist}: {pip_install(dist)}") from None
     else:
         raise AttributeError(f"module 'evsys_sdk' has no attribute '{name}'")
     globals()[name] = value

@@ -72,7 +72,9 @@ def _tracking_store(name: str) -> Any:
     host.ensure_loaded()
     store = host.pm.hook.evsys_tracking_store(name=name)
     if store is None:
-        hint = " (pip install evsys-dashboard)" if name == "dashboard" else ""
+        from evsys_sdk.install_hints import pip_install
+
+        hint = f" ({pip_install('evsys-dashboard')})" if name == "dashboard" else ""
         raise EvsysError(f"unknown tracking store '{name}'{hint}; core provides 'local'")
     return store
 
@@ -255,6 +257,13 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"    error: {info.error}")
         if info.hint:
             print(f"    fix:   {info.hint}")
+    from evsys_sdk.install_hints import pip_install
+    from evsys_sdk.registry import plugin_distributions
+
+    installed = {i.dist for i in infos}
+    for dist in plugin_distributions():
+        if dist not in installed:
+            print(f"{dist}  not installed: {pip_install(dist)}")
     return 0 if all(i.status != "broken" for i in infos) else 1
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from evsys_sdk.config import DataConfig
 from evsys_sdk.errors import EvsysError
+from evsys_sdk.install_hints import pip_install
 from evsys_sdk.protocols import DataStore
 
 
@@ -47,7 +48,8 @@ def _load_hf(data: DataConfig) -> list[dict[str, Any]]:
     try:
         import datasets
     except ImportError:
-        raise EvsysError('source_kind=hf_dataset needs the datasets package: pip install "evsys-core[hf]"') from None
+        hint = pip_install("evsys-core[hf]")
+        raise EvsysError(f"source_kind=hf_dataset needs the datasets package: {hint}") from None
     assert data.hf_dataset is not None
     local = Path(data.hf_dataset).expanduser()
     if local.is_file():

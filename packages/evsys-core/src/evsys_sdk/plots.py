@@ -23,7 +23,9 @@ def plot_metric(store: Any, experiment: dict[str, Any], metric: str, output: str
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EvsysError('plotting needs matplotlib: pip install "evsys-core[plot]"') from None
+        from evsys_sdk.install_hints import pip_install
+
+        raise EvsysError(f"plotting needs matplotlib: {pip_install('evsys-core[plot]')}") from None
     curves = {}
     for run in store.experiment_runs(experiment["id"]):
         rows = store.step_metrics(run["id"])

@@ -20,6 +20,7 @@ import pluggy
 
 from evsys_sdk import hookspecs
 from evsys_sdk.errors import PluginError
+from evsys_sdk.install_hints import pip_install
 from evsys_sdk.logger import get_logger
 from evsys_sdk.protocols import InferenceFactory
 from evsys_sdk.registry import KINDS, Registry
@@ -63,10 +64,12 @@ def _fix_hint(exc: BaseException, ep_name: str, dist: str) -> str:
     disable = f"disable it with EVSYS_DISABLE_PLUGINS={ep_name}"
     if isinstance(exc, PluginError):  # a name clash: reinstalling fixes nothing
         return f"uninstall one of the two distributions, or {disable}"
+    reinstall = f"reinstall {dist} ({pip_install(dist)})"
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         missing = exc.name.split(".")[0]
-        return f"install the missing module '{exc.name}' (pip install {missing}), reinstall {dist}, or {disable}"
-    return f"upgrade or reinstall {dist}, or {disable}"
+        install = pip_install(missing.replace("_", "-")) if missing.startswith("evsys_") else f"pip install {missing}"
+        return f"install the missing module '{exc.name}' ({install}), {reinstall}, or {disable}"
+    return f"upgrade or {reinstall}, or {disable}"
 
 
 class PluginHost:

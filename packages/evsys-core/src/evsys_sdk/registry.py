@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from evsys_sdk.errors import PluginError, UnknownKindError, did_you_mean
 from evsys_sdk.families import FAMILIES
+from evsys_sdk.install_hints import pip_install
 
 if TYPE_CHECKING:
     from evsys_sdk.config import RunConfig
@@ -62,6 +63,11 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
 }
 
 
+def plugin_distributions() -> list[str]:
+    """The evsys plugin packages that provide known names, sorted."""
+    return sorted({dist for names in KNOWN_PROVIDERS.values() for dist in names.values() if "[" not in dist})
+
+
 def normalize_kind(kind: str) -> str:
     """``algorithm`` from ``algorithm``/``algorithms``; ``inference_client`` also from ``inference``."""
     k = _KIND_ALIASES.get(kind, kind)
@@ -74,7 +80,7 @@ def normalize_kind(kind: str) -> str:
 
 def install_hint(kind: str, name: str) -> str:
     dist = KNOWN_PROVIDERS.get(kind, {}).get(name)
-    return f" '{name}' is provided by {dist}: pip install \"{dist}\"" if dist else ""
+    return f" '{name}' is provided by {dist}: {pip_install(dist)}" if dist else ""
 
 
 def _set_name(cls: Any, name: str) -> None:
@@ -159,7 +165,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         available = ", ".join(self.list()) or "(none)"
-        hint = did_you_mean(name, self.list())
+        hint = did_you_mean(name, [*self.list(), *(FAMILIES if self.kind == "algorithm" else ())])
         msg = f"No {self.kind} registered under '{name}'{hint}{' ' if hint else '. '}Available: {available}."
         if self.kind == "algorithm":
             msg += f" Families (resolved by backend): {', '.join(sorted(FAMILIES))}."
@@ -242,7 +248,7 @@ def resolve_algorithm(kind: str, backend_kind: str) -> str:
         served = family_backends(kind)
         where = ", ".join(f"{b} ({a})" for b, a in served.items()) or "none"
         dist = KNOWN_PROVIDERS["backend"].get(backend_kind)
-        hint = f" pip install {dist}" if dist else ""
+        hint = f" {pip_install(dist)}" if dist else ""
         raise UnknownKindError(
             f"No implementation of algorithm family '{kind}' for backend '{backend_kind}'. "
             f"Backends that serve it: {where}.{hint}"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from evsys_sdk.data_types import E2BVerifier, HarborTask, InProcessVerifier, LLMJudgeVerifier
+from evsys_sdk.install_hints import pip_install
 from evsys_sdk.protocols import VerificationResult
 
 __all__ = [
@@ -189,7 +190,7 @@ def spec_executor(task: HarborTask) -> Any:
         )
     raise NotImplementedError(
         f"task '{task.task_id}' has an LLMJudgeVerifier: LLM judges are executed by the evsys-frontier "
-        "plugin (pip install evsys-frontier)"
+        f"plugin ({pip_install('evsys-frontier')})"
     )
 
 

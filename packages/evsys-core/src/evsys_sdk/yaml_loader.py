@@ -99,15 +99,51 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _build(loader: _Loader, node: yaml.Node, path: KeyPath, src: Source) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # merge keys (<<)
+# A config is a few KB; these bounds refuse a hostile or runaway document in milliseconds (an alias bomb,
+# nine levels of nine aliases, would otherwise expand to 9**9 nodes).
+MAX_CONFIG_BYTES = 16 * 2**20
+ALIAS_EXPANSION = 100  # nodes built may exceed the document's distinct nodes this many times (+ a floor)
+_EXPANSION_FLOOR = 10_000
+
+
+@dataclass
+class _Builder:
+    """Plain values from a composed node graph, recording where each key sits; aliases are expanded
+    (each use is a copy) within a budget proportional to the document's own size."""
+
+    loader: Any
+    src: Source
+    seen: set[int] = field(default_factory=set)
+    built: int = 0
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.built += 1
+        self.seen.add(id(node))
+        if self.built > _EXPANSION_FLOOR + ALIAS_EXPANSION * len(self.seen):
+            line, col = _mark(node)
+            raise ConfigError(
+                f"{self.src.filename}:{line}:{col}: YAML aliases expand to over {self.built} values from "
+                f"{len(self.seen)} written ones (an alias bomb?); write the values out instead of nesting aliases"
+            )
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for i, item in enumerate(node.value):
+                self.src.keys[(*path, i)] = self.src.values[(*path, i)] = _mark(item)
+                items.append(self.build(item, (*path, i)))
+            return items
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[Any, Any]:
+        src = self.src
+        self.loader.flatten_mapping(node)  # merge keys (<<)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            raw = loader.construct_object(key_node, deep=True)
             line, col = _mark(key_node)
-            if not isinstance(raw, str | int | float | bool) and raw is not None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(f"{src.filename}:{line}:{col}: mapping keys must be scalars")
+            raw = self.loader.construct_object(key_node, deep=True)
             key: str | int = raw if isinstance(raw, str | int) else str(raw)
             if key in out:
                 raise ConfigError(
@@ -115,28 +151,38 @@ def _build(loader: _Loader, node: yaml.Node, path: KeyPath, src: Source) -> Any:
                 )
             src.keys[(*path, key)] = (line, col)
             src.values[(*path, key)] = _mark(value_node)
-            out[key] = _build(loader, value_node, (*path, key), src)
+            out[key] = self.build(value_node, (*path, key))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for i, item in enumerate(node.value):
-            src.keys[(*path, i)] = src.values[(*path, i)] = _mark(item)
-            items.append(_build(loader, item, (*path, i), src))
-        return items
-    return loader.construct_object(node, deep=True)
+
+
+def _syntax_error(text: str, filename: str, exc: yaml.MarkedYAMLError) -> ConfigError:
+    mark = exc.problem_mark or exc.context_mark
+    if mark is None:
+        return ConfigError(f"{filename}: YAML syntax error: {exc.problem or exc.context}")
+    lines = text.splitlines()
+    # libyaml reports a tab as "found character that cannot start any token", often on the next line
+    for n in (mark.line, mark.line - 1):
+        line = lines[n] if 0 <= n < len(lines) else ""
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            return ConfigError(
+                f"{filename}:{n + 1}:{indent.index(chr(9)) + 1}: a tab in the indentation: YAML does not allow "
+                "tabs there; indent with spaces"
+            )
+    return ConfigError(f"{filename}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {exc.problem or exc.context}")
 
 
 def parse_yaml_text(text: str, filename: str = "<string>") -> tuple[Any, Source]:
     """Parse one YAML document into plain Python values plus the location of every key."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{filename}: {len(text)} characters is too large for a config (at most {MAX_CONFIG_BYTES})")
     src = Source(filename)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        data = None if node is None else _build(loader, node, (), src)
+        data = None if node is None else _Builder(loader, src).build(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}") from None
+        raise _syntax_error(text, filename, exc) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}: YAML error: {exc}") from None
     finally:
@@ -182,7 +228,14 @@ def _read(source: str | Path) -> tuple[Any, Source]:
     path = Path(source).expanduser()
     if not path.is_file():
         raise ConfigNotFoundError(f"YAML not found: {path}")
-    return parse_yaml_text(path.read_text(encoding="utf-8"), str(source))
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: {size} bytes is too large for a config (at most {MAX_CONFIG_BYTES})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return parse_yaml_text(text, str(source))
 
 
 def load_yaml(source: str | Path | dict[str, Any]) -> ExperimentConfig:

@@ -18,7 +18,9 @@ def _db_path(value: str | None) -> Path:
 
 
 def _server_missing(exc: ImportError) -> EvsysError:
-    return EvsysError(f"the dashboard server needs its extra: pip install 'evsys-dashboard[server]' ({exc})")
+    from evsys_sdk.install_hints import pip_install
+
+    return EvsysError(f"the dashboard server needs its extra: {pip_install('evsys-dashboard[server]')} ({exc})")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -274,6 +274,24 @@ class DashboardClient:
             raise DashboardClientError(resp.status_code, _body(resp), route)
         return _parse(resp)
 
+    def check_key(self) -> None:
+        """Before an experiment starts: a key this server refuses raises ``EvsysAuthError`` (one line), so
+        no arm runs unrecorded; an unreachable server is only a warning (writes wait in the mirror)."""
+        if self._session is None:
+            return
+        try:
+            self._request_now("GET", "/sdk/datasets/")  # the cheapest authenticated read
+        except DashboardClientError as exc:
+            if exc.status not in (401, 403):
+                return  # the key was accepted; this read's own problem does not matter here
+            raise EvsysAuthError(
+                f"{exc.status}: the key is not valid for this server ({self.base_url}, project "
+                f"{self.project_id}); set EVSYS_API_KEY to a key from `evsys dashboard create-key --project "
+                f"{self.project_id}` run against that server's database"
+            ) from None
+        except DashboardUnavailableError as exc:
+            log.warning("could not check the API key: %s; writes are mirrored locally and retried", exc)
+
     # ------------------------------------------------------------ step metrics
 
     def _start_worker(self) -> None:

@@ -52,4 +52,10 @@ def evsys_tracking_store(name: str) -> Any:
         return None
     from evsys_dashboard.client import DashboardClient
 
-    return DashboardClient()
+    client = DashboardClient()
+    try:
+        client.check_key()  # a wrong key stops the run here, before any arm
+    except BaseException:
+        client.close()
+        raise
+    return client

@@ -145,7 +145,9 @@ class FrontierInference:
 
     @classmethod
     def install_command(cls) -> str:
-        return f'pip install "evsys-frontier[{cls.extra}]"'
+        from evsys_sdk.install_hints import pip_install
+
+        return pip_install(f"evsys-frontier[{cls.extra}]")
 
     def _import_sdk(self) -> ModuleType:
         try:

@@ -10,7 +10,11 @@ from typing import Any
 
 from evsys_sdk.errors import EvsysError
 
-INSTALL = 'pip install evsys-local "torch==2.13.0"  (pin torch in the same command on CPU machines)'
+
+def install_command() -> str:
+    from evsys_sdk.install_hints import pip_install
+
+    return pip_install("evsys-local", '"torch==2.13.0"') + " (pin torch in the same command on CPU machines)"
 
 
 def require_stack() -> None:
@@ -24,7 +28,7 @@ def require_stack() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise EvsysError(f"backend 'local' needs {', '.join(missing)}, which is not installed: {INSTALL}")
+        raise EvsysError(f"backend 'local' needs {', '.join(missing)}, which is not installed: {install_command()}")
 
 
 def resolve_device(device: str) -> str:

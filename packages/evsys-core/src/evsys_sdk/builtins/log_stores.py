@@ -18,6 +18,7 @@ from pydantic import Field
 
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import StrictModel
+from evsys_sdk.install_hints import pip_install
 from evsys_sdk.logger import get_logger
 from evsys_sdk.protocols import LogStore
 
@@ -216,7 +217,7 @@ class TensorBoardLogStore:
         except ImportError as exc:
             raise ImportError(
                 f"the 'tensorboard' log store needs tensorboard ({exc}); "
-                'install it with: pip install "evsys-core[tensorboard]"'
+                f"install it with: {pip_install('evsys-core[tensorboard]')}"
             ) from exc
         self._event = event_pb2.Event
         self._summary = summary_pb2.Summary
