@@ -63,8 +63,9 @@ def test_list_and_kinds(capsys: Any) -> None:
         "inference:",
         "callbacks:",
         "executors:",
+        "proposers:",
     ]
-    assert "  - mock_sft" in out and "  - sft (family: mock -> mock_sft)" in out
+    assert "  - mock_sft" in out and "  - mutate" in out and "  - sft (family: mock -> mock_sft)" in out
     assert main(["list", "--kind", "backends"]) == 0
     assert capsys.readouterr().out == "backends:\n  - mock\n"
     assert main(["list", "--kind", "algoritms"]) == 1

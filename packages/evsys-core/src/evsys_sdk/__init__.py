@@ -67,6 +67,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
                 "inference",
                 "callback",
                 "executor",
+                "proposer",
             )
             for verb in ("register", "get")
         ),
@@ -80,6 +81,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "list_inferences",
         "list_callbacks",
         "list_executors",
+        "list_proposers",
     ),
     "evsys_sdk.runner": ("run_experiment",),
     "evsys_sdk.experiment": ("Experiment",),
@@ -88,6 +90,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "evsys_sdk.workspace": ("Workspace", "MaterializedDataset"),
     "evsys_sdk.store": ("TrackingStore", "LocalStore"),
     "evsys_sdk.sweep": ("Sweep", "expand_runs"),
+    "evsys_sdk.search": ("evolve", "SearchResult", "Candidate", "SearchConfig", "Proposal", "Proposer"),
     "evsys_sdk.hookspecs": ("hookimpl", "hookspec"),
     "evsys_sdk.errors": ("EvsysError", "ConfigError", "PluginError", "UnknownKindError"),
     "evsys_sdk.logger": ("configure_logger", "get_logger", "set_level"),

@@ -21,6 +21,7 @@ LIST_SECTIONS = {
     "inference": "inference_client",
     "callbacks": "callback",
     "executors": "executor",
+    "proposers": "proposer",
 }
 
 
@@ -325,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         help="one section: algorithms, backends, verifiers, metrics, transforms, data_stores, log_stores, inference, "
-        "callbacks, executors",
+        "callbacks, executors, proposers",
     )
     p.set_defaults(func=_cmd_list)
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from evsys_sdk.search.config import SearchConfig
+
 
 class StrictModel(BaseModel):
     """Base of every config model: an unknown key is an error, never ignored."""
@@ -225,6 +227,7 @@ class ExperimentConfig(StrictModel):
     base_seed: int | None = None
     parent_experiment_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig | None = Field(default=None, description="what `evsys evolve` searches (not `evsys run`)")
     # Where this config was read from (a yaml_loader.Source), so later errors can name file:line.
     _source: Any = PrivateAttr(default=None)
 

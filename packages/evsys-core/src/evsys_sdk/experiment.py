@@ -199,6 +199,11 @@ class Experiment:
         from evsys_sdk.yaml_loader import check_config
 
         cfg = self.config
+        if cfg.search is not None:
+            from evsys_sdk.yaml_loader import format_problems
+
+            msg = "this config is a search: run it with `evsys evolve PATH` (evsys run runs one experiment)"
+            raise ConfigError(format_problems([(("search",), msg)], cfg._source))
         check_config(cfg)  # every kind installed and every params block valid, before any arm starts
         meta = cfg.metadata
         benchmarks = self._resolve_benchmarks()

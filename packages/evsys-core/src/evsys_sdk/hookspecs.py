@@ -72,6 +72,11 @@ def evsys_register_executors(registry: Registry[Any]) -> None:
 
 
 @hookspec
+def evsys_register_proposers(registry: Registry[Any]) -> None:
+    """Register search proposers (``ask``/``tell``) for ``evsys evolve``: ``search.proposer.kind``."""
+
+
+@hookspec
 def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``evsys`` CLI verbs. A parser's ``func`` default is called with the parsed args and
     returns the exit code."""

@@ -40,6 +40,7 @@ LEGACY_GROUPS: dict[str, str] = {
     "evsys_sdk.inference": "inference_client",
     "evsys_sdk.callbacks": "callback",
     "evsys_sdk.executors": "executor",
+    "evsys_sdk.proposers": "proposer",
 }
 CORE = "evsys-core"
 

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "inference_client": "inference_clients",
     "callback": "callbacks",
     "executor": "executors",
+    "proposer": "proposers",
 }
 _KIND_ALIASES = {**{p: k for k, p in KINDS.items()}, "inference": "inference_client", "inferences": "inference_client"}
 
@@ -220,6 +221,7 @@ register_log_store, get_log_store, list_log_stores = _helpers("log_store")
 register_inference, get_inference, list_inferences = _helpers("inference_client")
 register_callback, get_callback, list_callbacks = _helpers("callback")
 register_executor, get_executor, list_executors = _helpers("executor")
+register_proposer, get_proposer, list_proposers = _helpers("proposer")
 
 
 def schema_for(kind: str, name: str) -> dict[str, Any]:

@@ -90,6 +90,14 @@ def evsys_register_executors(registry: Registry[Any]) -> None:
         registry.add(cls)
 
 
+@hookimpl
+def evsys_register_proposers(registry: Registry[Any]) -> None:
+    from evsys_sdk.search.proposers import PROPOSER_CLASSES
+
+    for cls in PROPOSER_CLASSES:
+        registry.add(cls)
+
+
 @hookimpl(trylast=True)
 def evsys_tracking_store(name: str) -> Any:
     if name != "local":
@@ -116,5 +124,7 @@ def evsys_default_inference_factory(run_config: RunConfig) -> InferenceFactory |
 @hookimpl
 def evsys_register_commands(subparsers: Any) -> None:
     from evsys_sdk.eval.cli import add_commands
+    from evsys_sdk.search import cli as search_cli
 
     add_commands(subparsers)
+    search_cli.add_commands(subparsers)

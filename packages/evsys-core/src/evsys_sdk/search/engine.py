@@ -1,0 +1,595 @@
+"""The search loop: propose a generation, validate it, reserve its arms, run it, score, promote, repeat.
+
+A generation is ``search.parallel`` candidates proposed together from everything scored before it; its
+arms (one per seed of ``n_repeats``) run through the experiment's executor as one ``Experiment`` whose
+records go into the search's experiment record, each candidate a replicate group. Proposals are asked,
+validated and journaled before anything is dispatched, so the same seed gives the same search whatever
+the executor, and a resumed search (after Ctrl-C or kill -9) replays its journal, re-asks nothing and
+re-runs only the arms that had not finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from evsys_sdk.config import ExperimentConfig, RunConfig
+from evsys_sdk.errors import ConfigError, EvsysError
+from evsys_sdk.logger import get_logger
+from evsys_sdk.results import ArmResult
+from evsys_sdk.search.config import SearchConfig
+from evsys_sdk.search.ledger import ArmCost, Ledger
+from evsys_sdk.search.promotion import promotes, summary
+from evsys_sdk.search.proposers import Proposal, Proposer
+from evsys_sdk.search.records import ArmRecords, Journal, find_search
+from evsys_sdk.search.space import Space, build_space
+
+log = get_logger("search")
+
+# A proposer whose asks bring nothing valid this many times in a row is stopped.
+MAX_BARREN_ASKS = 10
+
+
+@dataclass
+class Candidate:
+    """One proposed recipe and what its seeds scored. ``status``: pending, scored or failed."""
+
+    id: str
+    parents: list[str]
+    operator: str
+    patch: dict[str, Any]
+    run_config: RunConfig
+    scores: list[float] = field(default_factory=list)
+    mean: float | None = None
+    ci95: list[float] | None = None
+    status: str = "pending"
+    fingerprint: str = ""
+    generation: int = 0
+    seconds: float = 0.0  # arm seconds, summed over its seeds
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "parents": list(self.parents),
+            "operator": self.operator,
+            "patch": dict(self.patch),
+            "scores": list(self.scores),
+            "mean": self.mean,
+            "ci95": self.ci95,
+            "status": self.status,
+        }
+
+
+@dataclass
+class SearchResult:
+    """``best`` (the incumbent after promotion), ``candidates`` in proposal order, ``rejected``
+    proposals with their reason, ``spent`` (candidates, arms, seconds, train_steps, inference_calls,
+    rejected) and, with ``confirm_seeds``, the best's scores on fresh seeds."""
+
+    name: str
+    experiment_id: str
+    metric: str
+    direction: str
+    best: Candidate | None
+    candidates: list[Candidate]
+    rejected: list[dict[str, Any]]
+    spent: dict[str, Any]
+    confirm: dict[str, Any] | None = None
+    best_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        best = None
+        if self.best is not None:
+            best = {**self.best.to_json(), **({"confirm": self.confirm} if self.confirm else {})}
+        return {
+            "name": self.name,
+            "best": best,
+            "candidates": [c.to_json() for c in self.candidates],
+            "rejected": list(self.rejected),
+            "spent": dict(self.spent),
+        }
+
+
+def _fingerprint(run: RunConfig, name: str) -> str:
+    from evsys_sdk.runner import config_fingerprint
+
+    return config_fingerprint(run.model_copy(update={"name": name}))
+
+
+def _search_fingerprint(cfg: ExperimentConfig) -> str:
+    """What a resumed search must share with the one it continues (where the arms run may change)."""
+    import hashlib
+    import json
+
+    data = cfg.model_dump(mode="json", exclude={"executor", "callbacks"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_search_config(config: ExperimentConfig | str | Path | dict[str, Any]) -> ExperimentConfig:
+    from evsys_sdk.yaml_loader import load_yaml
+
+    return config if isinstance(config, ExperimentConfig) else load_yaml(config)
+
+
+class State:
+    """A search folded from its journal events: candidates, rejections, ledger, best, confirmation."""
+
+    def __init__(self, search: SearchConfig, n_repeats: int):
+        self.search, self.n_repeats = search, n_repeats
+        self.maximize = search.direction == "maximize"
+        self.ledger = Ledger(search.budget, n_repeats, held=search.confirm_seeds)
+        self.candidates: list[Candidate] = []
+        self.by_id: dict[str, Candidate] = {}
+        self.rejected: list[dict[str, Any]] = []
+        self.best: Candidate | None = None
+        self.confirm: dict[str, Any] | None = None
+        self.asks = 0  # asks made so far: the next ask's seed
+
+    def apply(self, kind: str, event: dict[str, Any]) -> Candidate | None:
+        """Fold one event in; returns the candidate an event of kind ``scored`` finished."""
+        if "ask" in event:
+            self.asks = max(self.asks, event["ask"] + 1)
+        if kind == "candidate":
+            c = Candidate(
+                id=event["id"],
+                parents=event["parents"],
+                operator=event["operator"],
+                patch=event["patch"],
+                run_config=RunConfig.model_validate(event["run_config"]),
+                fingerprint=event["fingerprint"],
+                generation=event["generation"],
+            )
+            self.candidates.append(c)
+            self.by_id[c.id] = c
+            self.ledger.reserve(1)
+        elif kind == "rejected":
+            self.rejected.append({"patch": event["patch"], "reason": event["reason"]})
+            self.ledger.spent.rejected += 1
+        elif kind == "scored":
+            c = self.by_id[event["id"]]
+            c.scores, c.status, c.error = list(event["scores"]), event["status"], event.get("error")
+            costs = [ArmCost(**a) for a in event["cost"]]
+            c.seconds = sum(a.seconds for a in costs)
+            if c.status == "scored":
+                s = summary(c.scores)
+                c.mean, c.ci95 = s.mean, [s.ci95_low, s.ci95_high]
+            self.ledger.settle(1, self.n_repeats, costs)
+            if promotes(c, self.best, maximize=self.maximize, rule=self.search.promotion):
+                self.best = c
+            return c
+        elif kind == "confirmed":
+            self.confirm = event["confirm"]
+            self.ledger.release_held()
+            self.ledger.settle(0, event["arms"], [ArmCost(**a) for a in event["cost"]])
+        return None
+
+    def result(self, name: str, experiment_id: str, metric: str, best_path: str | None = None) -> SearchResult:
+        return SearchResult(
+            name=name,
+            experiment_id=experiment_id,
+            metric=metric,
+            direction=self.search.direction,
+            best=self.best,
+            candidates=list(self.candidates),
+            rejected=list(self.rejected),
+            spent=self.ledger.spent.to_json(),
+            confirm=self.confirm,
+            best_path=best_path,
+        )
+
+
+def read_search(db: Any, name_or_id: str) -> tuple[ExperimentConfig, State, str] | None:
+    """A recorded search (the newest of that name, or by id) folded from its journal, or None."""
+    found = find_search(db, name_or_id)
+    if found is None:
+        return None
+    journal = Journal(db, found)
+    cfg = ExperimentConfig.model_validate(journal.events[0][1]["config"])
+    assert cfg.search is not None
+    state = State(cfg.search, cfg.n_repeats)
+    for kind, event in journal.events:
+        state.apply(kind, event)
+    return cfg, state, found
+
+
+class Search:
+    """One search of ``cfg`` recorded into ``store`` (a TrackingStore; the local one by default)."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        *,
+        store: Any = None,
+        resume: bool = False,
+        progress: TextIO | None = None,
+    ):
+        from evsys_sdk.store import LocalStore
+
+        self.cfg = cfg
+        self.resume = resume
+        self.out = progress
+        self.search, self.base, self.metric, self.space, self.proposer = _prepare(cfg)
+        self.store = store if store is not None else LocalStore()
+        # The journal lives in the store when it is a local one, else in the workspace's.
+        self.db = self.store if isinstance(self.store, LocalStore) else LocalStore()
+        self.state = State(self.search, cfg.n_repeats)
+        self.seeds = cfg.repeat_seeds(self.base)
+
+    # records
+
+    def _open(self) -> Journal:
+        fingerprint = _search_fingerprint(self.cfg)
+        found = find_search(self.db, self.cfg.name) if self.resume else None
+        if found is not None:
+            journal = Journal(self.db, found)
+            if journal.events[0][1].get("fingerprint") != fingerprint:
+                raise ConfigError(
+                    f"search '{self.cfg.name}' ({found}) was started from a different config; --resume continues "
+                    "only the same search: restore the config, or run without --resume to start a new search"
+                )
+            return journal
+        if self.resume:
+            self._say(f"nothing to resume for '{self.cfg.name}': starting a new search")
+        config = self.cfg.model_dump(mode="json")
+        record = self.store.create_experiment(
+            experiment_name=self.cfg.name,
+            hypothesis=self.cfg.metadata.get("hypothesis"),
+            tags=[*(self.cfg.metadata.get("tags") or []), "search"],
+            config=config,
+        )
+        journal = Journal(self.db, str(record["id"]))
+        journal.append(("start", {"name": self.cfg.name, "fingerprint": fingerprint, "config": config}))
+        return journal
+
+    # the loop
+
+    def run(self) -> SearchResult:
+        from evsys_sdk.executors import build_executor
+
+        self.journal = self._open()
+        self.proposer.setup(self.space, maximize=self.state.maximize)
+        for kind, event in self.journal.events:  # a resumed search: told candidates are told again, in order
+            told = self.state.apply(kind, event)
+            if told is not None:
+                self.proposer.tell(told)
+        self.records = ArmRecords(self.store, self.journal.experiment_id, self.journal)
+        self.arms_dir = Path(self.cfg.output_dir).expanduser() / f"search-{self.journal.experiment_id[:8]}"
+        self._warn_small_budget()
+        executor = build_executor(self.cfg.executor.kind, self.cfg.executor.params)
+        try:
+            executor.start()
+            resumed = [c for c in self.state.candidates if c.status == "pending"]
+            if resumed:
+                self._say(f"resuming '{self.cfg.name}': {len(resumed)} candidate(s) to finish")
+            while True:
+                pending = resumed or self._propose(self.state.ledger.affordable(self.search.parallel))
+                if not pending:
+                    break
+                self._run_generation(executor, pending, resume=bool(resumed))
+                resumed = []
+            if self.search.confirm_seeds and self.state.best is not None and self.state.confirm is None:
+                self._run_confirmation(executor)
+        except KeyboardInterrupt:
+            self.store.update_experiment(
+                self.journal.experiment_id,
+                status="cancelled",
+                conclusion="Interrupted; continue with evsys evolve --resume.",
+            )
+            raise
+        finally:
+            executor.close()
+        return self._conclude()
+
+    def _propose(self, n: int) -> list[Candidate]:
+        """Ask until ``n`` valid new candidates; each ask is journaled with all it brought."""
+        state = self.state
+        out: list[Candidate] = []
+        barren, reasons = 0, []
+        history = [c for c in state.candidates if c.status != "pending"]
+        generation = 1 + max((c.generation for c in state.candidates), default=-1)
+        while len(out) < n:
+            ask = state.asks
+            self.proposer.rng.seed(f"{self.search.seed}:{ask}")
+            proposals = self.proposer.ask(history, n - len(out))[: n - len(out)]
+            if not proposals:
+                raise EvsysError(f"proposer '{self.search.proposer.kind}' returned no proposal when asked for {n}")
+            events: list[tuple[str, dict[str, Any]]] = []
+            before = len(out)
+            for p in proposals:
+                cid = f"c{len(state.candidates) + len(out):04d}"
+                checked = self._check(p, cid, out)
+                if isinstance(checked, str):
+                    reasons.append(checked)
+                    events.append(("rejected", {"patch": p.patch, "reason": checked, "ask": ask}))
+                    continue
+                c = Candidate(cid, list(p.parents), p.operator, dict(p.patch), checked, generation=generation)
+                c.fingerprint = _fingerprint(checked, self.base.name)
+                out.append(c)
+                events.append(("candidate", {**_event(c), "ask": ask}))
+            if not any(k == "candidate" for k, _ in events):
+                events.append(("ask", {"ask": ask}))  # a barren ask still moves the seed on
+            self.journal.append(*events)
+            for kind, event in events:
+                state.apply(kind, event)
+            barren = 0 if len(out) > before else barren + 1
+            if barren >= MAX_BARREN_ASKS:
+                if all(r.startswith("duplicate") for r in reasons[-len(proposals) :]):
+                    self._say(f"the proposer found nothing new in {barren} asks: the space looks exhausted")
+                    break
+                raise EvsysError(
+                    f"proposer '{self.search.proposer.kind}' was stopped: {barren} asks in a row brought no valid "
+                    f"candidate (last reason: {reasons[-1]}); `evsys evolve show {self.cfg.name}` lists the rejected"
+                )
+        return [state.by_id[c.id] for c in out]
+
+    def _check(self, p: Proposal, cid: str, batch: list[Candidate]) -> RunConfig | str:
+        """The proposal's validated run config, or why it is rejected (never charged)."""
+        from evsys_sdk.validation import pydantic_problems, run_problems
+
+        axes = {a.path: a for a in self.space.axes}
+        unknown = [k for k in p.patch if k not in axes]
+        if unknown:
+            return f"{unknown[0]}: not a path of the space"
+        for path, value in p.patch.items():
+            outside = _outside(axes[path].dist, value)
+            if outside:
+                return f"{path}: {outside}"
+        try:
+            run = self.space.run_config(p.patch, cid)
+        except ValidationError as exc:
+            where, msg = pydantic_problems(exc, RunConfig)[0]
+            return f"{'.'.join(map(str, where))}: {msg}"
+        except EvsysError as exc:
+            return str(exc)
+        if self.search.budget.arm_seconds is not None:
+            run = run.model_copy(update={"max_seconds": self.search.budget.arm_seconds})
+        problems = run_problems(run, (), {})
+        if problems:
+            where, msg = problems[0]
+            return f"{'.'.join(map(str, where))}: {msg}"
+        fingerprint = _fingerprint(run, self.base.name)
+        twin = next((c.id for c in [*self.state.candidates, *batch] if c.fingerprint == fingerprint), None)
+        if twin is not None:
+            return f"duplicate of {twin} (the same recipe)"
+        return run
+
+    def _generation_config(self, runs: list[RunConfig], **update: Any) -> ExperimentConfig:
+        meta = dict(self.cfg.metadata)
+        if meta.get("benchmark"):  # baseline models score once per experiment, not per generation
+            entries = meta["benchmark"] if isinstance(meta["benchmark"], list) else [meta["benchmark"]]
+            meta["benchmark"] = [{k: v for k, v in e.items() if k != "models"} for e in entries]
+        return self.cfg.model_copy(
+            update={
+                "search": None,
+                "run": None,
+                "runs": runs,
+                "matrix": None,
+                "callbacks": [],
+                "output_dir": str(self.arms_dir),
+                "metadata": meta,
+                **update,
+            }
+        )
+
+    def _experiment(self, executor: Any, cfg: ExperimentConfig, *, resume: bool) -> list[ArmResult]:
+        from evsys_sdk.experiment import Experiment
+        from evsys_sdk.progress import Progress
+
+        quiet = Progress(len(cfg.arm_names()), enabled=False)
+        result = Experiment(cfg, store=self.records, resume=resume, progress=quiet, executor=executor).run()
+        return result.arms
+
+    def _run_generation(self, executor: Any, pending: list[Candidate], *, resume: bool) -> None:
+        arms = self._experiment(executor, self._generation_config([c.run_config for c in pending]), resume=resume)
+        events = [
+            ("scored", _scored(c.id, [a for a in arms if (a.group_name or a.name) == c.id], self.metric))
+            for c in pending
+        ]
+        self.journal.append(*events)
+        for kind, event in events:
+            before = self.state.best
+            told = self.state.apply(kind, event)
+            assert told is not None
+            self.proposer.tell(told)
+            self._progress(told, self.state.best is not before)
+
+    def _run_confirmation(self, executor: Any) -> None:
+        best = self.state.best
+        assert best is not None
+        k = self.search.confirm_seeds
+        name = f"{best.id}-confirm"
+        run = best.run_config.model_copy(update={"name": name})
+        first = self.seeds[-1] + 1
+        arms = self._experiment(
+            executor, self._generation_config([run], n_repeats=k, base_seed=first), resume=self.resume
+        )
+        event = _scored(name, arms, self.metric)
+        confirm: dict[str, Any] = {
+            "seeds": list(range(first, first + k)),
+            "scores": event["scores"],
+            "status": event["status"],
+        }
+        if event["status"] == "scored":
+            s = summary(event["scores"])
+            confirm.update(mean=s.mean, ci95=[s.ci95_low, s.ci95_high])
+        done = ("confirmed", {"confirm": confirm, "arms": k, "cost": event["cost"]})
+        self.journal.append(done)
+        self.state.apply(*done)
+        self._say(f"confirmed {best.id} on {k} fresh seeds: {_fmt_scores(confirm)}")
+
+    def _conclude(self) -> SearchResult:
+        from evsys_sdk.yaml_loader import dump_yaml
+
+        best = self.state.best
+        best_path = None
+        if best is not None:
+            run = best.run_config.model_copy(update={"name": self.base.name})
+            best_path = str(Path(self.cfg.output_dir).expanduser() / "best.yaml")
+            dump_yaml(self.cfg.model_copy(update={"search": None, "run": run}), path=best_path)
+        result = self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
+        patch: dict[str, Any] = {"status": "completed" if best else "failed", "conclusion": conclusion(result)}
+        if best is not None and best.mean is not None:
+            patch["best_score"] = best.mean
+        self.store.update_experiment(self.journal.experiment_id, **patch)
+        return result
+
+    # output
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def _progress(self, c: Candidate, promoted: bool) -> None:
+        if self.out is None:
+            return
+        state = self.state
+        bought = state.ledger.proposals_bought()
+        done = sum(1 for x in state.candidates if x.status != "pending")
+        lineage = c.operator + (f"<{','.join(c.parents)}" if c.parents else "")
+        best = f"best {state.best.id} {state.best.mean:.4g}" if state.best and state.best.mean is not None else "best -"
+        self._say(
+            f"[{done}/{bought or '?'}] {c.id} {lineage:<18} {_fmt_scores(c.to_json())}  | {best}"
+            + (" (new best)" if promoted else "")
+        )
+
+    def _warn_small_budget(self) -> None:
+        bought = self.state.ledger.proposals_bought()
+        if bought is not None and bought < 3 and not self.state.candidates:
+            text = f"search.budget buys only {bought} proposal(s): a search needs at least 3 to compare"
+            log.warning(text)
+            self._say(f"warning: {text}")
+
+
+def conclusion(result: SearchResult) -> str:
+    """One line: the best with its CI (and its confirmation), and what the search spent."""
+    spent = result.spent
+    tail = f"{spent['candidates']} candidates, {spent['arms']} arms, {spent['seconds']:.1f} arm-s"
+    if result.best is None:
+        return f"No candidate scored; {tail}."
+    b = result.best
+    text = f"Best {b.id} ({b.operator}) at {result.metric} {_fmt_scores(b.to_json())}"
+    if result.confirm:
+        text += f"; on {len(result.confirm['seeds'])} fresh seeds {_fmt_scores(result.confirm)}"
+    return f"{text}. {tail}."
+
+
+def _event(c: Candidate) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "parents": c.parents,
+        "operator": c.operator,
+        "patch": c.patch,
+        "fingerprint": c.fingerprint,
+        "generation": c.generation,
+        "run_config": c.run_config.model_dump(mode="json"),
+    }
+
+
+def _outside(dist: Any, value: Any) -> str | None:
+    """Why ``value`` is outside the axis's distribution, or None."""
+    if dist.kind == "choice":
+        return None if value in dist.choice else f"{value!r} is not one of the choices {dist.choice}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{value!r} is not a number"
+    if dist.kind == "int_uniform" and not isinstance(value, int):
+        return f"{value!r} is not an integer"
+    low, high = dist.bounds
+    return None if low <= value <= high else f"{value!r} is outside [{low:g}, {high:g}]"
+
+
+def _scored(cid: str, arms: list[ArmResult], metric: str) -> dict[str, Any]:
+    """The journal event of a candidate's finished arms: scores in seed order, status, costs."""
+    scores: list[float] = []
+    errors = []
+    for arm in arms:
+        value = arm.score(metric) if arm.status == "completed" else None
+        if value is None:
+            errors.append(arm.error or f"{arm.name} reported no {metric}")
+        else:
+            scores.append(float(value))
+    cost = [
+        {
+            "seconds": (a.train_seconds or 0.0) + (a.eval_seconds or 0.0),
+            "train_steps": int(a.metrics.get("total_steps", 0)),
+            "inference_calls": int(a.metrics.get("inference_calls", 0)),
+        }
+        for a in arms
+    ]
+    failed = bool(errors) or not arms
+    return {
+        "id": cid,
+        "scores": scores,
+        "status": "failed" if failed else "scored",
+        "error": (errors[0] if errors else "no arm ran") if failed else None,
+        "cost": cost,
+    }
+
+
+def _fmt_scores(c: dict[str, Any]) -> str:
+    if c.get("mean") is None:
+        return "failed"
+    low, high = c["ci95"]
+    return f"{c['mean']:.4g} (95% CI [{low:.4g}, {high:.4g}], n={len(c['scores'])})"
+
+
+def _prepare(cfg: ExperimentConfig) -> tuple[SearchConfig, RunConfig, str, Space, Proposer]:
+    """Everything checked before any arm starts; one located line per problem."""
+    from evsys_sdk.registry import registry
+    from evsys_sdk.validation import Problem, pydantic_problems
+    from evsys_sdk.yaml_loader import check_config, format_problems
+
+    src = cfg._source
+    search = cfg.search
+    if search is None:
+        raise ConfigError(
+            format_problems([((), "no `search:` block: evsys evolve searches a config that has one")], src)
+        )
+    problems: list[Problem] = []
+    if cfg.run is None or cfg.continual is not None:
+        problems.append((("search",), "a search varies a single `run` (not runs, matrix or continual)"))
+    metric = cfg.metadata.get("success_metric")
+    if not isinstance(metric, str) or not metric:
+        problems.append((("metadata",), "a search needs metadata.success_metric: the objective it optimises"))
+    if search.promotion.rule == "paired" and cfg.n_repeats < 2:
+        problems.append(
+            (("search", "promotion", "rule"), "rule paired compares seeds: it needs n_repeats >= 2 (or rule: mean)")
+        )
+    if search.budget.arm_seconds is not None and "max_seconds" not in RunConfig.model_fields:
+        problems.append((("search", "budget", "arm_seconds"), "this evsys-core has no run.max_seconds"))
+    if problems:
+        raise ConfigError(format_problems(problems, src))
+    assert cfg.run is not None
+    check_config(cfg.model_copy(update={"search": None}))
+    base = cfg.run
+    space, problems = build_space(search, base)
+    try:
+        cls = registry("proposer").get(search.proposer.kind)
+        proposer: Proposer = cls(**search.proposer.params)
+    except EvsysError as exc:
+        problems.append((("search", "proposer", "kind"), str(exc)))
+    except ValidationError as exc:
+        problems += pydantic_problems(exc, cls.Config, ("search", "proposer", "params"))
+    if problems:
+        raise ConfigError(format_problems(problems, src))
+    assert space is not None
+    return search, base, str(metric), space, proposer
+
+
+def evolve(
+    config_or_path: ExperimentConfig | str | Path | dict[str, Any],
+    *,
+    resume: bool = False,
+    store: Any = None,
+    progress: TextIO | None = None,
+) -> SearchResult:
+    """Run (or with ``resume``, continue) the search of a config's ``search:`` block; ``store`` is a
+    tracking store (default: the local one), ``progress`` a stream for the live lines (None: quiet)."""
+    return Search(load_search_config(config_or_path), store=store, resume=resume, progress=progress).run()
+
+
+__all__ = ["Candidate", "Search", "SearchResult", "evolve"]

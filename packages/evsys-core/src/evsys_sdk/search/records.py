@@ -1,0 +1,115 @@
+"""The search's records in the tracking store: an append-only journal, and the store its arms see.
+
+The search is one experiment record; each candidate is a replicate group of it (one run per seed). Its
+own state is a journal of events in the same SQLite store (``search_events``): every proposal (before it
+is dispatched), every rejection, every scored candidate, the confirmation and the end. Replaying the
+journal rebuilds the search exactly; a store that cannot be read back (the dashboard) records the
+experiment, groups and runs while the journal stays in the local workspace store.
+
+Groups and runs are created once per name: a resumed generation finds the rows its first attempt made
+(the journal remembers their ids), so the store never holds an arm twice.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+from evsys_sdk.store import LocalStore, json_text
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS search_events (
+    experiment_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (experiment_id, seq));
+"""
+
+
+class Journal:
+    """The events of one search, in order."""
+
+    def __init__(self, db: LocalStore, experiment_id: str):
+        db.extend_schema(_SCHEMA)
+        self.db, self.experiment_id = db, experiment_id
+        self.events: list[tuple[str, dict[str, Any]]] = [
+            (r["kind"], r["payload"])  # the store decodes its JSON columns
+            for r in db.query(
+                "SELECT kind, payload FROM search_events WHERE experiment_id = ? ORDER BY seq", (experiment_id,)
+            )
+        ]
+
+    def append(self, *events: tuple[str, dict[str, Any]]) -> None:
+        """Events written together (one transaction: all of them or none survive a crash)."""
+        now, start = time.time(), len(self.events)
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "INSERT INTO search_events VALUES (?, ?, ?, ?, ?)",
+                [(self.experiment_id, start + i, k, json_text(p), now) for i, (k, p) in enumerate(events)],
+            )
+        self.events.extend(events)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [p for k, p in self.events if k == kind]
+
+
+def find_search(db: LocalStore, name_or_id: str) -> str | None:
+    """The newest search recorded under this experiment name (or with this id)."""
+    db.extend_schema(_SCHEMA)
+    row = db.one(
+        "SELECT s.experiment_id FROM search_events s WHERE s.seq = 0 AND (s.experiment_id = ?"
+        " OR json_extract(s.payload, '$.name') = ?) ORDER BY s.created_at DESC, s.rowid DESC LIMIT 1",
+        (name_or_id, name_or_id),
+    )
+    return str(row["experiment_id"]) if row else None
+
+
+def list_searches(db: LocalStore) -> list[str]:
+    db.extend_schema(_SCHEMA)
+    return [
+        str(r["name"])
+        for r in db.query(
+            "SELECT DISTINCT json_extract(payload, '$.name') AS name FROM search_events WHERE seq = 0 ORDER BY name"
+        )
+    ]
+
+
+class ArmRecords:
+    """The tracking store as a generation's ``Experiment`` sees it: its runs go into the search's
+    record, into the candidate's group, each created once (a re-dispatched arm reuses its row)."""
+
+    def __init__(self, store: Any, experiment_id: str, journal: Journal):
+        self._store, self._experiment_id, self._journal = store, experiment_id, journal
+        self._groups = {p["name"]: p["id"] for p in journal.of("group")}
+        self._runs = {p["name"]: p["id"] for p in journal.of("run")}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def create_experiment(self, **fields: Any) -> dict[str, Any]:
+        return {"id": self._experiment_id}
+
+    def update_experiment(self, experiment_id: str, **patch: Any) -> dict[str, Any]:
+        return {"id": experiment_id}  # the search concludes its own record
+
+    def create_group(self, experiment_id: str, name: str) -> dict[str, Any]:
+        if name not in self._groups:
+            self._groups[name] = str(self._store.create_group(self._experiment_id, name)["id"])
+            self._journal.append(("group", {"name": name, "id": self._groups[name]}))
+        return {"id": self._groups[name], "name": name}
+
+    def create_run(self, *, experiment_id: str, **fields: Any) -> dict[str, Any]:
+        name = fields.get("name")
+        if name in self._runs:
+            self._store.update_run(self._runs[name], status=fields.get("status", "running"))
+        else:
+            run_id = str(self._store.create_run(experiment_id=self._experiment_id, **fields)["id"])
+            self._runs[str(name)] = run_id
+            self._journal.append(("run", {"name": name, "id": run_id}))
+        return {"id": self._runs[str(name)], **fields}
+
+    def worker_opener(self) -> Any:
+        """How a worker process reopens the store for reads (datasets by id)."""
+        if isinstance(self._store, LocalStore):
+            return partial(LocalStore, self._store.path)
+        opener = getattr(self._store, "worker_opener", None)
+        return opener() if callable(opener) else None

@@ -1,0 +1,95 @@
+"""Synthetic objectives with known optima for testing and benchmarking searches (``evsys evolve``).
+
+This module is a hooks module: add it to a plugin host (``host.add_plugin(search_kit, "search_kit")``)
+and it registers the algorithm ``synthetic``, whose arms train nothing and report ``score`` = minus
+the regret of their params against a known optimum, plus seed noise of ``noise`` standard deviations.
+``objective`` picks the landscape: ``bowl`` (smooth: one optimum, every axis matters) or ``ridge``
+(a narrow curved valley with a decoy plateau). Each arm appends ``start``/``end`` lines to ``arm_log``
+(when given), so a test can count the arms that ran and check none ran twice; ``kill_at_arm`` SIGKILLs
+the process running the arms once, as a crash would.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from evsys_sdk.config import StrictModel
+from evsys_sdk.hookspecs import hookimpl
+
+__all__ = ["OPTIMUM", "SyntheticAlgorithm", "regret"]
+
+# The optimum of both objectives; ``regret(params) == 0`` there.
+OPTIMUM: dict[str, Any] = {"x": 1.5, "learning_rate": 1e-3, "depth": 5, "activation": "gelu"}
+_ACTIVATION = {"relu": 0.3, "gelu": 0.0, "tanh": 0.6, "sigmoid": 1.0}
+
+
+def regret(objective: str, x: float, learning_rate: float, depth: int, activation: str) -> float:
+    """How far below the optimum (0) these params score on ``objective``."""
+    lr = math.log10(learning_rate) - math.log10(OPTIMUM["learning_rate"])
+    if objective == "bowl":
+        return (x - OPTIMUM["x"]) ** 2 / 4 + lr**2 + (depth - OPTIMUM["depth"]) ** 2 / 8 + _ACTIVATION[activation]
+    # ridge: the best x moves with the learning rate (a curved valley); far from it sits a flat plateau.
+    valley = (x - OPTIMUM["x"] - 0.8 * lr) ** 2 * 4 + lr**2 / 2
+    return min(valley, 2.5) + abs(depth - OPTIMUM["depth"]) / 4 + _ACTIVATION[activation]
+
+
+class SyntheticConfig(StrictModel):
+    objective: Literal["bowl", "ridge"] = "bowl"
+    noise: float = Field(default=0.0, ge=0, le=10, description="seed noise, standard deviation of the score")
+    x: float = Field(default=-2.0, ge=-5, le=5)
+    learning_rate: float = Field(default=1e-5, gt=0, le=1)
+    depth: int = Field(default=1, ge=1, le=12)
+    activation: Literal["relu", "gelu", "tanh", "sigmoid"] = "sigmoid"
+    seed: int = 0
+    arm_log: str | None = Field(default=None, description="append start/end lines of each arm here")
+    kill_at_arm: int | None = Field(
+        default=None, description="SIGKILL this process once, at the start of an arm, when this many arms ended"
+    )
+
+
+class SyntheticAlgorithm:
+    """Reports ``score`` = -regret + noise; no model, no steps."""
+
+    name: ClassVar[str] = "synthetic"
+    Config: ClassVar[type[SyntheticConfig]] = SyntheticConfig
+
+    def __init__(self, **params: Any) -> None:
+        self.config = SyntheticConfig(**params)
+
+    def train(self, ctx: Any) -> Any:
+        from evsys_sdk.protocols import RunResult
+
+        c = self.config
+        if c.kill_at_arm is not None and c.arm_log is not None and self._ended() == c.kill_at_arm:
+            marker = Path(c.arm_log + ".killed")
+            if not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), 9)
+        self._log(f"start {ctx.run_config.name}")
+        value = -regret(c.objective, c.x, c.learning_rate, c.depth, c.activation)
+        if c.noise:  # half of it shared by every recipe on this seed (its data order), half the recipe's own
+            shared = random.Random(f"noise:{c.seed}").gauss(0, c.noise)
+            own = random.Random(f"noise:{c.seed}:{c.x}:{c.learning_rate}:{c.depth}:{c.activation}").gauss(0, c.noise)
+            value += (shared + own) / math.sqrt(2)
+        self._log(f"end {ctx.run_config.name}")
+        return RunResult(ctx.run_id, "completed", metrics={"score": value, "total_steps": 1.0})
+
+    def _log(self, line: str) -> None:
+        if self.config.arm_log is not None:
+            with open(self.config.arm_log, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+    def _ended(self) -> int:
+        path = Path(self.config.arm_log or "")
+        return sum(1 for x in path.read_text().splitlines() if x.startswith("end ")) if path.is_file() else 0
+
+
+@hookimpl
+def evsys_register_algorithms(registry: Any) -> None:
+    registry.add(SyntheticAlgorithm)

@@ -1,0 +1,371 @@
+"""``evsys evolve``: the search block's validation, proposers, ledger, records, CLI, Python API, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+
+from evsys_sdk.cli import main
+from evsys_sdk.errors import EvsysError
+from evsys_sdk.search import Proposal, Proposer, evolve
+from evsys_sdk.search.config import BudgetSpec, Distribution
+from evsys_sdk.search.ledger import ArmCost, Ledger
+from evsys_sdk.search.space import Axis
+from evsys_sdk.store import LocalStore
+from evsys_sdk.testing import search as search_kit
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def host(plugin_host: Any) -> Any:
+    plugin_host.add_plugin(search_kit, "search_kit")
+    return plugin_host
+
+
+def search_config(tmp_path: Path, *, space: Any = None, n_repeats: int = 2, **search: Any) -> dict[str, Any]:
+    """A search over the synthetic bowl (known optimum, score = -regret)."""
+    block = {
+        "proposer": {"kind": "mutate"},
+        "budget": {"candidates": 8},
+        "parallel": 2,
+        "seed": 0,
+        "space": space
+        or {
+            "algorithm.params.x": {"uniform": [-5, 5]},
+            "algorithm.params.learning_rate": {"log_uniform": [1e-5, 1e-1]},
+            "algorithm.params.depth": {"int_uniform": [1, 12]},
+            "algorithm.params.activation": {"choice": ["relu", "gelu", "tanh", "sigmoid"]},
+        },
+        **search,
+    }
+    return {
+        "name": "evo",
+        "output_dir": str(tmp_path / "out"),
+        "n_repeats": n_repeats,
+        "base_seed": 0,
+        "metadata": {"success_metric": "score"},
+        "run": {
+            "name": "syn",
+            "data": {"source_kind": "in_memory", "rows": [{"q": 1}]},
+            "model": {"name": "none"},
+            "backend": {"kind": "mock"},
+            "algorithm": {"kind": "synthetic", "params": {"objective": "bowl"}},
+        },
+        "search": block,
+    }
+
+
+def write(tmp_path: Path, cfg: dict[str, Any], name: str = "search.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def errors_of(path: Path, capsys: Any) -> str:
+    assert main(["evolve", str(path)]) == 1
+    err: str = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+# --- validation, before any arm -----------------------------------------------------------------------
+
+
+def test_unknown_space_path_is_located_with_did_you_mean(tmp_path: Path, host: Any, capsys: Any) -> None:
+    cfg = search_config(tmp_path, space={"algorithm.params.lerning_rate": {"log_uniform": [1e-5, 1e-2]}})
+    err = errors_of(write(tmp_path, cfg), capsys)
+    assert "search.yaml:" in err and "search.space.algorithm.params.lerning_rate" in err
+    assert "did you mean 'learning_rate'?" in err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("dist", "expected"),
+    [
+        ({"uniform": [-10, 5]}, "below the field's minimum -5"),
+        ({"int_uniform": [1, 3]}, None),
+        ({"log_uniform": [1e-3, 2]}, "above the field's maximum 1"),
+    ],
+)
+def test_ranges_stay_inside_the_schema_bounds(
+    tmp_path: Path, host: Any, capsys: Any, dist: dict[str, Any], expected: str | None
+) -> None:
+    field = "depth" if "int_uniform" in dist else ("learning_rate" if "log_uniform" in dist else "x")
+    cfg = search_config(tmp_path, space={f"algorithm.params.{field}": dist}, budget={"candidates": 1})
+    if expected is None:
+        assert main(["evolve", str(write(tmp_path, cfg))]) == 0
+        return
+    assert expected in errors_of(write(tmp_path, cfg), capsys)
+
+
+def test_distribution_must_fit_the_field_type(tmp_path: Path, host: Any, capsys: Any) -> None:
+    cfg = search_config(
+        tmp_path,
+        space={
+            "algorithm.params.depth": {"uniform": [1, 4]},
+            "algorithm.params.activation": {"choice": ["relu", "swish"]},
+            "data.path": {"choice": ["a", "b"]},
+        },
+    )
+    err = errors_of(write(tmp_path, cfg), capsys)
+    assert "uniform does not fit an integer field; use int_uniform" in err
+    assert "value 'swish'" in err
+    assert "'data.path' cannot be searched: the data is what the recipe trains on" in err
+
+
+def test_malformed_block_is_located_by_the_yaml_loader(tmp_path: Path, host: Any, capsys: Any) -> None:
+    cfg = search_config(tmp_path, budget={"candidate": 4})
+    err = errors_of(write(tmp_path, cfg), capsys)
+    assert "search.budget.candidate: unknown field; did you mean 'candidates'?" in err
+    cfg = search_config(tmp_path, space={"algorithm.params.x": {"uniform": [3, 1]}})
+    assert "the low end must be below the high end" in errors_of(write(tmp_path, cfg), capsys)
+
+
+def test_unknown_proposer_and_bad_params(tmp_path: Path, host: Any, capsys: Any) -> None:
+    err = errors_of(write(tmp_path, search_config(tmp_path, proposer={"kind": "mutat"})), capsys)
+    assert "search.proposer.kind" in err and "did you mean 'mutate'?" in err
+    cfg = search_config(tmp_path, proposer={"kind": "mutate", "params": {"sigma": 3}})
+    assert "search.proposer.params.sigma" in errors_of(write(tmp_path, cfg), capsys)
+
+
+def test_paired_promotion_needs_seeds(tmp_path: Path, host: Any, capsys: Any) -> None:
+    cfg = search_config(tmp_path, n_repeats=1, promotion={"rule": "paired"})
+    assert "it needs n_repeats >= 2" in errors_of(write(tmp_path, cfg), capsys)
+
+
+def test_search_block_given_to_run_points_to_evolve(tmp_path: Path, host: Any, capsys: Any) -> None:
+    assert main(["run", str(write(tmp_path, search_config(tmp_path)))]) == 1
+    err = capsys.readouterr().err
+    assert "search.yaml:" in err and "evsys evolve PATH" in err
+
+
+def test_a_budget_of_fewer_than_three_proposals_warns(tmp_path: Path, host: Any, capsys: Any) -> None:
+    cfg = search_config(tmp_path, budget={"arms": 5}, n_repeats=2)
+    assert main(["evolve", str(write(tmp_path, cfg))]) == 0
+    err = capsys.readouterr().err
+    assert "budget buys only 2 proposal(s)" in err
+
+
+def test_space_auto_from_schema_bounds(tmp_path: Path, host: Any) -> None:
+    from evsys_sdk.config import RunConfig
+    from evsys_sdk.search.space import auto_space
+
+    run = RunConfig.model_validate(search_config(tmp_path)["run"])
+    space = auto_space(run)
+    assert space["algorithm.params.x"] == Distribution(uniform=(-5, 5))
+    assert space["algorithm.params.depth"] == Distribution(int_uniform=(1, 12))
+    assert space["algorithm.params.learning_rate"].kind == "log_uniform"
+    assert space["algorithm.params.activation"].choice == ["relu", "gelu", "tanh", "sigmoid"]
+    assert "algorithm.params.seed" not in space and "algorithm.params.arm_log" not in space
+    result = evolve(search_config(tmp_path, space="auto", budget={"candidates": 3}))
+    assert result.best is not None and set(result.best.patch) == set(space)
+
+
+# --- operators, proposers, ledger ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        Distribution(uniform=(-1.0, 1.0)),
+        Distribution(log_uniform=(1e-5, 1e-1)),
+        Distribution(int_uniform=(1, 4)),
+        Distribution(choice=[4, 8, 16, 32]),
+    ],
+)
+def test_samples_and_mutations_stay_in_the_space(dist: Distribution) -> None:
+    axis, rng = Axis("p", dist), random.Random(1)
+    value = axis.sample(rng)
+    for _ in range(2000):
+        value = axis.mutate(value, rng, 0.5)
+        if dist.kind == "choice":
+            assert value in (dist.choice or [])
+        else:
+            low, high = dist.bounds
+            assert low <= value <= high
+            assert isinstance(value, int) == (dist.kind == "int_uniform")
+
+
+def test_ledger_reserves_then_settles_exactly() -> None:
+    ledger = Ledger(BudgetSpec(arms=10, arm_seconds=2.0), arms_per_candidate=3, held=1)
+    assert ledger.proposals_bought() == 3  # (10 - 1 held for confirmation) // 3
+    assert ledger.affordable(4) == 3
+    ledger.reserve(2)
+    assert ledger.affordable(4) == 1
+    ledger.settle(2, 6, [ArmCost(1.5, 10, 2)] * 5)  # one arm never ran: it is not charged
+    assert (ledger.spent.arms, ledger.spent.candidates, ledger.spent.train_steps) == (5, 2, 50)
+    assert ledger.spent.seconds == pytest.approx(7.5)
+    assert ledger.affordable(4) == 1
+    ledger.release_held()
+    assert ledger.reserved_arms == 1
+
+
+class _Invalid(Proposer):
+    """Proposes a value the field's schema refuses, every other time."""
+
+    name: ClassVar[str] = "invalid_every_other"
+
+    def ask(self, history: list[Any], n: int) -> list[Proposal]:
+        assert self.space is not None
+        out = []
+        for _ in range(n):
+            patch = self.space.sample(self.rng)
+            if self.rng.random() < 0.5:
+                patch["algorithm.params.x"] = 99.0
+            out.append(Proposal(patch, operator="test"))
+        return out
+
+
+class _AlwaysInvalid(Proposer):
+    name: ClassVar[str] = "always_invalid"
+
+    def ask(self, history: list[Any], n: int) -> list[Proposal]:
+        return [Proposal({"algorithm.params.depth": 0}, operator="test") for _ in range(n)]
+
+
+def test_invalid_proposals_are_recorded_and_never_charged(tmp_path: Path, host: Any) -> None:
+    from evsys_sdk.registry import registry
+
+    registry("proposer").add(_Invalid)
+    result = evolve(
+        search_config(tmp_path, proposer={"kind": "invalid_every_other"}), store=LocalStore(tmp_path / "db")
+    )
+    assert len(result.candidates) == 8 and result.spent["candidates"] == 8 and result.spent["arms"] == 16
+    assert result.rejected and all("outside [-5, 5]" in r["reason"] for r in result.rejected)
+    assert result.spent["rejected"] == len(result.rejected)
+    registry("proposer").add(_AlwaysInvalid)
+    with pytest.raises(EvsysError, match="proposer 'always_invalid' was stopped: 10 asks in a row"):
+        evolve(search_config(tmp_path, proposer={"kind": "always_invalid"}))
+
+
+def test_mutate_beats_random_on_the_bowl(tmp_path: Path, host: Any) -> None:
+    """Median over 5 search seeds (the benchmark runs 20+ on three landscapes)."""
+    regrets: dict[str, list[float]] = {"random": [], "mutate": []}
+    for kind in regrets:
+        for seed in range(5):
+            cfg = search_config(
+                tmp_path / f"{kind}{seed}",
+                n_repeats=1,
+                proposer={"kind": kind},
+                budget={"candidates": 40},
+                parallel=4,
+                seed=seed,
+            )
+            best = evolve(cfg).best
+            assert best is not None and best.mean is not None
+            regrets[kind].append(-best.mean)
+    median = {k: sorted(v)[2] for k, v in regrets.items()}
+    assert median["mutate"] < median["random"], median
+
+
+# --- records, CLI, Python API, resume -----------------------------------------------------------------
+
+
+def test_cli_search_records_best_yaml_and_show(tmp_path: Path, host: Any, capsys: Any) -> None:
+    path = write(tmp_path, search_config(tmp_path, confirm_seeds=2))
+    assert main(["evolve", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "[8/8]" in captured.err and "(new best)" in captured.err
+    assert "confirmed c" in captured.err and "best recipe:" in captured.out
+    assert main(["evolve", "show", "evo", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {"name", "best", "candidates", "rejected", "spent"}
+    cands = shown["candidates"]
+    assert [c["id"] for c in cands] == [f"c{i:04d}" for i in range(8)]
+    assert set(cands[0]) == {"id", "parents", "operator", "patch", "scores", "mean", "ci95", "status"}
+    assert cands[0]["operator"] == "base" and set(cands[0]["patch"]) == set(search_config(tmp_path)["search"]["space"])
+    assert all(p in {c["id"] for c in cands[: int(c2["id"][1:])]} for c2 in cands for p in c2["parents"])
+    best = shown["best"]
+    assert best["mean"] == max(c["mean"] for c in cands) and len(best["confirm"]["scores"]) == 2
+    assert shown["spent"]["arms"] == 8 * 2 + 2 and shown["spent"]["candidates"] == 8
+    # One experiment record; each candidate a replicate group of it; every arm once.
+    db = LocalStore(Path(os.environ["EVSYS_WORKSPACE"]) / "evsys.db")
+    (exp,) = db.list_experiments()
+    groups = db.experiment_groups(exp["id"])
+    assert [g["name"] for g in groups][:8] == [c["id"] for c in cands]
+    runs = db.experiment_runs(exp["id"])
+    assert len(runs) == shown["spent"]["arms"] and all(r["status"] == "completed" for r in runs)
+    assert exp["status"] == "completed" and exp["best_score"] == best["mean"]
+    # best.yaml is a plain config that `evsys run` reproduces.
+    best_yaml = tmp_path / "out" / "best.yaml"
+    plain = yaml.safe_load(best_yaml.read_text())
+    assert "search" not in plain and plain["n_repeats"] == 2
+    assert main(["run", str(best_yaml), "--json"]) == 0
+    arms = json.loads(capsys.readouterr().out)
+    assert [a["metrics"]["score"] for a in arms] == best["scores"]
+    assert main(["evolve", "show", "evo"]) == 0
+    assert re.search(r"^c0000\s+-\s+base\s+scored", capsys.readouterr().out, re.M)
+
+
+def test_paired_promotion_keeps_an_incumbent_a_noise_win_does_not_beat(tmp_path: Path, host: Any) -> None:
+    from evsys_sdk.search.config import PromotionSpec
+    from evsys_sdk.search.engine import Candidate
+    from evsys_sdk.search.promotion import promotes, summary
+
+    def cand(scores: list[float]) -> Candidate:
+        c = Candidate("c", [], "t", {}, None, scores=scores, status="scored")  # type: ignore[arg-type]
+        c.mean = summary(scores).mean
+        return c
+
+    incumbent, noisy, clear = cand([1.0, 2.0, 3.0]), cand([1.5, 1.9, 3.3]), cand([1.5, 2.5, 3.5])
+    paired = PromotionSpec(rule="paired", alpha=0.05)
+    assert promotes(noisy, incumbent, maximize=True, rule=PromotionSpec(rule="mean"))
+    assert not promotes(noisy, incumbent, maximize=True, rule=paired)
+    assert promotes(clear, incumbent, maximize=True, rule=paired)
+    assert not promotes(clear, incumbent, maximize=False, rule=paired)
+
+
+def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path: Path, host: Any) -> None:
+    """The search process is SIGKILLed as its 8th arm starts; --resume finishes it equal to an uninterrupted one."""
+    log = tmp_path / "arms.log"
+    cfg = search_config(tmp_path, budget={"candidates": 6})
+    cfg["run"]["algorithm"]["params"].update(arm_log=str(log), kill_at_arm=7)
+    killed = write(tmp_path, cfg)
+    script = (
+        "import sys; from evsys_sdk.plugins import current_host; from evsys_sdk.testing import search as kit;"
+        "current_host().add_plugin(kit, 'search_kit'); from evsys_sdk.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = {**os.environ, "EVSYS_WORKSPACE": str(tmp_path / "ws")}
+    first = subprocess.run([sys.executable, "-c", script, "evolve", str(killed)], env=env, capture_output=True)
+    assert first.returncode == -9
+    ended = [x for x in log.read_text().splitlines() if x.startswith("end ")]
+    assert len(ended) == 7
+    cfg["run"]["algorithm"]["params"]["kill_at_arm"] = None  # same search otherwise: the arms' configs changed
+    # A changed config is not the same search: --resume refuses it.
+    again = subprocess.run(
+        [sys.executable, "-c", script, "evolve", str(write(tmp_path, cfg, "changed.yaml")), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 1 and "was started from a different config" in again.stderr
+    # The real resume: the same file (its arms kill only once).
+    resumed = subprocess.run(
+        [sys.executable, "-c", script, "evolve", str(killed), "--resume"], env=env, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    ends = [x for x in log.read_text().splitlines() if x.startswith("end ")]
+    assert len(ends) == len(set(ends)) == 12  # every arm ended exactly once
+    shown = subprocess.run(
+        [sys.executable, "-c", script, "evolve", "show", "evo", "--json"], env=env, capture_output=True, text=True
+    )
+    after = json.loads(shown.stdout)
+    cfg["run"]["algorithm"]["params"].update(arm_log=None)
+    cfg["output_dir"] = str(tmp_path / "fresh")
+    fresh = evolve(cfg, store=LocalStore(tmp_path / "fresh.db")).to_json()
+    assert [(c["patch"], c["scores"]) for c in after["candidates"]] == [
+        (c["patch"], c["scores"]) for c in fresh["candidates"]
+    ]
+    assert after["spent"]["arms"] == fresh["spent"]["arms"] == 12
+    runs = LocalStore(tmp_path / "ws" / "evsys.db").query("SELECT name FROM runs")
+    assert len(runs) == len({r["name"] for r in runs}) == 12
