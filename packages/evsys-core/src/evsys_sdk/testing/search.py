@@ -25,18 +25,19 @@ from evsys_sdk.hookspecs import hookimpl
 __all__ = ["OPTIMUM", "SyntheticAlgorithm", "regret"]
 
 # The optimum of both objectives; ``regret(params) == 0`` there.
-OPTIMUM: dict[str, Any] = {"x": 1.5, "learning_rate": 1e-3, "depth": 5, "activation": "gelu"}
+OPTIMUM_X, OPTIMUM_LR, OPTIMUM_DEPTH = 1.5, 1e-3, 5
+OPTIMUM: dict[str, Any] = {"x": OPTIMUM_X, "learning_rate": OPTIMUM_LR, "depth": OPTIMUM_DEPTH, "activation": "gelu"}
 _ACTIVATION = {"relu": 0.3, "gelu": 0.0, "tanh": 0.6, "sigmoid": 1.0}
 
 
 def regret(objective: str, x: float, learning_rate: float, depth: int, activation: str) -> float:
     """How far below the optimum (0) these params score on ``objective``."""
-    lr = math.log10(learning_rate) - math.log10(OPTIMUM["learning_rate"])
+    lr = math.log10(learning_rate) - math.log10(OPTIMUM_LR)
     if objective == "bowl":
-        return (x - OPTIMUM["x"]) ** 2 / 4 + lr**2 + (depth - OPTIMUM["depth"]) ** 2 / 8 + _ACTIVATION[activation]
+        return (x - OPTIMUM_X) ** 2 / 4 + lr**2 + (depth - OPTIMUM_DEPTH) ** 2 / 8 + _ACTIVATION[activation]
     # ridge: the best x moves with the learning rate (a curved valley); far from it sits a flat plateau.
-    valley = (x - OPTIMUM["x"] - 0.8 * lr) ** 2 * 4 + lr**2 / 2
-    return min(valley, 2.5) + abs(depth - OPTIMUM["depth"]) / 4 + _ACTIVATION[activation]
+    valley = (x - OPTIMUM_X - 0.8 * lr) ** 2 * 4 + lr**2 / 2
+    return min(valley, 2.5) + abs(depth - OPTIMUM_DEPTH) / 4 + _ACTIVATION[activation]
 
 
 class SyntheticConfig(StrictModel):
