@@ -310,11 +310,12 @@ def test_cli_search_records_best_yaml_and_show(tmp_path: Path, host: Any, capsys
 def test_paired_promotion_keeps_an_incumbent_a_noise_win_does_not_beat(tmp_path: Path, host: Any) -> None:
     from evsys_sdk.search.config import PromotionSpec
     from evsys_sdk.search.engine import Candidate
-    from evsys_sdk.search.promotion import promotes, summary
+    from evsys_sdk.search.promotion import promotes
+    from evsys_sdk.stats import summarize
 
     def cand(scores: list[float]) -> Candidate:
         c = Candidate("c", [], "t", {}, None, scores=scores, status="scored")  # type: ignore[arg-type]
-        c.mean = summary(scores).mean
+        c.mean = summarize(scores).mean
         return c
 
     incumbent, noisy, clear = cand([1.0, 2.0, 3.0]), cand([1.5, 1.9, 3.3]), cand([1.5, 2.5, 3.5])
@@ -369,3 +370,25 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path: Path, host: 
     assert after["spent"]["arms"] == fresh["spent"]["arms"] == 12
     runs = LocalStore(tmp_path / "ws" / "evsys.db").query("SELECT name FROM runs")
     assert len(runs) == len({r["name"] for r in runs}) == 12
+
+
+def test_arm_seconds_gives_every_arm_the_same_time_budget(tmp_path: Path, host: Any) -> None:
+    cfg = search_config(
+        tmp_path,
+        n_repeats=1,
+        proposer={"kind": "random"},
+        budget={"candidates": 6, "arm_seconds": 0.3},
+        space={
+            "algorithm.params.step_seconds": {"choice": [0.0, 0.05]},
+            "algorithm.params.learning_rate": {"log_uniform": [1e-5, 1e-2]},
+        },
+    )
+    cfg["run"]["algorithm"] = {"kind": "sft", "params": {"max_steps": 20, "step_seconds": 0.0}}
+    cfg["metadata"] = {"success_metric": "train/final_loss"}
+    cfg["search"]["direction"] = "minimize"
+    result = evolve(cfg)
+    assert all(c.run_config.max_seconds == 0.3 for c in result.candidates)
+    slow = [c for c in result.candidates if c.patch["algorithm.params.step_seconds"] == 0.05]
+    assert slow and all(c.status == "failed" and "time budget exceeded" in (c.error or "") for c in slow)
+    assert result.best is not None and result.best.patch["algorithm.params.step_seconds"] == 0.0
+    assert result.spent["arms"] == 6 and result.spent["seconds"] < 6 * 0.3 + 1.0

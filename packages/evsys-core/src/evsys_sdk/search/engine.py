@@ -22,10 +22,11 @@ from evsys_sdk.logger import get_logger
 from evsys_sdk.results import ArmResult
 from evsys_sdk.search.config import SearchConfig
 from evsys_sdk.search.ledger import ArmCost, Ledger
-from evsys_sdk.search.promotion import promotes, summary
+from evsys_sdk.search.promotion import promotes
 from evsys_sdk.search.proposers import Proposal, Proposer
 from evsys_sdk.search.records import ArmRecords, Journal, find_search
 from evsys_sdk.search.space import Space, build_space
+from evsys_sdk.stats import summarize
 
 log = get_logger("search")
 
@@ -155,7 +156,7 @@ class State:
             costs = [ArmCost(**a) for a in event["cost"]]
             c.seconds = sum(a.seconds for a in costs)
             if c.status == "scored":
-                s = summary(c.scores)
+                s = summarize(c.scores)
                 c.mean, c.ci95 = s.mean, [s.ci95_low, s.ci95_high]
             self.ledger.settle(1, self.n_repeats, costs)
             if promotes(c, self.best, maximize=self.maximize, rule=self.search.promotion):
@@ -414,7 +415,7 @@ class Search:
             "status": event["status"],
         }
         if event["status"] == "scored":
-            s = summary(event["scores"])
+            s = summarize(event["scores"])
             confirm.update(mean=s.mean, ci95=[s.ci95_low, s.ci95_high])
         done = ("confirmed", {"confirm": confirm, "arms": k, "cost": event["cost"]})
         self.journal.append(done)
@@ -559,8 +560,6 @@ def _prepare(cfg: ExperimentConfig) -> tuple[SearchConfig, RunConfig, str, Space
         problems.append(
             (("search", "promotion", "rule"), "rule paired compares seeds: it needs n_repeats >= 2 (or rule: mean)")
         )
-    if search.budget.arm_seconds is not None and "max_seconds" not in RunConfig.model_fields:
-        problems.append((("search", "budget", "arm_seconds"), "this evsys-core has no run.max_seconds"))
     if problems:
         raise ConfigError(format_problems(problems, src))
     assert cfg.run is not None

@@ -7,70 +7,22 @@ favour the newcomer at ``alpha``, so a "win" that is seed noise does not replace
 
 from __future__ import annotations
 
-import math
-import statistics
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from evsys_sdk.results import mean_ci
 from evsys_sdk.search.config import PromotionSpec
+from evsys_sdk.stats import paired
 
 if TYPE_CHECKING:
     from evsys_sdk.search.engine import Candidate
 
 
-@dataclass(frozen=True)
-class Summary:
-    mean: float
-    ci95_low: float
-    ci95_high: float
-
-
-def summary(values: list[float]) -> Summary:
-    s = mean_ci(values)
-    return Summary(s["mean"], s["ci95_low"], s["ci95_high"])
-
-
 def paired_p_greater(a: list[float], b: list[float]) -> float:
-    """One-sided p-value of mean(a - b) > 0 (paired t-test on the same seeds)."""
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(d)
-    sd = statistics.stdev(d) if len(d) > 1 else 0.0
-    if sd == 0:
-        return 0.0 if mean > 0 else 1.0
-    t = mean / (sd / math.sqrt(len(d)))
-    return 1 - _t_cdf(t, len(d) - 1)
-
-
-def _t_cdf(x: float, df: int) -> float:
-    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + x * x))
-    return 1 - tail if x > 0 else tail
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta I_x(a, b) by its continued fraction."""
-    if x <= 0 or x >= 1:
-        return max(0.0, min(1.0, x))
-    if x > (a + 1) / (a + b + 2):
-        return 1 - _betainc(b, a, 1 - x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    tiny = 1e-300
-    c, d = 1.0, 1 - (a + b) * x / (a + 1)
-    d = 1 / (d if abs(d) > tiny else tiny)
-    f = d
-    for m in range(1, 300):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1 + num * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + num / c
-            c = c if abs(c) > tiny else tiny
-            f *= c * d
-        if abs(c * d - 1) < 1e-15:
-            break
-    return front * f / a
+    """One-sided p-value of mean(a - b) > 0 on the same seeds (1 below two pairs: nothing shown)."""
+    comparison = paired(a, b)
+    if comparison is None:
+        return 1.0
+    half = comparison.p_value / 2
+    return half if comparison.diff > 0 else 1 - half
 
 
 def promotes(new: Candidate, incumbent: Candidate | None, *, maximize: bool, rule: PromotionSpec) -> bool:
