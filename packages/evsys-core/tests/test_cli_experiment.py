@@ -157,3 +157,40 @@ def test_scaffolded_experiment_runs_once_data_exists(
     monkeypatch.chdir(root)
     assert main(["run", str(folder / "config.yaml")]) == 0
     assert "1/1 arms completed." in capsys.readouterr().out
+
+
+def test_runs_show_json_is_the_whole_record(tmp_path: Path, bench: Path, capsys: Any) -> None:
+    assert main(["run", write_config(tmp_path, bench)]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "cli_exp", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    exp = record["experiment"]
+    assert exp["name"] == "cli_exp" and exp["status"] == "completed" and exp["hypothesis"] == "h"
+    assert exp["config"]["metadata"]["success_metric"] == "qa.pass_rate" and exp["conclusion"].startswith("Best arm:")
+    assert [a["name"] for a in record["arms"]] == ["arm__s42", "arm__s43"]
+    arm = record["arms"][0]
+    assert arm["status"] == "completed" and arm["seed"] == 42 and arm["group"] == "arm"
+    assert arm["evals"][0]["name"] == "qa" and "pass_rate" in arm["evals"][0]["metrics"]
+    assert "qa/pass_rate" in arm["metrics"]
+    group = record["groups"]["arm"]
+    scores = [a["evals"][0]["metrics"]["pass_rate"] for a in record["arms"]]
+    assert (
+        group["n"] == 2
+        and group["mean"] == pytest.approx(sum(scores) / 2)
+        and group["arms"] == ["arm__s42", "arm__s43"]
+    )
+    assert group["ci95_low"] <= group["mean"] <= group["ci95_high"]
+    assert record["baselines"] == []
+
+
+def test_summaries_print_counts_as_integers() -> None:
+    from evsys_sdk.report import fmt
+
+    assert (fmt(30.0), fmt(0.53333333), fmt(2e-5), fmt(123456.7), fmt(None), fmt(3)) == (
+        "30",
+        "0.5333",
+        "2e-05",
+        "1.235e+05",
+        "-",
+        "3",
+    )

@@ -122,30 +122,32 @@ def _find(store: Any, name_or_id: str) -> dict[str, Any]:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from evsys_sdk.records import load_result, stored_record
     from evsys_sdk.report import fmt, table
-    from evsys_sdk.stats import summarize
+    from evsys_sdk.results import baseline_model
 
     store = _open_store()
     exp = _find(store, args.experiment)
+    if args.json:
+        print(json.dumps(stored_record(store, exp), indent=2, default=str))
+        return 0
+    result = load_result(store, exp)
     print(f"experiment {exp['name']} ({exp['id']}): {exp['status']}")
     if exp.get("hypothesis"):
         print(f"hypothesis: {exp['hypothesis']}")
-    metric = ((exp.get("config") or {}).get("metadata") or {}).get("success_metric")
+    metric = result.success_metric
     rows: list[list[str]] = []
-    groups: dict[str, list[float]] = {}
-    for run in store.experiment_runs(exp["id"]):
-        metrics = run.get("metrics") or {}
-        shown = ", ".join(f"{k}={fmt(v)}" for k, v in list(metrics.items())[:4]) or "-"
-        rows.append([run["name"] or run["id"], run["status"], shown, run.get("error_message") or ""])
-        for e in store.run_evals(run["id"]):
-            label = f"eval {e['name']}" + ("" if e["step"] is None else f" @ step {e['step']}")
-            rows.append(["", label, ", ".join(f"{k}={fmt(v)}" for k, v in e["metrics"].items()), ""])
-        value = metrics.get(metric.replace(".", "/", 1)) if metric else None
-        if run.get("group_name") and isinstance(value, int | float):
-            groups.setdefault(run["group_name"], []).append(float(value))
+    for arm in result.arms:
+        shown = ", ".join(f"{k}={fmt(v)}" for k, v in list(arm.metrics.items())[:4]) or "-"
+        rows.append([arm.name, arm.status, shown, arm.error or ""])
+        for e in arm.evals:
+            label = f"eval {e.name}" + ("" if e.step is None else f" @ step {e.step}")
+            rows.append(["", label, ", ".join(f"{k}={fmt(v)}" for k, v in e.metrics.items()), ""])
+    for e in result.baselines:
+        metrics = ", ".join(f"{k}={fmt(v)}" for k, v in e.metrics.items())
+        rows.append([f"baseline {baseline_model(e)}", f"eval {e.name}", metrics, ""])
     print(table(["arm", "status", "metrics", "error"], rows))
-    for name, values in groups.items():
-        s = summarize(values)
+    for name, s in result.group_stats().items():
         print(
             f"group {name}: {metric} {fmt(s.mean)} +- {fmt(s.std)} (n={s.n}, "
             f"95% CI [{fmt(s.ci95_low)}, {fmt(s.ci95_high)}])"
@@ -295,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="recorded experiments (the local tracking store)")
     p.set_defaults(func=_cmd_runs)
     runs = p.add_subparsers(dest="runs_command", metavar="SUBCOMMAND")
-    q = runs.add_parser("show", help="arms, metrics, evals and group statistics of one experiment")
+    q = runs.add_parser("show", help="arms, metrics, evals, group statistics and baselines of one experiment")
     q.add_argument("experiment", help="name (newest) or id")
+    q.add_argument("--json", action="store_true", help="print the whole record as one JSON object")
     q.set_defaults(func=_cmd_runs_show)
     q = runs.add_parser("plot", help="one curve per arm of a step metric, as a PNG")
     q.add_argument("experiment", help="name (newest) or id")

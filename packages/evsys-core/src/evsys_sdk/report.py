@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsys_sdk.results import ArmResult, ExperimentResult
+from evsys_sdk.results import ArmResult, ExperimentResult, baseline_model
 
 
 def fmt(value: Any) -> str:
+    """A count as an integer (metrics arrive as floats: ``n_tasks=30``, not ``30.0000``), any other float
+    to 4 significant digits."""
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.4g}"
     return "-" if value is None else str(value)
 
 
@@ -46,8 +50,7 @@ def experiment_summary(result: ExperimentResult) -> str:
     if result.baselines:
         out.append("\nbaselines:")
         out += [
-            f"  {next((t[6:] for t in e.tags if t.startswith('model:')), '?')} on {e.name}: "
-            + ", ".join(f"{k}={fmt(v)}" for k, v in e.metrics.items())
+            f"  {baseline_model(e)} on {e.name}: " + ", ".join(f"{k}={fmt(v)}" for k, v in e.metrics.items())
             for e in result.baselines
         ]
     matrix = result.stage_matrix()

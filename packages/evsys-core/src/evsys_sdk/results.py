@@ -119,6 +119,7 @@ class ExperimentResult:
     hypothesis: str | None = None
     success_metric: str | None = None
     baselines: list[EvalResult] = field(default_factory=list)
+    best_group: str | None = None  # with seeded repeats: the group with the best mean (best_score is that mean)
 
     def group_stats(self, metric: str | None = None) -> dict[str, Summary]:
         """Mean, std and 95% CI of ``metric`` (default: the success metric) over each seeded group."""
@@ -148,8 +149,53 @@ class ExperimentResult:
                     cells.setdefault(label, {}).setdefault(e.name, []).append(e.metrics[key])
         return {stage: {b: statistics.fmean(v) for b, v in row.items()} for stage, row in cells.items()}
 
+    def to_json(self) -> dict[str, Any]:
+        """The whole record: the experiment, its arms with their evals, group statistics, baselines."""
+        stats = self.group_stats()
+        return {
+            "experiment": {
+                "id": self.experiment_id,
+                "name": self.name,
+                "status": self.status,
+                "hypothesis": self.hypothesis,
+                "success_metric": self.success_metric,
+                "best_arm": self.best_arm.name if self.best_arm is not None else None,
+                "best_group": self.best_group,
+                "best_score": self.best_score,
+                "conclusion": self.conclusion,
+            },
+            "arms": [
+                {
+                    "name": a.name,
+                    "run_id": a.run_id,
+                    "status": a.status,
+                    "seed": a.run_config.seed,
+                    "group": a.group_name,
+                    "stage": a.stage,
+                    "metrics": a.summary_metrics(),
+                    "error": a.error,
+                    "evals": [dataclasses.asdict(e) for e in a.evals],
+                }
+                for a in self.arms
+            ],
+            "groups": {
+                name: {
+                    **s.to_json(),
+                    "metric": self.success_metric,
+                    "arms": [a.name for a in self.arms if a.group_name == name],
+                }
+                for name, s in stats.items()
+            },
+            "baselines": [{"model": baseline_model(e), **dataclasses.asdict(e)} for e in self.baselines],
+        }
+
     def summary(self) -> list[dict[str, Any]]:
         """The JSON summary of ``evsys run``: one object per arm."""
         return [
             {"run_id": a.name, "status": a.status, "metrics": a.summary_metrics(), "error": a.error} for a in self.arms
         ]
+
+
+def baseline_model(e: EvalResult) -> str:
+    """The model a baseline eval scored (its ``model:<label>`` tag)."""
+    return next((t[6:] for t in e.tags if t.startswith("model:")), "?")

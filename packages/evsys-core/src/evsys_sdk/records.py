@@ -1,0 +1,100 @@
+"""Recorded experiments read back from the tracking store as the ``ExperimentResult`` a run returned.
+
+``evsys runs show`` (text and ``--json``) reads through here, so a stored experiment is summarized by
+the same code as a live one: arms with their evals, seeded groups, baselines, the continual matrix.
+Baselines are stored as runs of kind ``baseline`` (one per model, an eval per benchmark) beside the arms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evsys_sdk.config import RunConfig
+from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
+
+BASELINE_KIND = "baseline"  # the recipe_kind of a stored baseline's run
+
+__all__ = ["BASELINE_KIND", "load_result", "stored_record"]
+
+
+def _eval(row: dict[str, Any]) -> EvalResult:
+    return EvalResult(
+        name=row.get("name") or "benchmark",
+        benchmark_id=row.get("benchmark_id"),
+        metrics=dict(row.get("metrics") or {}),
+        breakdowns=dict(row.get("breakdowns") or {}),
+        step=row.get("step"),
+        tags=list(row.get("tags") or []),
+    )
+
+
+def _stage(run_config: RunConfig) -> int | None:
+    if "continual" not in run_config.tags:
+        return None
+    return next((int(t[6:]) for t in run_config.tags if t.startswith("stage:") and t[6:].isdigit()), None)
+
+
+def _arm(run: dict[str, Any], evals: list[EvalResult]) -> ArmResult:
+    run_config = RunConfig.model_validate(run["run_config"])
+    arm = ArmResult(
+        name=run.get("name") or run_config.name,
+        run_config=run_config,
+        status=run["status"],
+        metrics=dict(run.get("metrics") or {}),
+        evals=evals,
+        run_id=run["id"],
+        error=run.get("error_message"),
+        group_id=run.get("group_id"),
+        group_name=run.get("group_name"),
+        stage=_stage(run_config),
+    )
+    arm.set_primary()
+    return arm
+
+
+def load_result(store: Any, experiment: dict[str, Any]) -> ExperimentResult:
+    """The stored ``experiment`` row (``find_experiment``) with its runs and evals, as a result."""
+    from evsys_sdk.conclusions import Expectation, best_of
+
+    meta = (experiment.get("config") or {}).get("metadata") or {}
+    metric = meta.get("success_metric")
+    arms: list[ArmResult] = []
+    baselines: list[EvalResult] = []
+    for run in store.experiment_runs(experiment["id"]):
+        evals = [_eval(e) for e in store.run_evals(run["id"])]
+        if run.get("recipe_kind") == BASELINE_KIND:
+            baselines += evals
+        else:
+            arms.append(_arm(run, evals))
+    try:
+        expect = Expectation.from_metadata(meta)
+    except Exception:  # a record from before metadata.expect was checked: judge without it
+        expect = None
+    best, best_group = best_of(arms, metric, expect) if metric else (None, None)
+    return ExperimentResult(
+        name=experiment["name"],
+        status=experiment["status"],
+        arms=arms,
+        best_arm=best,
+        best_score=experiment.get("best_score"),
+        conclusion=experiment.get("conclusion") or "",
+        experiment_id=experiment["id"],
+        hypothesis=experiment.get("hypothesis"),
+        success_metric=metric,
+        baselines=baselines,
+        best_group=best_group,
+    )
+
+
+def stored_record(store: Any, experiment: dict[str, Any]) -> dict[str, Any]:
+    """``evsys runs show --json``: the whole record, the experiment's config and dates included."""
+    record = load_result(store, experiment).to_json()
+    extra = experiment.get("extra") or {}
+    record["experiment"].update(
+        config=experiment.get("config"),
+        tags=experiment.get("tags"),
+        created_at=experiment.get("created_at"),
+        updated_at=experiment.get("updated_at"),
+        **{k: v for k, v in extra.items() if k not in record["experiment"]},
+    )
+    return record
