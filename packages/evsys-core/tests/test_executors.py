@@ -189,7 +189,7 @@ def test_tasks_and_outcomes_pickle(tmp_path: Path, bench_dir: Path) -> None:
 
     cfg = load_yaml({"name": "exp", "output_dir": str(tmp_path / "out"), "run": kit.mock_run("a")})
     bench = Benchmark.from_dir(bench_dir)
-    task = ArmTask(index=0, config=cfg.model_dump(mode="json"), benchmarks=[(bench, {"name": "qa"})])
+    task = ArmTask(index=0, experiment=Experiment(cfg), benchmarks=[(bench, {"name": "qa"})])
     again = pickle.loads(pickle.dumps(task))
     outcome = run_arm(again)
     assert pickle.loads(pickle.dumps(outcome)) == outcome

@@ -1,10 +1,11 @@
 """One arm of an experiment, trained and scored: the unit of work every executor runs.
 
-``run_arm(task)`` takes plain, picklable data (the single-arm config as JSON, the ids the driver gave
-the arm, the resolved benchmarks) and returns plain data (the ArmResult as JSON and the run's step
-rows). The same function runs in the driver (``sequential``), in a worker process (``process``) or on a
-Ray node. It never writes to the tracking store: the driver records what it returns, so the rule is the
-same wherever the arm ran (the store may be read, for datasets by id).
+``run_arm(task)`` takes picklable data (the Experiment as the arm sees it, with its one-run config; the
+ids the driver gave the arm; the resolved benchmarks), runs ``Experiment._execute_arm`` and returns plain
+data (the ArmResult as JSON and the run's step rows). The same function runs in the driver
+(``sequential``), in a worker process (``process``) or on a Ray node, so an Experiment subclass's
+overrides apply wherever its arms run. It never writes to the tracking store: the driver records what it
+returns, so the rule is the same wherever the arm ran (the store may be read, for datasets by id).
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig, safe_run_name
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
-from evsys_sdk.protocols import InferenceClient, InferenceFactory, RunContext, RunResult
+from evsys_sdk.protocols import InferenceClient, RunResult
 from evsys_sdk.results import ArmResult, EvalResult
-from evsys_sdk.step_metrics import StepRow, find_metrics_file, read_step_rows
+from evsys_sdk.step_metrics import find_metrics_file, read_step_rows
+
+if TYPE_CHECKING:
+    from evsys_sdk.experiment import Experiment
 
 log = get_logger("arm")
 
@@ -40,28 +44,32 @@ class ArmTask:
     """Everything one arm needs, picklable: an executor may run it in another process or machine."""
 
     index: int  # position in the experiment's arm order
-    config: dict[str, Any]  # the single-arm ExperimentConfig as JSON (``run`` is this arm)
+    experiment: Experiment  # the experiment as this arm sees it: ``config`` is the arm's one-run config
+    experiment_id: str | None = None
     run_id: str | None = None  # the tracking store's run, created by the driver
     group_id: str | None = None
     group_name: str | None = None
     stage: int | None = None
     resume: bool = False
     benchmarks: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (Benchmark, spec JSON)
-    train_fn: TrainFn | None = None
-    inference_factory: InferenceFactory | None = None
     plugins: list[str] = field(default_factory=list)  # hooks modules a worker loads (not installed as entry points)
     store_opener: Callable[[], Any] | None = None  # opens the tracking store in a worker, for reads
     cwd: str = field(default_factory=os.getcwd)  # the driver's: relative paths in the config resolve alike
 
     @property
+    def run(self) -> RunConfig:
+        run = self.experiment.config.run
+        assert run is not None
+        return run
+
+    @property
     def name(self) -> str:
-        return str(self.config["run"]["name"])
+        return self.run.name
 
     @property
     def max_seconds(self) -> float | None:
         """The arm's time budget (``run.max_seconds``), which executors enforce by killing the arm."""
-        value = self.config["run"].get("max_seconds")
-        return float(value) if value is not None else None
+        return self.run.max_seconds
 
 
 def over_budget(task: ArmTask) -> dict[str, Any]:
@@ -70,8 +78,8 @@ def over_budget(task: ArmTask) -> dict[str, Any]:
     from evsys_sdk.budget import budget_message
     from evsys_sdk.step_metrics import last_values
 
-    run_cfg = RunConfig.model_validate(task.config["run"])
-    run_dir = Path(task.cwd) / Path(task.config["output_dir"]).expanduser() / safe_run_name(run_cfg.name)
+    run_cfg = task.run
+    run_dir = Path(task.cwd) / Path(task.experiment.config.output_dir).expanduser() / safe_run_name(run_cfg.name)
     metrics_file = find_metrics_file(run_dir) if run_dir.is_dir() else None
     rows = read_step_rows(metrics_file) if metrics_file is not None else []
     arm = ArmResult(
@@ -89,16 +97,17 @@ def over_budget(task: ArmTask) -> dict[str, Any]:
 
 
 def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Train and score one arm. Returns ``{"arm": ArmResult JSON, "step_rows": rows or None}``.
+    """Train and score one arm through ``task.experiment._execute_arm``, in whatever process this is.
+    Returns ``{"arm": ArmResult JSON, "step_rows": rows or None}``.
 
     A failure of the arm is a failed ArmResult, never an exception; KeyboardInterrupt propagates.
     ``store`` is read (datasets by id); ``progress`` shows steps when the arm runs in the driver.
     """
-    single = ExperimentConfig.model_validate(task.config)
-    assert single.run is not None
-    run_cfg = single.run
+    experiment = task.experiment
+    experiment.store, experiment._progress = store, progress
+    run_cfg = task.run
     benchmarks = [(bench, BenchmarkSpec.model_validate(spec)) for bench, spec in task.benchmarks]
-    run_dir = Path(single.output_dir).expanduser() / safe_run_name(run_cfg.name)
+    run_dir = Path(experiment.config.output_dir).expanduser() / safe_run_name(run_cfg.name)
     resumed = resumable(run_dir, run_cfg) if task.resume else None
     if resumed is not None:
         if progress is not None:
@@ -106,27 +115,23 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
             progress.finish("completed (resumed)")
         resumed.run_id, resumed.group_id, resumed.group_name = task.run_id, task.group_id, task.group_name
         return {"arm": resumed.to_json(), "step_rows": None}
-    arm = ArmResult(
-        name=run_cfg.name,
-        run_config=run_cfg,
-        status="failed",
-        run_id=task.run_id,
+    arm = experiment._execute_arm(
+        task.experiment_id,
+        run_cfg,
+        benchmarks,
+        experiment.config.metadata,
         group_id=task.group_id,
         group_name=task.group_name,
+        run_id=task.run_id,
         stage=task.stage,
     )
-    rows: list[list[StepRow]] = []  # filled as soon as training ends, so a failed arm keeps its curves
-    try:
-        _train(arm, single, task, benchmarks, store, progress, rows)
-        if benchmarks:
-            _evaluate(arm, run_cfg, benchmarks, task.inference_factory)
-        arm.status = "completed"
+    if arm.status == "completed":
         atomic_write_json(run_dir / ARM_RECORD, {"config_fingerprint": _fingerprint(run_cfg), "arm": arm.to_json()})
-    except ArmFailed as exc:
-        arm.error = str(exc)
-    except Exception as exc:
-        arm.error = f"{type(exc).__name__}: {exc}"
-    return {"arm": arm.to_json(), "step_rows": rows[0] if rows else None}
+    # The run's step rows travel back with the arm: the driver, maybe on another machine, records them.
+    trained_in = experiment._resolve_run_dir(arm)
+    metrics_file = find_metrics_file(trained_in) if trained_in is not None and trained_in.is_dir() else None
+    rows = read_step_rows(metrics_file) if metrics_file is not None and arm.run_result is not None else None
+    return {"arm": arm.to_json(), "step_rows": rows}
 
 
 def run_arm_in_worker(task: ArmTask, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -199,66 +204,6 @@ def resumable(run_dir: Path, run_cfg: RunConfig) -> ArmResult | None:
     return arm
 
 
-def _train(
-    arm: ArmResult,
-    single: ExperimentConfig,
-    task: ArmTask,
-    benchmarks: list[tuple[Any, BenchmarkSpec]],
-    store: Any,
-    progress: Progress | None,
-    rows_out: list[list[StepRow]],
-) -> None:
-    assert single.run is not None
-    run_cfg = single.run
-    live: list[EvalResult] = []
-    start = time.perf_counter()
-    if task.train_fn is not None:
-        results = task.train_fn(single)
-    else:
-        from evsys_sdk.runner import run_experiment
-
-        context = {
-            "store": store,
-            "dashboard_run_id": task.run_id,
-            "on_validation_step": _validation_callback(run_cfg, benchmarks, task.inference_factory, live),
-        }
-        quiet = progress or Progress(1, enabled=False)  # a worker must not draw on the driver's terminal
-        results = run_experiment(single, extra_context=context, progress=quiet, validate=False)
-    arm.train_seconds = time.perf_counter() - start
-    if not results:
-        raise RuntimeError(f"train_fn returned no results for arm '{run_cfg.name}'")
-    result = results[0]
-    arm.run_result, arm.metrics = result, dict(result.metrics)
-    arm.evals.extend(live)
-    run_dir = (
-        Path(result.artifacts["run_dir"])
-        if "run_dir" in result.artifacts
-        else Path(single.output_dir).expanduser() / safe_run_name(run_cfg.name)
-    )
-    metrics_file = find_metrics_file(run_dir) if run_dir.is_dir() else None
-    if metrics_file is not None:
-        rows_out.append(read_step_rows(metrics_file))
-    if result.status != "completed":
-        raise ArmFailed(result.error or f"train_fn status={result.status}")
-
-
-def client_for(
-    run_result: RunResult, run_cfg: RunConfig, factory: InferenceFactory | None = None
-) -> InferenceClient | None:
-    """The inference client serving a finished arm: ``factory``, else the plugin that serves its backend."""
-    from evsys_sdk.registry import get_default_inference_factory
-
-    factory = factory or get_default_inference_factory(run_cfg)
-    if factory is None:
-        log.warning(
-            "no inference factory serves backend '%s': benchmarks of arm '%s' are skipped",
-            run_cfg.backend.kind,
-            run_cfg.name,
-        )
-        return None
-    return factory(run_result, run_cfg)
-
-
 def score(bench: Any, spec: BenchmarkSpec, client: InferenceClient, step: int | None) -> EvalResult:
     """One benchmark scored on ``client`` as an EvalResult (post-training when ``step`` is None)."""
     start = time.perf_counter()
@@ -287,47 +232,3 @@ def score(bench: Any, spec: BenchmarkSpec, client: InferenceClient, step: int | 
         step=step,
         tags=list(spec.tags),
     )
-
-
-def _validation_callback(
-    run_cfg: RunConfig,
-    benchmarks: list[tuple[Any, BenchmarkSpec]],
-    factory: InferenceFactory | None,
-    live: list[EvalResult],
-) -> Callable[[RunContext, int, Any], None] | None:
-    """Scores the live model on every ``run_every`` entry that is due, as ``val/<name>/<metric>``."""
-    val = [(b, s) for b, s in benchmarks if s.run_every]
-    if not val:
-        return None
-
-    def on_step(ctx: RunContext, step: int, client: Any) -> None:
-        due = [(b, s) for b, s in val if s.run_every and step % s.run_every == 0]
-        if not due:
-            return
-        try:
-            if client is None:
-                client = client_for(RunResult(ctx.run_id, "completed"), run_cfg, factory)
-            elif not hasattr(client, "generate"):
-                client = client()
-            if client is None:
-                return
-            for bench, spec in due:
-                e = score(bench, spec, client, step)
-                live.append(e)
-                ctx.log_store.log_metrics({f"val/{e.name}/{k}": v for k, v in e.metrics.items()}, step)
-        except Exception:  # a broken validation set must not lose the training run
-            log.warning("in-loop validation of arm '%s' at step %d failed", run_cfg.name, step, exc_info=True)
-
-    return on_step
-
-
-def _evaluate(
-    arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]], factory: InferenceFactory | None
-) -> None:
-    post = [(b, s) for b, s in benchmarks if not s.run_every]
-    if post and arm.run_result is not None:
-        client = client_for(arm.run_result, run_cfg, factory)
-        if client is not None:
-            for bench, spec in post:
-                arm.evals.append(score(bench, spec, client, None))
-    arm.set_primary()

@@ -1,15 +1,25 @@
 """``Experiment``: arms, seeded repeats, continual chains, benchmarks, tracking and resume.
 
 It expands the config into arms, hands each to the configured executor, which runs ``evsys_sdk.arm``
-(train through ``run_experiment``, score benchmarks; one arm failing never stops the others), records
-what comes back to the tracking store (the driver alone writes it; best effort: a store error is a
-warning), and concludes: best arm, group statistics, and for continual chains the stage x benchmark
-matrix. Arms are recorded in sequential order whatever the executor.
+(train through ``train_fn``, by default ``run_experiment``, then score benchmarks; one arm failing never
+stops the others), records what comes back to the tracking store (the driver alone writes it; best
+effort: a store error is a warning), and concludes: best arm, group statistics, and for continual chains
+the stage x benchmark matrix. Arms are recorded in sequential order whatever the executor.
+
+Every step is a method (``_iter_runs``, ``_replicates_for``, ``_resolve_benchmarks``, ``_execute_arm``,
+``_train_arm``, ``_eval_arm``, ``_resolve_inference_factory``, ``_pick_best``, ``_build_conclusion``, the
+store writes ``_create_*``/``_mark_run_*``/``_record_eval``/``_finalize_experiment``), so a subclass
+changes one step by overriding it. Arm steps run where the executor runs the arm: other executors get
+the Experiment by pickle, which rebuilds a subclass from its import path (so it must be importable: a
+module-level class).
 """
 
 from __future__ import annotations
 
+import copy
 import heapq
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +29,12 @@ from pydantic import ValidationError
 
 from evsys_sdk.arm import ARM_RECORD, ArmFailed, ArmTask, TrainFn, score
 from evsys_sdk.callbacks import CallbackSet
-from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig
+from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig, safe_run_name
 from evsys_sdk.errors import ConfigError
 from evsys_sdk.executors import Executor, build_executor, picklable_problem
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
-from evsys_sdk.protocols import InferenceFactory
+from evsys_sdk.protocols import InferenceClient, InferenceFactory, RunContext, RunResult
 from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
 from evsys_sdk.step_metrics import send_step_rows
 
@@ -80,15 +90,6 @@ def _reseeded(run: RunConfig, name: str, seed: int, **update: Any) -> RunConfig:
     return run.model_copy(update={"name": name, "seed": seed, "algorithm": algorithm, **update})
 
 
-def _next_state(arm: ArmResult) -> str | None:
-    """The checkpoint a continual chain's next stage starts from: ``state-final``, else any ``state-*``."""
-    artifacts = arm.run_result.artifacts if arm.run_result else {}
-    state = artifacts.get("state-final") or next((v for k, v in artifacts.items() if k.startswith("state-")), None)
-    if state is None:
-        log.warning("stage '%s' reported no state-final artifact: the next stage starts from the base model", arm.name)
-    return state
-
-
 @dataclass
 class _Chain:
     """Arms that run in order, each stage starting from the last one's state (one stage: a plain arm)."""
@@ -110,9 +111,13 @@ class _InFlight:
 class Experiment:
     """``Experiment(config).run()``: the whole experiment of one config, recorded to ``store``.
 
-    ``executor`` (an Executor instance) overrides ``config.executor``; the caller then owns its
-    start-up and close, so one engine can serve several experiments.
+    ``train_fn(one_arm_config) -> [RunResult]`` trains one arm (default ``_default_train_fn``:
+    ``run_experiment``). ``executor`` (an Executor instance) overrides ``config.executor``; the caller
+    then owns its start-up and close, so one engine can serve several experiments.
     """
+
+    # Driver-only state: never shipped with an arm (the worker's process supplies its own store).
+    _DRIVER_ONLY = ("store", "_progress", "_executor", "callbacks", "_groups")
 
     def __init__(
         self,
@@ -128,13 +133,23 @@ class Experiment:
     ):
         self.config = config
         self.store = store
-        self.train_fn = train_fn
+        self.train_fn = train_fn  # None selects the default
         self.inference_factory = inference_factory
         self.resume = resume
         self._benchmark_override = benchmark
         self._progress = progress
-        self._benchmarks: dict[str, Any] = {}
         self._executor = executor
+        self._arm: ArmResult | None = None  # the arm being trained (in its own copy of the Experiment)
+        self._arm_benchmarks: list[tuple[Any, BenchmarkSpec]] = []
+
+    @property
+    def train_fn(self) -> TrainFn:
+        """The user's ``train_fn``, else ``_default_train_fn`` (bound to this instance, so to each arm's copy)."""
+        return self._train_fn or self._default_train_fn
+
+    @train_fn.setter
+    def train_fn(self, fn: TrainFn | None) -> None:
+        self._train_fn = fn
 
     @classmethod
     def from_yaml(cls, path: str | Path, **kwargs: Any) -> Experiment:
@@ -142,15 +157,24 @@ class Experiment:
 
         return cls(load_yaml(path), **kwargs)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.store = self._progress = None
+
     # set-up
 
-    def _resolve_benchmarks(self) -> list[tuple[Any, BenchmarkSpec]]:
+    def _resolve_benchmarks(self, raw: Any) -> list[tuple[Any, BenchmarkSpec]]:
+        """``metadata.benchmark`` (None, one mapping or a list) loaded; ``benchmark=`` given to the
+        constructor replaces it (a test seam)."""
         if self._benchmark_override is not None:
             return [(self._benchmark_override, BenchmarkSpec(name="benchmark", path="<given>"))]
         from evsys_sdk.benchmark import Benchmark
 
         out = []
-        for spec in benchmark_specs(self.config.metadata.get("benchmark")):
+        for spec in benchmark_specs(raw):
             try:
                 bench = Benchmark.load(spec.model_dump(exclude_none=True), store=self.store)
             except (FileNotFoundError, ValueError) as exc:
@@ -164,6 +188,8 @@ class Experiment:
         return self.config.all_runs()
 
     def _replicates_for(self, primary: RunConfig) -> list[tuple[RunConfig, str | None]]:
+        """``[(primary, None)]``, or with ``n_repeats`` > 1 one reseeded ``<name>__s<seed>`` per seed,
+        grouped under the primary's name."""
         if self.config.n_repeats == 1:
             return [(primary, None)]
         return [
@@ -206,7 +232,7 @@ class Experiment:
             raise ConfigError(format_problems([(("search",), msg)], cfg._source))
         check_config(cfg)  # every kind installed and every params block valid, before any arm starts
         meta = cfg.metadata
-        benchmarks = self._resolve_benchmarks()
+        benchmarks = self._resolve_benchmarks(meta.get("benchmark"))
         success_metric = meta.get("success_metric")
         hypothesis = meta.get("hypothesis")
         owned = self._executor is None
@@ -215,18 +241,7 @@ class Experiment:
             self._check_shippable(executor, benchmarks)
         self.callbacks = CallbackSet(cfg.callbacks, cfg.output_dir)
         self.callbacks.emit("on_experiment_start", cfg.name, cfg)
-        tags = list(meta.get("tags") or [])
-        experiment_id = _id(
-            _safe(
-                "create_experiment",
-                getattr(self.store, "create_experiment", None),
-                experiment_name=cfg.name,
-                hypothesis=hypothesis,
-                tags=tags or None,
-                project_goal_id=meta.get("project_goal_id"),
-                config=cfg.model_dump(mode="json"),
-            )
-        )
+        experiment_id = self._create_experiment(hypothesis, list(meta.get("tags") or []), meta)
         self._progress = self._progress or Progress(len(cfg.arm_names()))
         self._groups: dict[str, str | None] = {}
         finished: dict[tuple[int, int], ArmResult] = {}
@@ -239,13 +254,8 @@ class Experiment:
             executor.start()
             self._drive(executor, chains, experiment_id, benchmarks, finished)
         except KeyboardInterrupt:
-            _safe(
-                "update_experiment",
-                getattr(self.store, "update_experiment", None),
-                experiment_id,
-                status="cancelled",
-                conclusion=f"Cancelled after {len(finished)} arm(s); re-run with --resume to continue.",
-            )
+            conclusion = f"Cancelled after {len(finished)} arm(s); re-run with --resume to continue."
+            self._finalize_experiment(experiment_id, "cancelled", None, conclusion)
             raise
         finally:
             if owned:
@@ -265,30 +275,43 @@ class Experiment:
             success_metric=success_metric,
             baselines=baselines,
         )
-        patch: dict[str, Any] = {"status": result.status, "conclusion": result.conclusion}
-        if best_score is not None:
-            patch["best_score"] = best_score
-        _safe("update_experiment", getattr(self.store, "update_experiment", None), experiment_id, **patch)
+        self._finalize_experiment(experiment_id, result.status, best_score, result.conclusion)
         self.callbacks.emit("on_experiment_end", result)
         return result
 
     def _check_shippable(self, executor: Executor, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> None:
-        """Arms leaving this process carry their benchmarks and hooks by pickle: fail before any arm if not."""
+        """Arms leaving this process carry the Experiment (its class by import path, its train_fn and
+        inference_factory) and the benchmarks by pickle: fail before any arm if they cannot."""
+        arm_view = self._for_arm(self._single_config(self._iter_runs()[0]))
+        cls = type(self)
         problems = [
-            picklable_problem(what, value)
-            for what, value in (
-                ("the benchmarks", [b for b, _ in benchmarks]),
-                ("train_fn", self.train_fn),
-                ("inference_factory", self.inference_factory),
-            )
+            _unimportable_problem(cls),
+            picklable_problem("the benchmarks", [b for b, _ in benchmarks]),
+            picklable_problem("train_fn", self._train_fn),
+            picklable_problem("inference_factory", self.inference_factory),
         ]
+        if not any(problems):
+            problems.append(picklable_problem(f"the Experiment subclass '{cls.__qualname__}'", arm_view))
         found = [p for p in problems if p]
         if found:
             raise ConfigError(
                 f"executor '{executor.name}' runs arms in other processes: "
                 + "; ".join(found)
-                + " (use module-level functions, or executor kind 'sequential')"
+                + " (use module-level functions and classes, or executor kind 'sequential')"
             )
+
+    def _for_arm(self, single: ExperimentConfig) -> Experiment:
+        """This Experiment as one arm sees it: ``config`` is that arm's one-run config, and the driver's
+        bookkeeping stays behind (the process running the arm sets its own store and progress line)."""
+        view = copy.copy(self)
+        view.config = single
+        return view
+
+    def _single_config(self, run_cfg: RunConfig) -> ExperimentConfig:
+        """The one-arm ExperimentConfig ``train_fn`` receives: this experiment with ``run_cfg`` as its run."""
+        return self.config.model_copy(
+            update={"run": run_cfg, "runs": None, "matrix": None, "continual": None, "n_repeats": 1, "callbacks": []}
+        )
 
     def _group(self, experiment_id: str | None, label: str | None) -> str | None:
         """The replicate group ``label``'s id, created at its first arm."""
@@ -298,11 +321,93 @@ class Experiment:
             self._groups[label] = self._create_group(experiment_id, label)
         return self._groups[label]
 
+    # tracking-store writes (the driver's alone; best effort)
+
+    def _create_experiment(self, hypothesis: str | None, tags: list[str], meta: dict[str, Any]) -> str | None:
+        return _id(
+            _safe(
+                "create_experiment",
+                getattr(self.store, "create_experiment", None),
+                experiment_name=self.config.name,
+                hypothesis=hypothesis,
+                tags=tags or None,
+                project_goal_id=meta.get("project_goal_id"),
+                config=self.config.model_dump(mode="json"),
+            )
+        )
+
     def _create_group(self, experiment_id: str | None, name: str) -> str | None:
+        """Register a run group for a variance study; its id (or None)."""
         self.callbacks.emit("on_group_start", name)
         if experiment_id is None:
             return None
         return _id(_safe("create_group", getattr(self.store, "create_group", None), experiment_id, name))
+
+    def _create_run(self, experiment_id: str | None, run_cfg: RunConfig, *, group_id: str | None = None) -> str | None:
+        if experiment_id is None:
+            return None
+        return _id(
+            _safe(
+                "create_run",
+                getattr(self.store, "create_run", None),
+                experiment_id=experiment_id,
+                group_id=group_id,
+                name=run_cfg.name,
+                recipe_kind=run_cfg.algorithm.kind,
+                run_config=run_cfg.model_dump(mode="json"),
+                seed=run_cfg.seed,
+                status="running",
+            )
+        )
+
+    def _mark_run_completed(self, run_id: str | None, arm: ArmResult) -> None:
+        _safe(
+            "update_run",
+            getattr(self.store, "update_run", None),
+            run_id,
+            status="completed",
+            metrics=arm.summary_metrics(),
+        )
+
+    def _mark_run_failed(
+        self, run_id: str | None, error: str | None, *, status: str = "failed", metrics: dict[str, float] | None = None
+    ) -> None:
+        """The run ended without completing: ``failed``, or ``cancelled`` by the user; with the metrics
+        it had reached, if any."""
+        partial = {"metrics": metrics} if metrics else {}
+        _safe(
+            "update_run",
+            getattr(self.store, "update_run", None),
+            run_id,
+            status=status,
+            error_message=error,
+            **partial,
+        )
+
+    def _record_eval(self, arm: ArmResult, evaluation: EvalResult) -> None:
+        _safe(
+            "create_eval",
+            getattr(self.store, "create_eval", None),
+            run_id=arm.run_id,
+            metrics=evaluation.metrics,
+            name=evaluation.name,
+            benchmark_id=evaluation.benchmark_id,
+            step=evaluation.step,
+            breakdowns=evaluation.breakdowns or None,
+            tags=evaluation.tags,
+        )
+
+    def _forward_step_metrics(self, arm: ArmResult, rows: list[tuple[int, str, dict[str, float]]]) -> None:
+        """Push the arm's step rows (read from its metrics.jsonl where it trained) to the store."""
+        send_step_rows(self.store, arm.run_id, rows)
+
+    def _finalize_experiment(
+        self, experiment_id: str | None, status: str, best_score: float | None, conclusion: str
+    ) -> None:
+        patch: dict[str, Any] = {"status": status, "conclusion": conclusion}
+        if best_score is not None:
+            patch["best_score"] = best_score
+        _safe("update_experiment", getattr(self.store, "update_experiment", None), experiment_id, **patch)
 
     # arms, through the executor
 
@@ -334,18 +439,12 @@ class Experiment:
                     chain.next += 1
                     # A chain stops at its first stage that does not complete.
                     if arm.status == "completed" and chain.next < len(chain.runs):
-                        chain.state = _next_state(arm)
+                        chain.state = self._final_state_checkpoint(arm)
                         heapq.heappush(ready, item.chain)
         except KeyboardInterrupt:
             executor.cancel(list(inflight))
             for item in inflight.values():
-                _safe(
-                    "update_run",
-                    getattr(self.store, "update_run", None),
-                    item.task.run_id,
-                    status="cancelled",
-                    error_message="KeyboardInterrupt: cancelled by the user",
-                )
+                self._mark_run_failed(item.task.run_id, "KeyboardInterrupt: cancelled by the user", status="cancelled")
             raise
 
     def _submit(
@@ -364,36 +463,18 @@ class Experiment:
             )
         label = chain.groups[stage]
         group_id = self._group(experiment_id, label)
-        run_id = None
-        if experiment_id is not None:
-            run_id = _id(
-                _safe(
-                    "create_run",
-                    getattr(self.store, "create_run", None),
-                    experiment_id=experiment_id,
-                    group_id=group_id,
-                    name=run_cfg.name,
-                    recipe_kind=run_cfg.algorithm.kind,
-                    run_config=run_cfg.model_dump(mode="json"),
-                    seed=run_cfg.seed,
-                    status="running",
-                )
-            )
+        run_id = self._create_run(experiment_id, run_cfg, group_id=group_id)
         self.callbacks.emit("on_run_start", run_cfg.name, run_cfg)
-        single = self.config.model_copy(
-            update={"run": run_cfg, "runs": None, "matrix": None, "continual": None, "n_repeats": 1, "callbacks": []}
-        )
         task = ArmTask(
             index=index,
-            config=single.model_dump(mode="json"),
+            experiment=self._for_arm(self._single_config(run_cfg)),
+            experiment_id=experiment_id,
             run_id=run_id,
             group_id=group_id,
             group_name=label,
             stage=stage if chain.continual else None,
             resume=self.resume,
             benchmarks=[(b, s.model_dump(mode="json")) for b, s in benchmarks],
-            train_fn=self.train_fn,
-            inference_factory=self.inference_factory,
             plugins=executor.plugins,
             store_opener=None if executor.in_process else _store_opener(self.store),
         )
@@ -409,7 +490,7 @@ class Experiment:
             error = f"{type(outcome).__name__}: {outcome}"
             arm = ArmResult(
                 name=task.name,
-                run_config=RunConfig.model_validate(task.config["run"]),
+                run_config=task.run,
                 status="cancelled" if cancelled else "failed",
                 run_id=task.run_id,
                 group_id=task.group_id,
@@ -430,41 +511,29 @@ class Experiment:
         if rows is not None:
             rows = [(int(step), str(split), dict(metrics)) for step, split, metrics in rows]
             self.callbacks.emit("on_step_metrics", arm.name, rows)
-            send_step_rows(self.store, arm.run_id, rows)
+            self._forward_step_metrics(arm, rows)
         for e in arm.evals:
             if e.step is None:
                 self.callbacks.emit("on_benchmark_eval", arm.name, e)
-        return self._record_arm(arm, arm.run_id)
+        return self._record_arm(arm)
 
-    def _record_arm(self, arm: ArmResult, run_id: str | None) -> ArmResult:
-        update = getattr(self.store, "update_run", None)
+    def _record_arm(self, arm: ArmResult) -> ArmResult:
         if arm.status == "completed":
-            _safe("update_run", update, run_id, status="completed", metrics=arm.summary_metrics())
+            self._mark_run_completed(arm.run_id, arm)
             for e in arm.evals:
-                _safe(
-                    "create_eval",
-                    getattr(self.store, "create_eval", None),
-                    run_id=run_id,
-                    metrics=e.metrics,
-                    name=e.name,
-                    benchmark_id=e.benchmark_id,
-                    step=e.step,
-                    breakdowns=e.breakdowns or None,
-                    tags=e.tags,
-                )
-            final = (arm.run_result.artifacts if arm.run_result else {}).get("final_checkpoint")
-            if final and run_id is not None:
+                self._record_eval(arm, e)
+            final = self._final_checkpoint(arm)
+            if final and arm.run_id is not None:
                 _safe(
                     "add_checkpoint",
                     getattr(self.store, "add_checkpoint", None),
-                    run_id,
+                    arm.run_id,
                     uri=final,
                     label="final",
                     is_final=True,
                 )
         else:  # a failed arm keeps the metrics it had reached (an arm stopped by its time budget)
-            partial = {"metrics": arm.metrics} if arm.metrics else {}
-            _safe("update_run", update, run_id, status=arm.status, error_message=arm.error, **partial)
+            self._mark_run_failed(arm.run_id, arm.error, status=arm.status, metrics=arm.metrics)
         self.callbacks.emit("on_run_end", arm)
         return arm
 
@@ -485,10 +554,157 @@ class Experiment:
                 out.append(e)
         return out
 
-    # conclusions
+    # one arm, where the executor runs it (``self`` is the arm's view: ``_for_arm``)
+
+    def _execute_arm(
+        self,
+        experiment_id: str | None,
+        run_cfg: RunConfig,
+        benchmarks: list[tuple[Any, BenchmarkSpec]],
+        meta: dict[str, Any],
+        *,
+        group_id: str | None = None,
+        group_name: str | None = None,
+        run_id: str | None = None,
+        stage: int | None = None,
+    ) -> ArmResult:
+        """Train and score one arm. Its failure is a failed ArmResult, never an exception; KeyboardInterrupt
+        propagates. The driver created ``run_id`` and records the result."""
+        arm = ArmResult(
+            name=run_cfg.name,
+            run_config=run_cfg,
+            status="failed",
+            run_id=run_id,
+            group_id=group_id,
+            group_name=group_name,
+            stage=stage,
+        )
+        self._arm_benchmarks = benchmarks  # in-loop validation scores these during training
+        try:
+            self._train_arm(arm, run_cfg)
+            if benchmarks:
+                self._eval_arm(arm, run_cfg, benchmarks, meta)
+            arm.status = "completed"
+        except ArmFailed as exc:
+            arm.error = str(exc)
+        except Exception as exc:
+            arm.error = f"{type(exc).__name__}: {exc}"
+        return arm
+
+    def _train_arm(self, arm: ArmResult, run_cfg: RunConfig) -> ArmResult:
+        """``train_fn`` on the arm's one-run config; its first RunResult and metrics go on ``arm``."""
+        self._arm = arm
+        start = time.perf_counter()
+        results = self.train_fn(self._single_config(run_cfg))
+        arm.train_seconds = time.perf_counter() - start
+        if not results:
+            raise RuntimeError(f"train_fn returned no results for arm '{run_cfg.name}'")
+        result = results[0]
+        arm.run_result, arm.metrics = result, dict(result.metrics)
+        if result.status != "completed":
+            raise ArmFailed(result.error or f"train_fn status={result.status}")
+        return arm
+
+    def _default_train_fn(self, config: ExperimentConfig) -> list[RunResult]:
+        """``run_experiment`` on the one-arm config, with this process's store, the arm's run id, its
+        in-loop benchmarks and (in the driver) the progress line."""
+        from evsys_sdk.runner import run_experiment
+
+        assert config.run is not None
+        context = {
+            "store": self.store,
+            "dashboard_run_id": self._arm.run_id if self._arm is not None else None,
+            "on_validation_step": self._validation_callback(config.run),
+        }
+        quiet = self._progress or Progress(1, enabled=False)  # a worker must not draw on the driver's terminal
+        return run_experiment(config, extra_context=context, progress=quiet, validate=False)
+
+    def _validation_callback(self, run_cfg: RunConfig) -> Callable[[RunContext, int, Any], None] | None:
+        """Scores the live model on every ``run_every`` benchmark that is due, as ``val/<name>/<metric>``,
+        onto the arm being trained."""
+        val = [(b, s) for b, s in self._arm_benchmarks if s.run_every]
+        arm = self._arm
+        if not val or arm is None:
+            return None
+
+        def on_step(ctx: RunContext, step: int, client: Any) -> None:
+            due = [(b, s) for b, s in val if s.run_every and step % s.run_every == 0]
+            if not due:
+                return
+            try:
+                if client is None:
+                    client = self._client(RunResult(ctx.run_id, "completed"), run_cfg)
+                elif not hasattr(client, "generate"):
+                    client = client()
+                if client is None:
+                    return
+                for bench, spec in due:
+                    e = score(bench, spec, client, step)
+                    arm.evals.append(e)
+                    ctx.log_store.log_metrics({f"val/{e.name}/{k}": v for k, v in e.metrics.items()}, step)
+            except Exception:  # a broken validation set must not lose the training run
+                log.warning("in-loop validation of arm '%s' at step %d failed", run_cfg.name, step, exc_info=True)
+
+        return on_step
+
+    def _eval_arm(
+        self, arm: ArmResult, run_cfg: RunConfig, benchmarks: list[tuple[Any, BenchmarkSpec]], meta: dict[str, Any]
+    ) -> ArmResult:
+        """Score the trained arm on each post-training benchmark (``run_every`` ones ran in the loop) and
+        mirror the primary eval into the flat fields."""
+        post = [(b, s) for b, s in benchmarks if not s.run_every]
+        if post and arm.run_result is not None:
+            client = self._client(arm.run_result, run_cfg)
+            if client is not None:
+                for bench, spec in post:
+                    arm.evals.append(score(bench, spec, client, None))
+        arm.set_primary()
+        return arm
+
+    def _resolve_inference_factory(self, run_cfg: RunConfig) -> InferenceFactory | None:
+        """The user's ``inference_factory``, else the one the plugin serving the arm's backend registered."""
+        from evsys_sdk.registry import get_default_inference_factory
+
+        return self.inference_factory or get_default_inference_factory(run_cfg)
+
+    def _client(self, run_result: RunResult, run_cfg: RunConfig) -> InferenceClient | None:
+        factory = self._resolve_inference_factory(run_cfg)
+        if factory is None:
+            log.warning(
+                "no inference factory serves backend '%s': benchmarks of arm '%s' are skipped",
+                run_cfg.backend.kind,
+                run_cfg.name,
+            )
+            return None
+        return factory(run_result, run_cfg)
+
+    def _resolve_run_dir(self, arm: ArmResult) -> Path | None:
+        """The folder the arm's run wrote into (its metrics.jsonl, checkpoints)."""
+        artifacts = arm.run_result.artifacts if arm.run_result else {}
+        if "run_dir" in artifacts:
+            return Path(artifacts["run_dir"])
+        return Path(self.config.output_dir).expanduser() / safe_run_name(arm.name)
 
     @staticmethod
-    def _pick_best(arms: list[ArmResult], metric: str) -> ArmResult | None:
+    def _final_checkpoint(arm: ArmResult) -> str | None:
+        """The trained model's inference checkpoint URI, from the arm's artifacts."""
+        return (arm.run_result.artifacts if arm.run_result else {}).get("final_checkpoint")
+
+    @staticmethod
+    def _final_state_checkpoint(arm: ArmResult) -> str | None:
+        """The full training state (weights + optimizer) a continual chain's next stage loads its weights
+        from: ``state-final``, else any ``state-*``."""
+        artifacts = arm.run_result.artifacts if arm.run_result else {}
+        state = artifacts.get("state-final") or next((v for k, v in artifacts.items() if k.startswith("state-")), None)
+        if state is None:
+            log.warning(
+                "stage '%s' reported no state-final artifact: the next stage starts from the base model", arm.name
+            )
+        return state
+
+    # conclusions
+
+    def _pick_best(self, arms: list[ArmResult], metric: str) -> ArmResult | None:
         best, best_score = None, None
         for arm in arms:
             score = arm.score(metric) if arm.status == "completed" else None
@@ -496,8 +712,7 @@ class Experiment:
                 best, best_score = arm, score
         return best
 
-    @staticmethod
-    def _build_conclusion(arms: list[ArmResult], best: ArmResult | None, metric: str | None) -> str:
+    def _build_conclusion(self, arms: list[ArmResult], best: ArmResult | None, metric: str | None) -> str:
         done = [a for a in arms if a.status == "completed"]
         if not done:
             return f"All {len(arms)} arms failed."
@@ -509,6 +724,17 @@ class Experiment:
         if failed:
             parts.append(f"Failed: {', '.join(failed)}.")
         return " ".join(parts)
+
+
+def _unimportable_problem(cls: type) -> str | None:
+    """Why a worker could not import ``cls`` by its path (pickle sends classes by reference), or None."""
+    where = f"the Experiment subclass '{cls.__qualname__}'"
+    if "<locals>" in cls.__qualname__:
+        return f"{where} is defined inside a function, so a worker process cannot import it"
+    main = sys.modules.get("__main__")
+    if cls.__module__ == "__main__" and getattr(main, "__file__", None) is None:
+        return f"{where} is defined in an interactive session, so a worker process cannot import it"
+    return None
 
 
 def _store_opener(store: Any) -> Callable[[], Any] | None:

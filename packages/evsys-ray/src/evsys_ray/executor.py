@@ -103,7 +103,7 @@ class RayExecutor(Executor):
 
     def submit(self, task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> Any:
         self.start()
-        options = self._request(task.config["run"].get("backend", {}).get("params") or {})
+        options = self._request(task.run.backend.params)
         # max_retries=0: a crashed arm is that arm's failure, never silently run twice.
         ref = self._remote.options(**options, max_retries=0, name=f"evsys-arm:{task.name}").remote(task)
         kill_at = kill_deadline(task, self.config.kill_grace_seconds)
