@@ -35,6 +35,14 @@ TASK_ROWS: list[dict[str, Any]] = [
     for a in range(4)
 ]
 PROMPT_ROWS: list[dict[str, Any]] = [{"inputs": {"question": f"{a}+{a}"}, "expected": str(2 * a)} for a in range(4)]
+PREFERENCE_ROWS: list[dict[str, Any]] = [
+    {
+        "prompt": [{"role": "user", "content": f"{a}+{a}"}],
+        "chosen": [{"role": "assistant", "content": str(2 * a)}],
+        "rejected": [{"role": "assistant", "content": str(2 * a + 1)}],
+    }
+    for a in range(4)
+]
 
 
 @pytest.fixture(scope="session", autouse=True)

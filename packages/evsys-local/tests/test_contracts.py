@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from conftest import CHAT_ROWS, PROMPT_ROWS, TASK_ROWS, TINY
+from conftest import CHAT_ROWS, PREFERENCE_ROWS, PROMPT_ROWS, TASK_ROWS, TINY
 
 from evsys_sdk.testing import AlgorithmContract, BackendContract, InferenceClientContract
 
@@ -32,6 +32,27 @@ class TestSDFTFamily(AlgorithmContract):
     model: ClassVar[dict[str, Any]] = MODEL
     rows = PROMPT_ROWS
     params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "max_tokens": 4}
+
+
+class TestDPOFamily(AlgorithmContract):
+    algorithm_kind = "dpo"
+    backend_kind = "local"
+    model: ClassVar[dict[str, Any]] = MODEL
+    rows = PREFERENCE_ROWS
+    params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "save_at_fractions": [0.5, 1.0]}
+
+
+class TestDistillFamily(AlgorithmContract):
+    algorithm_kind = "distill"
+    backend_kind = "local"
+    model: ClassVar[dict[str, Any]] = MODEL
+    rows = CHAT_ROWS
+    params: ClassVar[dict[str, Any]] = {
+        "max_steps": 2,
+        "batch_size": 2,
+        "teacher": str(TINY),
+        "max_completion_tokens": 4,
+    }
 
 
 class TestSFTOnChatRows(AlgorithmContract):

@@ -136,7 +136,6 @@ class DistillParams(TrainingParams):
         le=1,
         description="on-policy fraction: the share of batches the student samples (the rest use the rows' answers)",
     )
-    max_seq_len: int = Field(default=1024, ge=8, le=1_048_576, description="prompt + completion tokens kept")
 
 
 FAMILIES: dict[str, type[TrainingParams]] = {

@@ -19,7 +19,8 @@ class LocalBackendConfig(StrictModel):
 class LocalBackend:
     """``prepare`` returns handles: backend, model, tokenizer, model_name, device, dtype, run_dir,
     init_from_checkpoint, load_checkpoint_path, base_model, merged_adapters and ``load`` (a function
-    loading fresh weights from a checkpoint, used when a combo phase starts from the previous one)."""
+    loading fresh weights from a checkpoint or another model: a combo phase's predecessor, a DPO
+    reference, a distillation teacher or student)."""
 
     name: ClassVar[str] = "local"
     Config = LocalBackendConfig
@@ -41,11 +42,13 @@ class LocalBackend:
         trust = self.config.trust_remote_code
 
         def load(checkpoint: str | None = None) -> tuple[Any, str, list[str]]:
-            from evsys_local.checkpoints import load_causal_lm
+            """Fresh weights: the run's model, a checkpoint directory (adapters merged) or another model."""
+            from evsys_local.checkpoints import is_checkpoint, load_causal_lm
 
-            if checkpoint:
+            if checkpoint and is_checkpoint(checkpoint):
                 return load_weights(checkpoint, dtype=dtype, device=device, fallback_base=name, trust_remote_code=trust)
-            return load_causal_lm(name, dtype=dtype, device=device, trust_remote_code=trust), name, []
+            source = checkpoint or name
+            return load_causal_lm(source, dtype=dtype, device=device, trust_remote_code=trust), source, []
 
         init = model.get("init_from_checkpoint")
         lm, base, merged = load(init)

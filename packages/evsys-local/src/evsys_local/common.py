@@ -26,6 +26,10 @@ METRIC_NAMES = {
     "mean_token_accuracy": "train/mean_token_accuracy",
     "kl": "train/kl",
     "completions/mean_length": "rollout/mean_completion_length",
+    "rewards/margins": "dpo/reward_margin",
+    "rewards/accuracies": "dpo/reward_accuracy",
+    "logps/chosen": "dpo/chosen_logp",
+    "logps/rejected": "dpo/rejected_logp",
 }
 
 
@@ -128,6 +132,7 @@ def make_callback(
     class EvsysCallback(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:
             self.last_loss: float | None = None
+            self.last: dict[str, float] = {}  # the latest value of every metric logged
             self.saved: dict[int, str] = {}
             self._tok_clock: tuple[float, float] | None = None
             self._live: Any = None
@@ -145,6 +150,7 @@ def make_callback(
             if extra_metrics is not None:
                 metrics.update(extra_metrics(state.global_step))
             if metrics:
+                self.last.update(metrics)
                 ctx.log_store.log_metrics(metrics, int(state.global_step))
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

@@ -16,16 +16,24 @@ if TYPE_CHECKING:
     from evsys_sdk.protocols import InferenceFactory
     from evsys_sdk.registry import Registry
 
-LOCAL_FAMILY = {"sft": "local_sft", "sdft": "local_sdft", "rl": "local_rl"}
+LOCAL_FAMILY = {
+    "sft": "local_sft",
+    "sdft": "local_sdft",
+    "rl": "local_rl",
+    "dpo": "local_dpo",
+    "distill": "local_distill",
+}
 
 
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
+    from evsys_local.distill import LocalDistill
+    from evsys_local.dpo import LocalDPO
     from evsys_local.rl import LocalRL
     from evsys_local.sdft import LocalSDFT
     from evsys_local.sft import LocalSFT
 
-    for cls in (LocalSFT, LocalRL, LocalSDFT):
+    for cls in (LocalSFT, LocalRL, LocalSDFT, LocalDPO, LocalDistill):
         registry.add(cls)
 
 
