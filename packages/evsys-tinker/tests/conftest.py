@@ -37,6 +37,11 @@ TASK_ROWS: list[dict[str, Any]] = [
     for i, c in enumerate("aeio")
 ]
 
+PREFERENCE_ROWS: list[dict[str, Any]] = [
+    {"prompt": f"What is {i} + 2?", "chosen": f"<answer>{i + 2}</answer>", "rejected": f"<answer>{i + 3}</answer>"}
+    for i in range(4)
+]
+
 PROMPT_ROWS: list[dict[str, Any]] = [
     {"inputs": {"question": f"What is {i} + 2?"}, "expected": f"<answer>{i + 2}</answer>"} for i in range(4)
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conftest import CHAT_ROWS, EMULATOR, MODEL, PROMPT_ROWS, TASK_ROWS
+from conftest import CHAT_ROWS, EMULATOR, MODEL, PREFERENCE_ROWS, PROMPT_ROWS, TASK_ROWS
 
 from evsys_sdk.testing import AlgorithmContract, BackendContract, ContractRun, InferenceClientContract
 from evsys_tinker.testing import FakeTinker
@@ -46,6 +46,18 @@ class TestRLContract(_OnEmulator):
     algorithm_kind = "rl"
     params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "num_samples": 2, "max_tokens": 8}
     rows: ClassVar[list[dict[str, Any]]] = TASK_ROWS
+
+
+class TestDPOContract(_OnEmulator):
+    algorithm_kind = "dpo"
+    params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2}
+    rows: ClassVar[list[dict[str, Any]]] = PREFERENCE_ROWS
+
+
+class TestDistillContract(_OnEmulator):
+    algorithm_kind = "distill"
+    params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "teacher": "Qwen/Qwen3-8B", "lmbda": 0.5}
+    rows: ClassVar[list[dict[str, Any]]] = CHAT_ROWS
 
 
 class TestBackendContract(BackendContract):

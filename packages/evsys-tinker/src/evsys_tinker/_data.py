@@ -17,10 +17,14 @@ def supervised_datum(tokens: list[int], weights: list[float]) -> types.Datum:
     )
 
 
-def policy_datum(prompt: list[int], completion: list[int], logprobs: list[float], advantage: float) -> types.Datum:
-    """An importance-sampling datum: the completion's tokens carry the sampler's logprobs and the advantage."""
+def policy_datum(
+    prompt: list[int], completion: list[int], logprobs: list[float], advantage: float | list[float]
+) -> types.Datum:
+    """An importance-sampling datum: the completion's tokens carry the sampler's logprobs and the
+    advantage (one for the whole completion, or one per token)."""
     n_prompt = len(prompt) - 1
-    advantages = [0.0] * n_prompt + [advantage] * len(completion)
+    per_token = advantage if isinstance(advantage, list) else [advantage] * len(completion)
+    advantages = [0.0] * n_prompt + per_token
     return types.Datum(
         model_input=types.ModelInput.from_ints(prompt + completion[:-1]),
         loss_fn_inputs={

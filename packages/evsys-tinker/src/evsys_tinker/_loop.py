@@ -41,6 +41,8 @@ class Batch:
     loss_fn: str
     loss_fn_config: dict[str, float] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # A loss computed client-side (DPO): the service's loss is then only its linearisation.
+    loss: float | None = None
 
 
 @dataclass
@@ -189,7 +191,7 @@ def train(algorithm: str, config: Any, recipe: Recipe, ctx: RunContext) -> RunRe
     final: dict[str, float] = {"total_steps": float(total)}
     if losses:
         final["train/final_loss"] = losses[-1]
-    for key in ("reward/mean", "reward/std"):
+    for key in ("reward/mean", "reward/std", "dpo/reward_margin", "dpo/reward_accuracy"):
         if key in last:
             final[key] = last[key]
     if "reward/mean" in last:
@@ -198,8 +200,10 @@ def train(algorithm: str, config: Any, recipe: Recipe, ctx: RunContext) -> RunRe
 
 
 def _loss_metrics(batch: Batch, output: types.ForwardBackwardOutput) -> dict[str, float]:
-    """``train/loss``: mean negative target logprob per weighted token (cross_entropy), else the
-    service's summed loss per trained token."""
+    """``train/loss``: the recipe's own loss when it computed one, the mean negative target logprob per
+    weighted token (cross_entropy), else the service's summed loss per trained token."""
+    if batch.loss is not None:
+        return {"train/loss": batch.loss}
     if batch.loss_fn == "cross_entropy":
         total = weight = 0.0
         for datum, out in zip(batch.data, output.loss_fn_outputs, strict=True):

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from evsys_tinker.config import TinkerRLConfig, TinkerSDFTConfig, TinkerSFTConfig, TinkerTrainingParams
+from evsys_tinker.config import (
+    TinkerDistillConfig,
+    TinkerDPOConfig,
+    TinkerRLConfig,
+    TinkerSDFTConfig,
+    TinkerSFTConfig,
+    TinkerTrainingParams,
+)
 
 if TYPE_CHECKING:
     from evsys_sdk.protocols import RunContext, RunResult
@@ -68,5 +75,55 @@ class TinkerRL(_TinkerAlgorithm):
         return RLRecipe(self.config, ctx)
 
 
-ALGORITHMS = (TinkerSFT, TinkerSDFT, TinkerRL)
-FAMILY = {"sft": "tinker_sft", "sdft": "tinker_sdft", "rl": "tinker_rl"}
+class TinkerDPO(_TinkerAlgorithm):
+    """Family ``dpo`` on backend tinker."""
+
+    name: ClassVar[str] = "tinker_dpo"
+    Config: ClassVar[type[TinkerTrainingParams]] = TinkerDPOConfig
+
+    def recipe(self, ctx: RunContext) -> Recipe:
+        from evsys_tinker._dpo import DPORecipe
+
+        assert isinstance(self.config, TinkerDPOConfig)
+        return DPORecipe(self.config, ctx)
+
+
+class TinkerDistill(_TinkerAlgorithm):
+    """Family ``distill`` on backend tinker."""
+
+    name: ClassVar[str] = "tinker_distill"
+    Config: ClassVar[type[TinkerTrainingParams]] = TinkerDistillConfig
+
+    def recipe(self, ctx: RunContext) -> Recipe:
+        from evsys_tinker._distill import DistillRecipe
+
+        assert isinstance(self.config, TinkerDistillConfig)
+        return DistillRecipe(self.config, ctx)
+
+    def train(self, ctx: RunContext) -> RunResult:
+        """The student starts from ``student`` (a base model) or from the chain, unless the chain's
+        checkpoint is the teacher (``teacher: previous``)."""
+        import dataclasses
+
+        from evsys_sdk.families import distill_endpoints
+        from evsys_tinker._loop import handles_of
+
+        assert isinstance(self.config, TinkerDistillConfig)
+        handles = dict(handles_of(ctx, self.name))
+        init = ctx.extras.get("init_checkpoint") or handles.get("init_from_checkpoint")
+        teacher, student_init = distill_endpoints(self.config.teacher, init)
+        if self.config.student is not None:
+            handles["model_name"], student_init = self.config.student, None
+        handles["init_from_checkpoint"] = student_init
+        extras = {**ctx.extras, "backend_handles": handles, "init_checkpoint": student_init, "distill_teacher": teacher}
+        return super().train(dataclasses.replace(ctx, extras=extras))
+
+
+ALGORITHMS = (TinkerSFT, TinkerSDFT, TinkerRL, TinkerDPO, TinkerDistill)
+FAMILY = {
+    "sft": "tinker_sft",
+    "sdft": "tinker_sdft",
+    "rl": "tinker_rl",
+    "dpo": "tinker_dpo",
+    "distill": "tinker_distill",
+}

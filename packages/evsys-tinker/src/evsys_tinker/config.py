@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from evsys_sdk.config import StrictModel
-from evsys_sdk.families import RLParams, SDFTParams, SFTParams
+from evsys_sdk.families import DistillParams, DPOParams, RLParams, SDFTParams, SFTParams
 
 DEFAULT_API_KEY_ENV = "TINKER_API_KEY"
 
@@ -80,6 +80,35 @@ class TinkerRLConfig(TinkerTrainingParams, RLParams):
     system_prompt: str | None = None
     user_template: str = "{prompt}"
     loss_fn: Literal["importance_sampling", "ppo", "cispo"] = "importance_sampling"
+
+
+# The DPO losses tinker_dpo computes client-side (pairwise in the log-ratio, plus NLL on the chosen reply).
+TINKER_DPO_LOSSES = ("sigmoid", "robust", "hinge", "ipo", "sft")
+
+
+class TinkerDPOConfig(TinkerTrainingParams, DPOParams):
+    @model_validator(mode="after")
+    def _supported(self) -> TinkerDPOConfig:
+        unsupported = [name for name, _ in self.losses() if name not in TINKER_DPO_LOSSES]
+        if unsupported:
+            raise ValueError(
+                f"tinker_dpo computes the losses {', '.join(TINKER_DPO_LOSSES)}; {', '.join(unsupported)} "
+                "run on backend local (TRL's DPOTrainer)"
+            )
+        if self.reference != "base" and not self.reference.startswith("tinker://"):
+            raise ValueError("reference must be `base` or a tinker://.../sampler_weights/... checkpoint")
+        return self
+
+
+class TinkerDistillConfig(TinkerTrainingParams, DistillParams):
+    @model_validator(mode="after")
+    def _reverse_kl(self) -> TinkerDistillConfig:
+        if self.beta != 1.0:
+            raise ValueError(
+                "tinker_distill trains the reverse KL (beta: 1), the Tinker cookbook's per-token advantage over "
+                "sampled tokens; other beta need the teacher's full distribution: use backend local"
+            )
+        return self
 
 
 class TinkerInferenceConfig(ConnectionParams):

@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from evsys_sdk.protocols import InferenceFactory
     from evsys_sdk.registry import Registry
 
-_FAMILY = {"sft": "tinker_sft", "sdft": "tinker_sdft", "rl": "tinker_rl"}
-
 
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
@@ -39,7 +37,11 @@ def evsys_register_inference_clients(registry: Registry[Any]) -> None:
 
 @hookimpl
 def evsys_resolve_algorithm(kind: str, backend_kind: str) -> str | None:
-    return _FAMILY.get(kind) if backend_kind == "tinker" else None
+    if backend_kind != "tinker":
+        return None
+    from evsys_tinker.algorithms import FAMILY
+
+    return FAMILY.get(kind)
 
 
 @hookimpl
