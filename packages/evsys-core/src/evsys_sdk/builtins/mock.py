@@ -248,23 +248,25 @@ class MockDPOConfig(DPOParams):
 
 
 class MockDPO(_MockTrainer):
-    """``dpo`` on backend mock: the implicit reward margin grows towards a plateau set by how close
-    ``learning_rate`` is to 1e-5 and ``beta`` to 0.1 (one decade off: 0.6x); the loss is the DPO sigmoid
-    loss of that margin, and preference accuracy rises from 0.5 with it."""
+    """``dpo`` on backend mock: the landscape's skill, scaled by how close ``beta`` is to 0.1 (0.61x a
+    decade off), sets the implicit reward margin the run reaches (4·skill); the margin grows as
+    1 − exp(−4·step/total), the loss is the DPO sigmoid loss of it and preference accuracy rises from 0.5."""
 
     name: ClassVar[str] = "mock_dpo"
     Config: ClassVar[type[TrainingParams]] = MockDPOConfig
     config: MockDPOConfig
+
+    @functools.cached_property
+    def skill(self) -> float:
+        return landscape(self.config.model_dump(), self.config.seed) * _closeness(self.config.beta, 0.1)
 
     def _lessons(self, ctx: RunContext) -> list[tuple[str, str | None]]:
         rows = ctx.extras.get("train_rows") or []
         return [(_text(r.get("prompt", "")), _text(r["chosen"])) for r in rows if "chosen" in r]
 
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
-        cfg = self.config
-        quality = _closeness(cfg.learning_rate, 1e-5) * _closeness(cfg.beta, 0.1)
-        margin = 4.0 * quality * (1.0 - math.exp(-4.0 * step / total)) + 0.02 * math.sin(0.7 * step)
-        moved = margin / cfg.beta  # the summed log-ratio gap behind the implicit reward margin
+        margin = 4.0 * self.skill * (1.0 - math.exp(-4.0 * step / total))
+        moved = margin / self.config.beta  # the summed log-ratio gap behind the implicit reward margin
         return {
             "train/loss": math.log1p(math.exp(-margin)),
             "dpo/reward_margin": margin,
@@ -285,7 +287,7 @@ class MockDistillConfig(DistillParams):
 class MockDistill(_MockTrainer):
     """``distill`` on backend mock: the student learns the teacher's answers to the training prompts (a
     mock teacher checkpoint's memory, else the rows' own answers); the divergence to the teacher falls
-    at a rate set by how close ``learning_rate`` is to 1e-4."""
+    like SFT's loss, by the landscape's skill."""
 
     name: ClassVar[str] = "mock_distill"
     Config: ClassVar[type[TrainingParams]] = MockDistillConfig
@@ -301,8 +303,7 @@ class MockDistill(_MockTrainer):
         return [(p, known.get(p, a)) for p, a in lessons]
 
     def _step_metrics(self, step: int, total: int) -> dict[str, float]:
-        rate = 4.0 * _closeness(self.config.learning_rate, 1e-4)
-        kl = 1.5 * math.exp(-rate * step / total) + 0.02 * (1.0 + math.sin(0.5 * step))
+        kl = LOSS_FLOOR + (LOSS_START - LOSS_FLOOR) * (1.0 - self.skill) ** (step / total)
         return {"train/loss": kl, "distill/teacher_logp": -kl - 0.5}
 
     def _final_metrics(self, last: dict[str, float], total: int) -> dict[str, float]:
