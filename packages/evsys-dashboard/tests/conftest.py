@@ -60,7 +60,7 @@ def make_key(db_path: Path, project: str = PROJECT) -> str:
 class ThreadServer:
     """uvicorn serving the app in a daemon thread on a socket bound here (no port race)."""
 
-    def __init__(self, db_path: Path, port: int = 0):
+    def __init__(self, db_path: Path, port: int = 0, app: Any = None):
         import uvicorn
 
         from evsys_dashboard.server import create_app
@@ -69,7 +69,7 @@ class ThreadServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
         self.port = int(self.sock.getsockname()[1])
-        self.app = create_app(db_path)
+        self.app = app if app is not None else create_app(db_path)
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

@@ -24,9 +24,14 @@ class Scripted:
     """A loopback HTTP server answering POSTs with scripted statuses (then 200), recording each request."""
 
     def __init__(
-        self, statuses: list[int] | None = None, delays: list[float] | None = None, retry_after: str | None = None
+        self,
+        statuses: list[int] | None = None,
+        delays: list[float] | None = None,
+        retry_after: str | None = None,
+        always: dict[str, int] | None = None,
     ):
         self.statuses = list(statuses or [])
+        self.always = dict(always or {})  # a path ending -> the status it always gets
         self.delays = list(delays or [])
         self.retry_after = retry_after
         self.requests: list[tuple[str, dict[str, Any], int, float]] = []
@@ -43,9 +48,13 @@ class Scripted:
                     delay = outer.delays.pop(0) if outer.delays else 0.0
                 time.sleep(delay)
                 with outer.lock:
-                    status = outer.statuses.pop(0) if outer.statuses else 200
+                    fixed = [code for end, code in outer.always.items() if self.path.endswith(end)]
+                    status = fixed[0] if fixed else outer.statuses.pop(0) if outer.statuses else 200
                     outer.requests.append((self.path, body, status, time.monotonic()))
-                payload = json.dumps({"ok": status < 400}).encode()
+                answer = {"ok": True, "created": True} if status < 400 else {"error": "internal error"}
+                if status < 400 and "rows" in body:
+                    answer["inserted"] = len(body["rows"])
+                payload = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -214,3 +223,62 @@ def test_server_killed_mid_run_then_sync_makes_it_whole(
         mirrored = read_jsonl(mirror / "generations" / run["id"] / "metrics.jsonl")
         assert len(store.step_metrics(run["id"])) == len(mirrored)  # no duplicates of the rows sent before the kill
         assert len(store.run_evals(run["id"])) == 1
+
+
+def test_a_write_the_server_keeps_failing_on_is_set_aside_and_the_rest_go_on(tmp_path: Path) -> None:
+    bad = "/sdk/runs/run-1/metrics/"
+    with Scripted(always={bad: 500}) as srv, client_for(srv.url, tmp_path, backoff_s=0.01, batch_size=100) as client:
+        for run in ("run-1", "run-2"):
+            for step in range(300):
+                client.log_step_metric(run, step=step, loss=1.0)
+            client.flush()
+            time.sleep(0.05)
+        deadline = time.monotonic() + 20
+        while not client.flush() and time.monotonic() < deadline:  # until every write is delivered or set aside
+            time.sleep(0.03)
+        assert client.queued_requests == 0 and not client.backend_down
+        aside = client.set_aside
+        assert aside and {s.route for s in aside} == {bad}  # run-1's batches (as many as the sender made)
+        client.update_run("run-2", status="completed")
+    tried = [b for p, b, s, _ in srv.requests if p.endswith(bad)]
+    assert len(tried) == 3 * len(aside)  # each tried three times
+    assert sorted(r["step"] for b in tried for r in b["rows"]) == sorted(list(range(300)) * 3)
+    delivered = [b for p, b, s, _ in srv.requests if p.endswith("/run-2/metrics/") and s == 200]
+    assert sum(len(b["rows"]) for b in delivered) == 300  # run-2 never waited behind run-1
+    assert srv.ok_paths()[-1] == "/sdk/runs/run-2/"
+    recorded = read_jsonl(tmp_path / "set_aside.jsonl")
+    assert len(recorded) == len(aside) and recorded[0]["route"] == bad and "HTTP 500" in recorded[0]["reason"]
+    assert len(read_jsonl(tmp_path / "generations" / "run-1" / "metrics.jsonl")) == 300  # kept in the mirror
+
+
+def test_a_down_server_is_retried_for_as_long_as_it_takes(tmp_path: Path) -> None:
+    with Scripted([503] * 5) as srv, client_for(srv.url, tmp_path, backoff_s=0.01, max_backoff_s=0.02) as client:
+        client.create_experiment(experiment_name="e")
+        for _ in range(40):
+            if client.flush():
+                break
+            time.sleep(0.02)
+        assert client.queued_requests == 0 and client.set_aside == []  # 503 says "down", not "this record"
+    assert [s for _, _, s, _ in srv.requests] == [503] * 5 + [200]
+
+
+def test_sync_sets_a_failing_record_aside_and_replays_the_rest(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    offline = DashboardClient(log_dir=mirror, offline=True)
+    for name in ("a", "b"):
+        exp = offline.create_experiment(experiment_name=name)
+        run = offline.create_run(experiment_id=exp["id"], status="completed")
+        for step in range(10):
+            offline.log_step_metric(run["id"], step=step, loss=0.5)
+    offline.close()
+    first = sorted(p.name for p in (mirror / "generations").iterdir())[0]
+    bad = f"/sdk/runs/{first}/metrics/"
+    with Scripted(always={bad: 500}) as srv:
+        client = client_for(srv.url, tmp_path / "m2")
+        report = sync_mirror(client, mirror, retry_s=0.01)
+        client.close()
+    assert len(report.set_aside) == 1 and bad in report.set_aside[0] and "HTTP 500" in report.set_aside[0]
+    assert report.errors == [] and "1 set aside" in report.summary()
+    assert sum(1 for p, _, _, _ in srv.requests if p.endswith(bad)) == 3
+    sent = [p for p in srv.ok_paths() if p.endswith("/metrics/")]
+    assert len(sent) == 1 and sent[0] != bad  # the other run's rows were still sent

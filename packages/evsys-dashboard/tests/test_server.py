@@ -40,8 +40,11 @@ def test_writes_need_a_valid_key_scoped_to_its_project(server: Server) -> None:
     with server.http(key=other) as b:
         assert b.post(f"{P}/experiments/{eid}/", json={"status": "failed"}).status_code == 404
         assert b.post(f"{P}/runs/", json={"experiment_id": eid}).status_code == 404
+        # another project's id is not revealed: the create succeeds, stored under an id of proj-b's own
         clash = b.post(f"{P}/experiments/", json={"id": eid, "experiment_name": "steal"})
-        assert clash.status_code == 409
+        assert clash.status_code == 201 and clash.json()["created"] is True
+        assert b.post(f"{P}/experiments/{eid}/", json={"status": "failed"}).json() == {"ok": True, "id": eid}
+    assert server.db().find_experiment(eid)["status"] == "running"  # type: ignore[index]  # proj-a's untouched
     with server.http() as a:
         resp = a.post(f"{P}/experiments/", json={"experiment_name": "x", "project_id": "proj-b"})
         assert resp.status_code == 403 and PROJECT in resp.json()["error"]

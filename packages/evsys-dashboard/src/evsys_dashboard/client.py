@@ -6,6 +6,10 @@ Behaviour (BEHAVIOR 1.24, with the fixes of its section 4):
 - a 4xx answer raises ``DashboardClientError``; a 5xx answer, 408/429 or a connection error logs a
   warning, keeps the write queued in memory and retries the server with exponential backoff (the
   queued writes are replayed in order once it answers again);
+- a write the server keeps failing on (``SET_ASIDE_AFTER`` answers 500, or another 5xx but 502/503/504,
+  which say the server itself is down) is set aside: it stays in the mirror, is reported with its reason
+  (a warning, ``client.set_aside`` and ``set_aside.jsonl`` in the mirror) and the writes behind it go on,
+  so one record the server cannot take never holds back the others;
 - step metrics are queued and shipped in batches by a background thread, so the training loop never
   waits on the network; ``flush()``, ``close()``, leaving the ``with`` block and interpreter exit ship
   what is left;
@@ -40,6 +44,10 @@ API_PREFIX = "/api/dashboard/api"
 DEFAULT_API_URL = "http://localhost:8000"
 DEFAULT_LOG_DIR = "./evsys_sdk"
 TRUTHY = {"1", "true", "yes", "on"}
+SET_ASIDE_AFTER = 3  # 5xx answers to one write before it is set aside
+DOWN_STATUSES = {408, 429, 502, 503, 504}  # "the server is down or busy": retried for as long as it takes
+MAX_REQUEST_ROWS = 2000  # predictions or dataset rows per request
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # and their JSON per request, well under the server's limit (16 MiB)
 
 log = logging.getLogger("evsys.dashboard")
 _level = os.environ.get("EVSYS_LOGGING_LEVEL", "").strip()
@@ -74,6 +82,16 @@ class _Request:
     waited: bool = False
     response: dict[str, Any] | None = None
     error: DashboardClientError | None = None
+    failures: int = 0  # 5xx answers so far
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A write the server failed on ``SET_ASIDE_AFTER`` times; it is in the mirror for ``evsys dashboard sync``."""
+
+    route: str
+    reason: str
+    ts: float
 
 
 StepItem = tuple[str, int, str, dict[str, Any], float]
@@ -136,6 +154,7 @@ class DashboardClient:
         self._down_until = 0.0
         self._backend_down = False
         self._dropped = 0
+        self.set_aside: list[SetAside] = []
         # step metrics: appended by the training thread, drained by the worker
         self._pending: collections.deque[StepItem] = collections.deque()
         self._flush_lock = threading.Lock()
@@ -221,7 +240,14 @@ class DashboardClient:
                     self._mark_down(f"{type(exc).__name__}: {exc}")
                     return False
                 status = resp.status_code
-                if status >= 500 or status in (408, 429):
+                if status >= 500 and status not in DOWN_STATUSES:
+                    item.failures += 1
+                    if item.failures >= SET_ASIDE_AFTER:
+                        self._outbox.popleft()
+                        self._set_aside(item, f"HTTP {status} {SET_ASIDE_AFTER} times: {_text(resp)}")
+                        self._mark_up()
+                        continue
+                if status >= 500 or status in DOWN_STATUSES:
                     self._mark_down(f"HTTP {status}", _retry_after(resp))
                     return False
                 self._outbox.popleft()
@@ -235,6 +261,21 @@ class DashboardClient:
                     continue
                 item.response = _parse(resp)
             return True
+
+    def _set_aside(self, item: _Request, reason: str) -> None:
+        record = SetAside(item.route, reason, time.time())
+        self.set_aside.append(record)
+        log.warning(
+            "dashboard: set aside a write to %s (%s); it stays in the mirror %s for `evsys dashboard sync`, "
+            "the writes behind it go on",
+            item.route,
+            reason,
+            self.log_dir,
+        )
+        try:
+            self.mirror.append(self.mirror.root, "set_aside.jsonl", [record.__dict__])
+        except OSError:
+            log.warning("recording the set-aside write in the mirror failed", exc_info=True)
 
     def _post(self, route: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """A write: queued behind earlier writes, sent now unless the server is backing off.
@@ -269,7 +310,9 @@ class DashboardClient:
             raise DashboardUnavailableError(f"{route}: dashboard at {self.base_url} unreachable: {exc}") from exc
         if resp.status_code >= 500:
             self._mark_down(f"HTTP {resp.status_code}", _retry_after(resp))
-            raise DashboardUnavailableError(f"{route}: dashboard answered HTTP {resp.status_code}")
+            raise DashboardUnavailableError(
+                f"{route}: dashboard answered HTTP {resp.status_code}: {_text(resp)}", status=resp.status_code
+            )
         if resp.status_code >= 400:
             raise DashboardClientError(resp.status_code, _body(resp), route)
         return _parse(resp)
@@ -578,8 +621,13 @@ class DashboardClient:
         self.mirror.add_run_records(
             run_id, "predictions.jsonl", [{**p, "_uid": u} for p, u in zip(predictions, uids, strict=True)]
         )
-        resp = self._post(f"/sdk/runs/{run_id}/predictions/", {"predictions": predictions, "uids": uids})
-        return resp if resp is not None else {"ok": True, "inserted": len(predictions)}
+        inserted, answered = 0, True
+        for start, stop in request_batches(predictions):
+            body = {"predictions": predictions[start:stop], "uids": uids[start:stop]}
+            resp = self._post(f"/sdk/runs/{run_id}/predictions/", body)
+            answered = answered and resp is not None
+            inserted += int((resp or {}).get("inserted", 0))
+        return {"ok": True, "inserted": inserted if answered else len(predictions)}
 
     # ------------------------------------------------------- datasets, benchmarks
 
@@ -633,14 +681,29 @@ class DashboardClient:
     def add_benchmark_rows(self, benchmark_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return self._add_rows("benchmark", benchmark_id, rows)
 
-    def _add_rows(self, kind: str, record_id: str, rows: list[dict[str, Any]], chunk: int = 2000) -> dict[str, Any]:
+    def _add_rows(self, kind: str, record_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         inserted = 0
-        for start in range(0, len(rows), chunk):
-            resp = self._request_now(
-                "POST", f"/sdk/{kind}s/{record_id}/rows/", body={"rows": rows[start : start + chunk]}
-            )
+        for start, stop in request_batches(rows):
+            resp = self._request_now("POST", f"/sdk/{kind}s/{record_id}/rows/", body={"rows": rows[start:stop]})
             inserted += int(resp.get("inserted", 0))
         return {"ok": True, "inserted": inserted}
+
+
+def request_batches(items: list[Any]) -> list[tuple[int, int]]:
+    """(start, stop) slices of ``items`` of at most MAX_REQUEST_ROWS items and about MAX_REQUEST_BYTES of JSON."""
+    from evsys_sdk.store import json_text
+
+    out: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for i, item in enumerate(items):
+        n = len(json_text(item)) + 1
+        if i > start and (i - start >= MAX_REQUEST_ROWS or size + n > MAX_REQUEST_BYTES):
+            out.append((start, i))
+            start, size = i, 0
+        size += n
+    if start < len(items):
+        out.append((start, len(items)))
+    return out
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -651,6 +714,12 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+def _text(resp: httpx.Response, limit: int = 200) -> str:
+    body = _body(resp)
+    text = str(body.get("error", body)) if isinstance(body, dict) else str(body)
+    return text[:limit]
 
 
 def _body(resp: httpx.Response) -> Any:

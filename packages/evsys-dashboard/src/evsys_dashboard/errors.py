@@ -23,4 +23,9 @@ class EvsysAuthError(EvsysError):
 
 
 class DashboardUnavailableError(EvsysError):
-    """A read (dataset, benchmark) needs the server, and the client is offline or the server is down."""
+    """A read (dataset, benchmark) needs the server, and the client is offline or the server is down or
+    failing; ``status`` is the server's 5xx answer (None: offline or unreachable)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)

@@ -1,4 +1,5 @@
-"""The plugin's hooks: ``evsys dashboard serve|sync|create-key`` and ``evsys run --store dashboard``.
+"""The plugin's hooks: ``evsys dashboard serve|sync|create-key|list-keys|revoke-key`` and ``evsys run --store
+dashboard``.
 
 evsys imports this module when it discovers plugins, so it imports only core and argparse: httpx and
 the server stack load inside the commands.
@@ -33,12 +34,33 @@ def evsys_register_commands(subparsers: argparse._SubParsersAction[argparse.Argu
     q.add_argument("--port", type=int, default=8000)
     q.add_argument("--db", help=db_help)
     q.add_argument("--log-level", default="info")
+    q.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (repeatable; default: localhost, 127.0.0.1, ::1 and --host; "
+        "'*' answers any)",
+    )
+    q.add_argument(
+        "--max-body-mb", type=float, default=16.0, help="requests with a larger body answer 413 (default: 16)"
+    )
     q.set_defaults(func=_run("cmd_serve"))
 
     q = sub.add_parser("create-key", help="create an API key for a project (the key is the last word printed)")
     q.add_argument("--project", required=True, help="the project id clients send as EVSYS_PROJECT_ID")
+    q.add_argument("--expires-in", metavar="DURATION", help="the key stops working after this long: 90d, 12h, 30m")
     q.add_argument("--db", help=db_help)
     q.set_defaults(func=_run("cmd_create_key"))
+
+    q = sub.add_parser("list-keys", help="list API keys: prefix, project, created, last used, expiry, revoked")
+    q.add_argument("--db", help=db_help)
+    q.set_defaults(func=_run("cmd_list_keys"))
+
+    q = sub.add_parser("revoke-key", help="revoke an API key (effective on its next request)")
+    q.add_argument("key", metavar="KEY_OR_PREFIX", help="the key, or its prefix as `list-keys` shows it")
+    q.add_argument("--db", help=db_help)
+    q.set_defaults(func=_run("cmd_revoke_key"))
 
     q = sub.add_parser("sync", help="replay a local mirror to the server (idempotent)")
     q.add_argument("log_dir", nargs="?", help="the mirror folder (default: $EVSYS_LOG_DIR or ./evsys_sdk)")

@@ -1,8 +1,9 @@
 """The dashboard server: the SDK routes of BEHAVIOR 1.24 under /api/dashboard/api, and the web UI.
 
-Writes and SDK reads need ``Authorization: Bearer <key>`` (``evsys dashboard create-key``); a key only
-reaches its own project's experiments. Bad input is answered with a 4xx and ``{"error": ..., ...}``,
-never a 500. The OpenAPI spec is at ``/openapi.json``.
+Writes and SDK reads need ``Authorization: Bearer <key>`` (``evsys dashboard create-key``), checked from
+the headers before the body is read (``guard.Guard``, with the Host allow-list and the size limit); a key
+only reaches its own project's experiments, datasets and benchmarks. Bad input is answered with a 4xx
+and ``{"error": ..., ...}``, never a 500. The OpenAPI spec is at ``/openapi.json``.
 """
 
 import logging
@@ -21,7 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evsys_dashboard.client import API_PREFIX
 from evsys_dashboard.server import models as m
-from evsys_dashboard.server.db import Conflict, NotFound, ServerDB
+from evsys_dashboard.server.db import Conflict, Invalid, NotFound, ServerDB
+from evsys_dashboard.server.guard import DEFAULT_MAX_BODY_BYTES, Guard, allowed_hosts, request_project
 
 log = logging.getLogger("evsys.dashboard.server")
 
@@ -48,19 +50,39 @@ bearer = HTTPBearer(auto_error=False, description="an API key from `evsys dashbo
 
 
 def project(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """The project of the request's API key (401 without a valid one)."""
-    if creds is None or not creds.credentials:
+    """The project of the request's API key, checked by the Guard before the body was read."""
+    found = request_project(request.scope)
+    if found is None:  # the Guard answers 401 first; this only documents the scheme in the OpenAPI spec
         raise ApiError(401, "missing API key: send Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"})
-    found: str | None = request.app.state.db.project_for_key(creds.credentials)
-    if found is None:
-        raise ApiError(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
     return found
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "model": m.Error}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error_response("malformed request (a body that is not JSON, a Host not allowed)"),
+    401: _error_response("no API key, or one that is unknown, revoked or expired"),
+    403: _error_response("the body names another project than the key's"),
+    404: _error_response("no such record in the key's project"),
+    409: _error_response("the id is taken by another record of the key's project"),
+    413: _error_response("the body is over the server's limit (serve --max-body-mb)"),
+    422: _error_response("the body or query does not validate; `detail` names the fields"),
+}
 
 
 Project = Annotated[str, Depends(project)]
 
 
-def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
+def create_app(
+    db_path: str | os.PathLike[str],
+    *,
+    hosts: frozenset[str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app over the database at ``db_path``; ``hosts``: the Host names it answers (default: the
+    loopback names, ``guard.allowed_hosts``); bodies over ``max_body_bytes`` answer 413."""
     db = ServerDB(Path(db_path))
     app = FastAPI(
         title="evsys dashboard",
@@ -86,7 +108,7 @@ def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    sdk = APIRouter(prefix=API_PREFIX + "/sdk", tags=["sdk"])
+    sdk = APIRouter(prefix=API_PREFIX + "/sdk", tags=["sdk"], responses=ERRORS)
 
     # -------------------------------------------------------------- experiments, groups, runs
 
@@ -153,20 +175,13 @@ def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
     def data_routes(kind: str) -> None:
         plural = f"{kind}s"
 
-        def _get(record_id: str) -> dict[str, Any]:
-            record = db.local.get_dataset(record_id) if kind == "dataset" else db.local.get_benchmark(record_id)
-            if record is None:
-                raise ApiError(404, f"{kind} {record_id} not found")
-            return record
-
         @sdk.get(f"/{plural}/", name=f"list_{plural}")
         def list_records(project: Project) -> dict[str, Any]:
-            records = db.local.list_datasets() if kind == "dataset" else db.local.list_benchmarks()
-            return {plural: records}
+            return {plural: db.list_data(project, kind)}
 
         @sdk.get(f"/{plural}/{{record_id}}/", name=f"get_{kind}")
         def get_record(record_id: str, project: Project) -> dict[str, Any]:
-            return {kind: _get(record_id)}
+            return {kind: db.get_data(project, kind, record_id)}
 
         @sdk.get(f"/{plural}/{{record_id}}/rows/", name=f"get_{kind}_rows")
         def get_rows(
@@ -175,30 +190,21 @@ def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
             limit: Annotated[int, Query(ge=1, le=5000)] = 500,
             offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
         ) -> dict[str, Any]:
-            _get(record_id)
-            rows = (db.local.get_dataset_rows if kind == "dataset" else db.local.get_benchmark_rows)(
-                record_id, limit=limit, offset=offset
-            )
-            return {"rows": rows}
+            return {"rows": db.data_rows(project, kind, record_id, limit, offset)}
 
         @sdk.post(f"/{plural}/", status_code=201, name=f"create_{kind}")
         def create_record(body: m.DataCreate, project: Project) -> dict[str, Any]:
-            fields = body.model_dump(exclude_none=True)
-            name = fields.pop("name")
-            create = db.local.create_dataset if kind == "dataset" else db.local.create_benchmark
-            return {kind: create(name=name, **fields), "created": True}
+            return {kind: db.create_data(project, kind, body.model_dump(exclude_none=True)), "created": True}
 
         @sdk.post(f"/{plural}/{{record_id}}/rows/", name=f"add_{kind}_rows")
         def add_rows(record_id: str, body: m.DataRows, project: Project) -> dict[str, Any]:
-            _get(record_id)
-            add = db.local.add_dataset_rows if kind == "dataset" else db.local.add_benchmark_rows
-            return add(record_id, body.rows)
+            return db.add_data_rows(project, kind, record_id, body.rows)
 
     data_routes("dataset")
     data_routes("benchmark")
     app.include_router(sdk)
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get("/healthz", tags=["meta"], responses={400: ERRORS[400]})
     def healthz() -> dict[str, Any]:
         return {"ok": True}
 
@@ -237,6 +243,11 @@ def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
     def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return _error(404, str(exc))
 
+    @app.exception_handler(Invalid)
+    def _invalid_reference(request: Request, exc: Invalid) -> JSONResponse:
+        field, _, msg = str(exc).partition(": ")
+        return _error(422, "invalid request", detail=[{"loc": ["body", field], "msg": msg, "type": "value_error"}])
+
     @app.exception_handler(Conflict)
     def _conflict(request: Request, exc: Conflict) -> JSONResponse:
         return _error(409, str(exc))
@@ -265,6 +276,13 @@ def create_app(db_path: str | os.PathLike[str]) -> FastAPI:
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(500, "internal error")
 
+    app.add_middleware(
+        Guard,
+        db=db,
+        sdk_prefix=API_PREFIX + "/sdk/",
+        hosts=hosts if hosts is not None else allowed_hosts(None),
+        max_body_bytes=max_body_bytes,
+    )
     return app
 
 
@@ -276,9 +294,17 @@ def _html(body: str) -> HTMLResponse:
 
 
 def serve(
-    db_path: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+    db_path: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    extra_hosts: tuple[str, ...] = (),
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> None:
-    """Run the server in this process until interrupted."""
+    """Run the server in this process until interrupted; it answers the Host names of
+    ``guard.allowed_hosts(host, extra_hosts)``."""
     import uvicorn
 
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level=log_level)
+    app = create_app(db_path, hosts=allowed_hosts(host, extra_hosts), max_body_bytes=max_body_bytes)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from html import escape
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
@@ -14,7 +15,9 @@ Series = tuple[str, list[tuple[int, float]]]
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     if hi <= lo:
         return [lo]
-    raw = (hi - lo) / max(1, n - 1)
+    raw = (hi / 2 - lo / 2) / max(1, n - 1) * 2  # halves: the span of +-1.7e308 overflows, its half does not
+    if not (sys.float_info.min < raw < sys.float_info.max / 10):  # a span too small or too large for nice steps
+        return [lo, hi]
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.ceil(lo / step) * step
@@ -66,16 +69,18 @@ def line_chart(title: str, series: list[Series], *, width: int = 560, height: in
     y0, y1 = min(ys), max(ys)
     if x1 == x0:
         x0, x1 = x0 - 1, x1 + 1
-    if y1 == y0:
+    if y1 / 2 - y0 / 2 <= sys.float_info.min:  # flat (or flat but for a subnormal): pad it to a visible band
         pad = abs(y0) * 0.05 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
+        y0, y1 = max(y0 - pad, -sys.float_info.max), min(y1 + pad, sys.float_info.max)
     pw, ph = width - left - right, height - top - bottom
+    # positions from halves, so that no difference of two stored values overflows
+    xspan, yspan = x1 / 2 - x0 / 2, y1 / 2 - y0 / 2
 
     def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * pw
+        return left + (x / 2 - x0 / 2) / xspan * pw
 
     def py(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0)) * ph
+        return top + (1 - (y / 2 - y0 / 2) / yspan) * ph
 
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="plot-area"/>')
     for t in _nice_ticks(y0, y1):

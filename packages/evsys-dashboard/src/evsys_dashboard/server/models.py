@@ -1,56 +1,83 @@
-"""Request bodies of the SDK routes: every payload is validated before it reaches the database."""
+"""Request bodies of the SDK routes: every payload is validated before it reaches the database.
+
+Validation is strict (``"5"`` is not an integer, ``1`` is not a boolean) and checks that the store can
+hold each value: text must be valid UTF-8 (pydantic-core refuses lone surrogates in ``str`` fields), and
+every free-form JSON field (configs, extras, breakdowns, predictions, dataset rows...) must serialize to
+at most ``MAX_FIELD_BYTES`` and nest no deeper than the serializer goes. A value that fails answers 422
+naming its field, never a 500.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, on Python < 3.12
+
+from evsys_sdk.store import json_text
+
+MAX_FIELD_BYTES = 1 << 20  # one free-form field (a config, a prediction, a dataset row...) once serialized
+MAX_TEXT = 1_000_000  # characters of a text field (hypothesis, conclusion, error message...)
+MAX_BATCH = 20_000  # rows of one step-metric, prediction or dataset-row request
+
+
+def _storable(value: Any) -> Any:
+    """A free-form JSON value the store can write: serializable, and at most MAX_FIELD_BYTES."""
+    try:
+        size = len(json_text(value))
+    except Exception as exc:  # lone surrogates, nesting deeper than the serializer's limit
+        raise ValueError(f"cannot be stored as JSON: {str(exc).removeprefix('Error serializing to JSON: ')}") from None
+    if size > MAX_FIELD_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; the limit is {MAX_FIELD_BYTES}")
+    return value
+
 
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Uid = Annotated[str, Field(min_length=1, max_length=200)]
 Step = Annotated[int, Field(ge=-(2**62), le=2**62)]
 Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 Name = Annotated[str, Field(min_length=1, max_length=1000)]
-Text = Annotated[str, Field(max_length=1_000_000)]
+Ref = Annotated[str, Field(max_length=4000)]  # ids of other systems, paths, URLs, labels
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Json = Annotated[Any, AfterValidator(_storable)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable)]
 Status = Literal["pending", "running", "completed", "failed", "cancelled"]
 Split = Annotated[str, Field(min_length=1, max_length=64)]
 Metrics = dict[Annotated[str, Field(min_length=1, max_length=500)], float]
 
-MAX_BATCH = 20_000
-
 
 class _Open(BaseModel):
-    """Known fields are typed; unknown ones are kept (stored in the record's ``extra``)."""
+    """Known fields are typed; unknown ones are kept (stored in the record's ``extra``), each storable."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
+    __pydantic_extra__: dict[str, Json] = Field(init=False)
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ExperimentCreate(_Open):
     id: RecordId | None = None
     experiment_name: Name
-    project_id: str | None = None
+    project_id: Ref | None = None
     hypothesis: Text | None = None
     hypothesis_reasoning: Text | None = None
     plan: Text | None = None
-    tags: list[Name] | None = None
-    project_goal_id: str | None = None
-    config: dict[str, Any] | None = None
-    declaration_path: str | None = None
+    tags: Annotated[list[Name], Field(max_length=1000)] | None = None
+    project_goal_id: Ref | None = None
+    config: JsonObject | None = None
+    declaration_path: Ref | None = None
     is_valid: bool | None = None
     status: Status | None = None
 
 
 class ExperimentUpdate(_Open):
-    status: Status | None = None
+    status: Status = Field(default=None, description="may be omitted, never null")
     conclusion: Text | None = None
     best_score: float | None = None
     hypothesis: Text | None = None
-    tags: list[Name] | None = None
+    tags: Annotated[list[Name], Field(max_length=1000)] | None = None
     error_message: Text | None = None
 
 
@@ -63,27 +90,27 @@ class RunCreate(_Open):
     id: RecordId | None = None
     experiment_id: RecordId
     group_id: RecordId | None = None
-    dataset_id: str | None = None
+    dataset_id: Ref | None = None
     seed: Seed | None = None
-    recipe_kind: str | None = None
-    run_config: dict[str, Any] | None = None
+    recipe_kind: Ref | None = None
+    run_config: JsonObject | None = None
     status: Status = "pending"
     name: Name | None = None
-    wandb_run_url: str | None = None
-    tensorboard_path: str | None = None
-    tensorboard_archive_url: str | None = None
+    wandb_run_url: Ref | None = None
+    tensorboard_path: Ref | None = None
+    tensorboard_archive_url: Ref | None = None
 
 
 class RunUpdate(_Open):
-    status: Status | None = None
+    status: Status = Field(default=None, description="may be omitted, never null")
     error_message: Text | None = None
-    metrics: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
+    metrics: JsonObject | None = None
+    summary: JsonObject | None = None
     group_id: RecordId | None = None
     seed: Seed | None = None
 
 
-@with_config(ConfigDict(extra="forbid"))
+@with_config(ConfigDict(extra="forbid", strict=True))
 class StepRow(TypedDict):
     """A row of a batch: a TypedDict, validated into a plain dict (a third faster than a model per row on
     the SDK's hottest route)."""
@@ -96,7 +123,16 @@ class StepRow(TypedDict):
 
 
 class StepMetrics(_Closed):
-    """One row (``step``, ``split``, ``metrics``) as upstream sends it, or a batch ``{"rows": [...]}``."""
+    """Either one row (``step`` and ``metrics``, optional ``split`` and ``uid``) as upstream sends it, or a
+    batch ``{"rows": [...]}`` (then no other field)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "oneOf": [{"required": ["step", "metrics"], "not": {"required": ["rows"]}}, {"required": ["rows"]}],
+        },
+    )
 
     step: Step | None = None
     split: Split = "train"
@@ -124,27 +160,27 @@ class EvalCreate(_Open):
     id: RecordId | None = None
     metrics: Metrics
     name: Name | None = None
-    benchmark_id: str | None = None
-    checkpoint_id: str | None = None
-    model_ref: str | None = None
+    benchmark_id: Ref | None = None
+    checkpoint_id: Ref | None = None
+    model_ref: Ref | None = None
     step: Step | None = None
-    breakdowns: dict[str, Any] | None = None
-    tags: list[Name] | None = None
-    sdk_version: str | None = None
+    breakdowns: JsonObject | None = None
+    tags: Annotated[list[Name], Field(max_length=1000)] | None = None
+    sdk_version: Ref | None = None
 
 
 class CheckpointCreate(_Open):
     id: RecordId | None = None
     uri: Annotated[str, Field(min_length=1, max_length=4000)]
-    label: str | None = None
+    label: Ref | None = None
     step: Step | None = None
-    base_model: str | None = None
+    base_model: Ref | None = None
     is_final: bool = False
 
 
 class Predictions(_Closed):
-    predictions: Annotated[list[dict[str, Any]], Field(max_length=MAX_BATCH)]
-    uids: list[Uid | None] | None = None
+    predictions: Annotated[list[JsonObject], Field(max_length=MAX_BATCH)]
+    uids: Annotated[list[Uid | None], Field(max_length=MAX_BATCH)] | None = None
 
     @model_validator(mode="after")
     def _same_length(self) -> Predictions:
@@ -155,12 +191,19 @@ class Predictions(_Closed):
 
 class DataCreate(_Closed):
     name: Name
-    format: str | None = None
+    format: Ref | None = None
     version: Annotated[int, Field(ge=1, le=2**31)] | None = None
-    source_kind: str | None = None
-    metadata: dict[str, Any] | None = None
-    transform: Any = None
+    source_kind: Ref | None = None
+    metadata: JsonObject | None = None
+    transform: Json = None
 
 
 class DataRows(_Closed):
-    rows: Annotated[list[dict[str, Any]], Field(max_length=MAX_BATCH)]
+    rows: Annotated[list[JsonObject], Field(max_length=MAX_BATCH)]
+
+
+class Error(BaseModel):
+    """Every error answer: a message, and for invalid input the field(s) at fault."""
+
+    error: str
+    detail: list[dict[str, Any]] | None = None

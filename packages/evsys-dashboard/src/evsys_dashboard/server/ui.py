@@ -98,6 +98,15 @@ def link(href: str, text: Any) -> str:
     return f'<a href="{esc(href)}">{esc(text)}</a>'
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std of finite values, computed on values scaled into [-1, 1]: sums of values near
+    the float limit (1.7e308) overflow, scaled ones never do (a std past the limit shows as inf)."""
+    scale = max(abs(v) for v in values) or 1.0
+    scaled = [v / scale for v in values]
+    std = statistics.stdev(scaled) if len(scaled) > 1 else 0.0
+    return statistics.fmean(scaled) * scale, std * scale
+
+
 def _success_metric(exp: dict[str, Any]) -> str | None:
     meta = (exp.get("config") or {}).get("metadata") if isinstance(exp.get("config"), dict) else None
     metric = meta.get("success_metric") if isinstance(meta, dict) else None
@@ -181,8 +190,8 @@ def _group_stats(runs: list[dict[str, Any]], metric: str | None) -> str:
             values = [v for v in values if math.isfinite(v)]
             if not values:
                 continue
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{esc(k)}: {esc(fmt(statistics.fmean(values)))} ± {esc(fmt(std))}")
+            mean, std = mean_std(values)
+            cells.append(f"{esc(k)}: {esc(fmt(mean))} ± {esc(fmt(std))}")
         rows.append([esc(name), num(len(members)), "<br>".join(cells) or '<span class="muted">-</span>'])
     return "<h2>Groups (mean ± std over seeds)</h2>" + table(["group", "n", "metrics"], rows, cls="groups")
 
@@ -191,7 +200,7 @@ def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
     exp = db.experiment(experiment_id)
     if exp is None:
         return None
-    runs = db.local.experiment_runs(experiment_id)
+    runs = db.arms(experiment_id)
     metric = _success_metric(exp)
     body = f"<h1>{esc(exp['name'])} {status(exp['status'])}</h1>"
     body += f'<p class="muted">id {esc(exp["id"])} · created {esc(date(exp.get("created_at")))}'
@@ -213,7 +222,7 @@ def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
     for r in runs:
         label = r.get("name") or r["id"]
         labels[r["id"]] = str(label)
-        evals = [e for e in db.local.run_evals(r["id"]) if e.get("step") is None]
+        evals = [e for e in db.run_evals(r["id"]) if e.get("step") is None]
         eval_text = "<br>".join(
             f"<b>{esc(e.get('name') or e.get('benchmark_id') or 'eval')}</b>: {metrics_text(e.get('metrics'))}"
             for e in evals
@@ -278,7 +287,7 @@ def run_page(db: ServerDB, run_id: str) -> str | None:
         body += "<h2>Metrics</h2>" + table(
             ["metric", "value"], [[esc(k), num(v)] for k, v in metrics.items()], cls="run-metrics"
         )
-    evals = db.local.run_evals(run_id)
+    evals = db.run_evals(run_id)
     body += f"<h2>Evals ({len(evals)})</h2>"
     if evals:
         rows = [
