@@ -86,3 +86,18 @@ def test_ctrl_c_then_resume_reruns_only_unfinished_arms(tmp_path: Path) -> None:
     assert all(" completed " in lines[name] for name in ("arm2", "arm3"))
     assert (tmp_path / "out" / "arm0" / "run_result.json").read_text() == first_arm0  # not re-run
     assert json.loads((tmp_path / "out" / "arm3" / "run_result.json").read_text())["status"] == "completed"
+
+
+def test_evolve_example_searches_the_quickstart_recipe(repo_copy: Path) -> None:
+    run = evsys("evolve", "examples/evolve/config.yaml", cwd=repo_copy)
+    assert run.returncode == 0, run.stderr
+    assert "[24/24]" in run.stderr and "confirmed c" in run.stderr
+    assert "spent: candidates=24, arms=75" in run.stdout  # 24 x 3 seeds + 3 confirmation seeds
+    shown = json.loads(evsys("evolve", "show", "quickstart_evolve", "--json", cwd=repo_copy).stdout)
+    best, base = shown["best"], shown["candidates"][0]
+    assert base["operator"] == "base" and best["mean"] < base["mean"]  # the search beat the hand-picked recipe
+    assert any(c["operator"] in ("mutate", "crossover") and c["parents"] for c in shown["candidates"])
+    again = evsys("run", "outputs/evolve/best.yaml", "--json", cwd=repo_copy)
+    assert again.returncode == 0, again.stderr
+    losses = [a["metrics"]["train/final_loss"] for a in json.loads(again.stdout)]
+    assert losses == best["scores"]
