@@ -125,6 +125,7 @@ class State:
         self.ledger = Ledger(search.budget, n_repeats, held=search.confirm_seeds)
         self.candidates: list[Candidate] = []
         self.by_id: dict[str, Candidate] = {}
+        self.by_fingerprint: dict[str, str] = {}
         self.rejected: list[dict[str, Any]] = []
         self.best: Candidate | None = None
         self.confirm: dict[str, Any] | None = None
@@ -146,6 +147,7 @@ class State:
             )
             self.candidates.append(c)
             self.by_id[c.id] = c
+            self.by_fingerprint.setdefault(c.fingerprint, c.id)
             self.ledger.reserve(1)
         elif kind == "rejected":
             self.rejected.append({"patch": event["patch"], "reason": event["reason"]})
@@ -353,7 +355,9 @@ class Search:
             where, msg = problems[0]
             return f"{'.'.join(map(str, where))}: {msg}"
         fingerprint = _fingerprint(run, self.base.name)
-        twin = next((c.id for c in [*self.state.candidates, *batch] if c.fingerprint == fingerprint), None)
+        twin = self.state.by_fingerprint.get(fingerprint) or next(
+            (c.id for c in batch if c.fingerprint == fingerprint), None
+        )
         if twin is not None:
             return f"duplicate of {twin} (the same recipe)"
         return run

@@ -62,10 +62,6 @@ class Proposer:
         """A candidate was scored (or failed); called in proposal order."""
 
 
-def _seen(history: list[Candidate]) -> set[str]:
-    return {_key(c.patch) for c in history}
-
-
 def _key(patch: dict[str, Any]) -> str:
     return repr(sorted(patch.items()))
 
@@ -93,8 +89,9 @@ class RandomProposer(Proposer):
 class MutateProposer(Proposer):
     """Evolution over the scored candidates.
 
-    Parents come from a tournament (the best mean of ``tournament_size`` drawn at random) or from the
-    Pareto front of (mean score, arm seconds): good and cheap. A child is a parent with each axis
+    Parents come from a tournament (the best mean of ``tournament_size`` drawn at random from the
+    ``elite`` best scored candidates) or from the Pareto front of (mean score, arm seconds) over all of
+    them: good and cheap. A child is a parent with each axis
     mutated with probability ``1 / len(space)`` (at least one): a Gaussian step of ``sigma`` of the
     range (in log space for log ranges), a neighbour move for ints and choices. With probability
     ``crossover`` two parents are first mixed axis by axis. The first ``initial`` candidates are random.
@@ -104,7 +101,8 @@ class MutateProposer(Proposer):
 
     class Config(Proposer.Config):
         selection: Literal["tournament", "pareto"] = "tournament"
-        tournament_size: int = Field(default=3, ge=1, description="candidates drawn per tournament")
+        elite: int = Field(default=4, ge=1, description="parents come from this many best scored candidates")
+        tournament_size: int = Field(default=2, ge=1, description="elite candidates drawn per tournament")
         sigma: float = Field(default=0.15, gt=0, le=1, description="Gaussian step, as a fraction of the range")
         crossover: float = Field(default=0.2, ge=0, le=1, description="probability of mixing two parents")
         initial: int = Field(default=4, ge=1, description="random candidates (the base run first) before evolving")
@@ -112,10 +110,19 @@ class MutateProposer(Proposer):
 
     config: Config
 
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._told: set[str] = set()  # the patches told so far: a child equal to one teaches nothing
+
+    def tell(self, candidate: Candidate) -> None:
+        self._told.add(_key(candidate.patch))
+
     def ask(self, history: list[Candidate], n: int) -> list[Proposal]:
         assert self.space is not None
         scored = [c for c in history if c.status == "scored" and c.mean is not None]
-        seen = _seen(history)
+        if self.config.selection == "tournament":
+            scored = sorted(scored, key=lambda c: c.mean or 0.0, reverse=self.maximize)[: self.config.elite]
+        seen = set(self._told)
         out: list[Proposal] = []
         while len(out) < n:
             position = len(history) + len(out)

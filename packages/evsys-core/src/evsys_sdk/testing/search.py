@@ -22,7 +22,7 @@ from pydantic import Field
 from evsys_sdk.config import StrictModel
 from evsys_sdk.hookspecs import hookimpl
 
-__all__ = ["OPTIMUM", "SyntheticAlgorithm", "regret"]
+__all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "regret", "score"]
 
 # The optimum of both objectives; ``regret(params) == 0`` there.
 OPTIMUM_X, OPTIMUM_LR, OPTIMUM_DEPTH = 1.5, 1e-3, 5
@@ -54,6 +54,17 @@ class SyntheticConfig(StrictModel):
     )
 
 
+def score(c: SyntheticConfig) -> float:
+    """What an arm with these params reports: -regret, plus seed noise when ``noise`` is set (half of it
+    shared by every recipe on the seed, like its data order, half the recipe's own)."""
+    value = -regret(c.objective, c.x, c.learning_rate, c.depth, c.activation)
+    if c.noise:
+        shared = random.Random(f"noise:{c.seed}").gauss(0, c.noise)
+        own = random.Random(f"noise:{c.seed}:{c.x}:{c.learning_rate}:{c.depth}:{c.activation}").gauss(0, c.noise)
+        value += (shared + own) / math.sqrt(2)
+    return value
+
+
 class SyntheticAlgorithm:
     """Reports ``score`` = -regret + noise; no model, no steps."""
 
@@ -73,11 +84,7 @@ class SyntheticAlgorithm:
                 marker.touch()
                 os.kill(os.getpid(), 9)
         self._log(f"start {ctx.run_config.name}")
-        value = -regret(c.objective, c.x, c.learning_rate, c.depth, c.activation)
-        if c.noise:  # half of it shared by every recipe on this seed (its data order), half the recipe's own
-            shared = random.Random(f"noise:{c.seed}").gauss(0, c.noise)
-            own = random.Random(f"noise:{c.seed}:{c.x}:{c.learning_rate}:{c.depth}:{c.activation}").gauss(0, c.noise)
-            value += (shared + own) / math.sqrt(2)
+        value = score(c)
         self._log(f"end {ctx.run_config.name}")
         return RunResult(ctx.run_id, "completed", metrics={"score": value, "total_steps": 1.0})
 
