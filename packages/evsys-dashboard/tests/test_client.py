@@ -168,7 +168,7 @@ def test_experiment_end_to_end_with_repeats_and_benchmarks(server: Server, tmp_p
         page = http.get(f"/experiments/{exp['id']}").text
     for arm in result.arms:
         assert arm.name in page
-    assert page.count("<svg") >= 1 and "mean ± std" in page
+    assert page.count("<svg") >= 1 and "Groups (mean ± 95% CI over seeds)" in page
 
 
 def test_workspace_and_benchmark_upload_go_through_the_client(server: Server, tmp_path: Path, bench_dir: Path) -> None:

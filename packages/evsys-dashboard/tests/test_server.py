@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sqlite3
@@ -212,9 +213,9 @@ def test_ui_shows_what_evsys_run_recorded_locally(server: Server, tmp_path: Path
         arm = result.arms[0]
         arm_page = http.get(f"/runs/{arm.run_id}").text
     assert "dash_exp" in index and "local" in index
-    assert "a bigger learning rate &lt;b&gt;wins&lt;/b&gt;" in page and str(result.conclusion) in page
-    assert page.count('class="series"') >= 4  # one curve per arm on shared axes
-    assert re.search(r"qa/pass_rate: [0-9.]+ ± [0-9.]+", page)  # group mean +- std over seeds
+    assert "a bigger learning rate &lt;b&gt;wins&lt;/b&gt;" in page and html.escape(result.conclusion) in page
+    assert page.count('class="series ') >= 4  # one curve per arm on shared axes
+    assert re.search(r"qa/pass_rate: [0-9.]+ ± [0-9.]+ \(n=2\)", page)  # group mean +- 95% CI over seeds
     assert "pass_rate" in arm_page and "by half" in arm_page and "final" in arm_page
 
 

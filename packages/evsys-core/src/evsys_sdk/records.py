@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsys_sdk.config import RunConfig
+from pydantic import ValidationError
+
+from evsys_sdk.config import AlgorithmConfig, ModelConfig, RunConfig
 from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
 
 BASELINE_KIND = "baseline"  # the recipe_kind of a stored baseline's run
@@ -34,8 +36,24 @@ def _stage(run_config: RunConfig) -> int | None:
     return next((int(t[6:]) for t in run_config.tags if t.startswith("stage:") and t[6:].isdigit()), None)
 
 
+def _run_config(run: dict[str, Any]) -> RunConfig:
+    """The run's config; a run recorded outside an ``Experiment`` (``ExperimentRun`` with a config of
+    its own), or read without its config (the dashboard's arm rows carry only its ``tags``), gets a
+    stand-in with its recipe, seed and tags."""
+    try:
+        return RunConfig.model_validate(run.get("run_config"))
+    except ValidationError:
+        name = str(run.get("name") or run["id"])
+        kind = str(run.get("recipe_kind") or "unknown")
+        seed = run["seed"] if isinstance(run.get("seed"), int) else 42
+        tags = [str(t) for t in run["tags"]] if isinstance(run.get("tags"), list) else []
+        return RunConfig(
+            name=name, model=ModelConfig(name="?"), algorithm=AlgorithmConfig(kind=kind), seed=seed, tags=tags
+        )
+
+
 def _arm(run: dict[str, Any], evals: list[EvalResult]) -> ArmResult:
-    run_config = RunConfig.model_validate(run["run_config"])
+    run_config = _run_config(run)
     arm = ArmResult(
         name=run.get("name") or run_config.name,
         run_config=run_config,

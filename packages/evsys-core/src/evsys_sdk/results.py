@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +137,10 @@ class ExperimentResult:
 
         ``metric`` is a benchmark metric name (default: the success metric's metric part, else mean_reward).
         """
+        return {stage: {b: s.mean for b, s in row.items()} for stage, row in self.stage_cells(metric).items()}
+
+    def stage_cells(self, metric: str | None = None) -> dict[str, dict[str, Summary]]:
+        """The stage x benchmark matrix with each cell summarized over the chains (n, mean, 95% CI)."""
         key = metric or (self.success_metric.rsplit(".", 1)[-1] if self.success_metric else "mean_reward")
         cells: dict[str, dict[str, list[float]]] = {}
         for arm in self.arms:
@@ -147,7 +150,7 @@ class ExperimentResult:
             for e in arm.evals:
                 if e.step is None and key in e.metrics:
                     cells.setdefault(label, {}).setdefault(e.name, []).append(e.metrics[key])
-        return {stage: {b: statistics.fmean(v) for b, v in row.items()} for stage, row in cells.items()}
+        return {stage: {b: summarize(v) for b, v in row.items()} for stage, row in cells.items()}
 
     def to_json(self) -> dict[str, Any]:
         """The whole record: the experiment, its arms with their evals, group statistics, baselines."""

@@ -361,7 +361,8 @@ class LocalStore:
 
     def list_experiments(self) -> list[dict[str, Any]]:
         return self.query(
-            "SELECT e.*, (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS n_runs"
+            "SELECT e.*, (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id"
+            " AND COALESCE(r.recipe_kind, '') != 'baseline') AS n_runs"
             " FROM experiments e ORDER BY e.created_at DESC"
         )
 

@@ -59,9 +59,9 @@ LAST_USED_EVERY_S = 60.0  # a key's last use is written at most this often (not 
 
 EXPERIMENT_COLUMNS = {"status", "conclusion", "best_score", "hypothesis", "tags"}
 RUN_COLUMNS = {"status", "error_message", "metrics", "group_id", "seed", "name", "recipe_kind"}
-ARM_COLUMNS = (  # what the experiment page shows of each arm: no run_config, no extra
+ARM_COLUMNS = (  # what the experiment page shows of each arm: no run_config (its tags: continual stages), no extra
     "r.id, r.experiment_id, r.group_id, r.name, r.recipe_kind, r.seed, r.status, r.error_message, r.metrics,"
-    " r.created_at, g.name AS group_name"
+    " r.created_at, g.name AS group_name, json_extract(r.run_config, '$.tags') AS tags"
 )
 CHART_POINTS = 400  # points per chart series, picked in SQL
 
@@ -611,6 +611,10 @@ class ServerDB:
             " WHERE r.experiment_id = ? ORDER BY r.created_at, r.rowid",
             (experiment_id,),
         )
+
+    def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
+        """The arms as ``evsys_sdk.records.load_result`` reads them (it reads a LocalStore alike)."""
+        return self.arms(experiment_id)
 
     def run_evals(self, run_id: str) -> list[dict[str, Any]]:
         return self.read("SELECT * FROM evals WHERE run_id = ? ORDER BY created_at, rowid", (run_id,))

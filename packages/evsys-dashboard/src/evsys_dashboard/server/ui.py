@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from evsys_dashboard.server.charts import line_chart
+from evsys_dashboard.server.charts import CHART_CSS, line_chart
 from evsys_dashboard.server.db import ServerDB
+from evsys_sdk.phases import PHASE_KEY, phase_starts
+from evsys_sdk.records import BASELINE_KIND, load_result
+from evsys_sdk.results import ExperimentResult, baseline_model
+from evsys_sdk.stats import Summary
 
 MAX_CHARTS = 12
 MAX_SHOWN_METRICS = 6
@@ -30,6 +33,8 @@ text-align:left;vertical-align:top}th{background:#eef1f5}td.num{text-align:right
 border:1px solid #dde1e7}.chart .grid{stroke:#eceff3}.chart .plot-area{fill:#fff;stroke:#c9ced6}
 .chart text{font:11px system-ui,sans-serif;fill:#374151}.chart .chart-title{font-weight:600;font-size:12px}
 pre{background:#fff;border:1px solid #dde1e7;padding:8px;overflow:auto;max-height:480px}
+.constants{background:#fff;border:1px solid #dde1e7;padding:6px 12px;margin:6px 0}.constants b{font-weight:600}
+tr.baseline td{background:#f3f6fb}tr.best td{background:#eef8f0}.hyp{max-width:420px}
 """
 
 
@@ -64,16 +69,20 @@ def page(title: str, body: str) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)} · evsys dashboard</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{CSS}</style></head><body>"
+        f"<style>{CSS}{CHART_CSS}</style></head><body>"
         '<header><a href="/">evsys dashboard</a></header>'
         f"<main>{body}</main></body></html>"
     )
 
 
-def table(header: list[str], rows: list[list[str]], *, cls: str = "") -> str:
+def table(header: list[str], rows: list[list[str]], *, cls: str = "", row_classes: list[str] | None = None) -> str:
     """``header`` cells are escaped here; ``rows`` cells must be escaped HTML already."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(rows_cell(c) for c in row) + "</tr>" for row in rows)
+    classes = row_classes or [""] * len(rows)
+    body = "".join(
+        (f'<tr class="{c}">' if c else "<tr>") + "".join(rows_cell(x) for x in row) + "</tr>"
+        for row, c in zip(rows, classes, strict=True)
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -98,21 +107,6 @@ def link(href: str, text: Any) -> str:
     return f'<a href="{esc(href)}">{esc(text)}</a>'
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample std of finite values, computed on values scaled into [-1, 1]: sums of values near
-    the float limit (1.7e308) overflow, scaled ones never do (a std past the limit shows as inf)."""
-    scale = max(abs(v) for v in values) or 1.0
-    scaled = [v / scale for v in values]
-    std = statistics.stdev(scaled) if len(scaled) > 1 else 0.0
-    return statistics.fmean(scaled) * scale, std * scale
-
-
-def _success_metric(exp: dict[str, Any]) -> str | None:
-    meta = (exp.get("config") or {}).get("metadata") if isinstance(exp.get("config"), dict) else None
-    metric = meta.get("success_metric") if isinstance(meta, dict) else None
-    return metric if isinstance(metric, str) and metric else None
-
-
 def _chart_order(name: str) -> tuple[int, str]:
     lower = name.lower()
     if "loss" in lower and not lower.startswith("val"):
@@ -126,28 +120,72 @@ def _chart_order(name: str) -> tuple[int, str]:
     return rank, name
 
 
+def _constant(points: list[tuple[int, float]]) -> float | None:
+    values = {v for _, v in points}
+    return values.pop() if len(values) == 1 else None
+
+
 def charts(series_by_run: dict[str, dict[str, list[tuple[int, float]]]], labels: dict[str, str]) -> str:
-    names = sorted({n for s in series_by_run.values() for n in s}, key=_chart_order)
+    """One chart per step metric; a metric constant in every arm is listed as its value instead of a
+    flat line, and ``phase`` marks where each phase of a multi-phase arm starts."""
+    starts = [
+        start
+        for s in series_by_run.values()
+        if PHASE_KEY in s
+        for start in phase_starts((step, {PHASE_KEY: v}) for step, v in s[PHASE_KEY])
+    ]
+    names = sorted({n for s in series_by_run.values() for n in s if n != PHASE_KEY}, key=_chart_order)
     if not names:
         return '<p class="muted">no step metrics recorded</p>'
-    out = []
-    for name in names[:MAX_CHARTS]:
+    out: list[str] = []
+    constants: list[str] = []
+    for name in names:
         series = [(labels.get(rid, rid), s[name]) for rid, s in series_by_run.items() if name in s]
-        out.append(line_chart(name, series))
-    more = len(names) - MAX_CHARTS
+        values = [_constant(points) for _, points in series]
+        if all(v is not None for v in values):
+            shown = (
+                f"{esc(fmt(values[0]))} in every arm"
+                if len(set(values)) == 1
+                else ", ".join(f"{esc(label)} {esc(fmt(v))}" for (label, _), v in zip(series, values, strict=True))
+            )
+            constants.append(f"<div><b>{esc(name)}</b> = {shown}</div>")
+        elif len(out) < MAX_CHARTS:
+            out.append(line_chart(name, series, phase_starts=starts))
+        else:
+            out.append("")
+    charted = [c for c in out if c]
+    more = len(out) - len(charted)
     note = f'<p class="muted">{more} more metrics not charted</p>' if more > 0 else ""
-    return f'<div class="charts">{"".join(out)}</div>{note}'
+    flat = f'<div class="constants">constant: {"".join(constants)}</div>' if constants else ""
+    return f'{flat}<div class="charts">{"".join(charted)}</div>{note}'
 
 
 # ---------------------------------------------------------------- pages
 
 
+def _short(text: Any, limit: int = 300) -> str:
+    value = text if isinstance(text, str) else json.dumps(text, default=str)
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
 def experiments_page(db: ServerDB) -> str:
+    """Every experiment with its hypothesis, status, best score and date; same-named ones are told apart
+    by their short id and a ``#k`` counting up in date order."""
+    experiments = db.experiments()
+    seen: dict[str, int] = {}
+    for e in sorted(experiments, key=lambda e: e.get("created_at") or 0):
+        seen[e["name"]] = seen.get(e["name"], 0) + 1
+        e["_nth"] = seen[e["name"]]
     rows = []
-    for e in db.experiments():
+    for e in experiments:
+        name = link(f"/experiments/{quote(str(e['id']), safe='')}", e["name"])
+        if seen[e["name"]] > 1:
+            name += f' <span class="muted">#{e["_nth"]}</span>'
         rows.append(
             [
-                link(f"/experiments/{quote(str(e['id']), safe='')}", e["name"]),
+                name,
+                f'<code class="muted">{esc(str(e["id"])[:8])}</code>',
+                f'<span class="hyp">{esc(_short(e.get("hypothesis") or "", 160))}</span>',
                 status(e["status"]),
                 num(e.get("n_runs")),
                 num(e.get("best_score")),
@@ -156,44 +194,74 @@ def experiments_page(db: ServerDB) -> str:
             ]
         )
     body = "<h1>Experiments</h1>"
-    body += (
-        table(["experiment", "status", "arms", "best score", "date", "project"], rows, cls="experiments")
-        if rows
-        else '<p class="muted">no experiments recorded yet</p>'
-    )
+    header = ["experiment", "id", "hypothesis", "status", "arms", "best score", "date", "project"]
+    body += table(header, rows, cls="experiments") if rows else '<p class="muted">no experiments recorded yet</p>'
     return page("Experiments", body)
 
 
-def _group_stats(runs: list[dict[str, Any]], metric: str | None) -> str:
+def _ci(s: Summary) -> str:
+    if s.n < 2:
+        return f"{esc(fmt(s.mean))} (n=1)"
+    return f"{esc(fmt(s.mean))} ± {esc(fmt(s.half_width))} (n={s.n})"
+
+
+def _group_stats(result: ExperimentResult, runs: list[dict[str, Any]]) -> str:
+    """Group means with their 95% CIs: the success metric first, then the other summary metrics."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        if r.get("group_name"):
+        if r.get("group_name") and r.get("recipe_kind") != BASELINE_KIND:
             groups.setdefault(str(r["group_name"]), []).append(r)
     if not groups:
         return ""
-    rows = []
+    metric = result.success_metric
+    stats = result.group_stats()
+    rows, classes = [], []
     for name, members in groups.items():
+        main = stats.get(name)
+        main_cell = (
+            f'{_ci(main)}<br><span class="muted">95% CI [{esc(fmt(main.ci95_low))}, {esc(fmt(main.ci95_high))}]</span>'
+            if main is not None
+            else '<span class="muted">-</span>'
+        )
         keys: list[str] = []
         for r in members:
             for k, v in (r.get("metrics") or {}).items():
                 if isinstance(v, int | float) and not isinstance(v, bool) and k not in keys:
                     keys.append(k)
-        wanted = metric.replace(".", "/", 1) if metric else None
-        if wanted in keys:
-            keys.remove(wanted)
-            keys.insert(0, wanted)
         cells = []
         for k in keys[:MAX_SHOWN_METRICS]:
             values = [
-                float(r["metrics"][k]) for r in members if isinstance((r.get("metrics") or {}).get(k), int | float)
+                float(r["metrics"][k])
+                for r in members
+                if r.get("status") == "completed" and isinstance((r.get("metrics") or {}).get(k), int | float)
             ]
             values = [v for v in values if math.isfinite(v)]
-            if not values:
-                continue
-            mean, std = mean_std(values)
-            cells.append(f"{esc(k)}: {esc(fmt(mean))} ± {esc(fmt(std))}")
-        rows.append([esc(name), num(len(members)), "<br>".join(cells) or '<span class="muted">-</span>'])
-    return "<h2>Groups (mean ± std over seeds)</h2>" + table(["group", "n", "metrics"], rows, cls="groups")
+            if values:
+                cells.append(f"{esc(k)}: {_ci(_summary(values))}")
+        rows.append([esc(name), num(len(members)), main_cell, "<br>".join(cells) or '<span class="muted">-</span>'])
+        classes.append("best" if name == result.best_group else "")
+    header = ["group", "arms", f"{metric or 'success metric'} (mean ± 95% CI)", "metrics (mean ± 95% CI)"]
+    return "<h2>Groups (mean ± 95% CI over seeds)</h2>" + table(header, rows, cls="groups", row_classes=classes)
+
+
+def _summary(values: list[float]) -> Summary:
+    from evsys_sdk.stats import summarize
+
+    scale = max(abs(v) for v in values) or 1.0  # scaled into [-1, 1]: sums near the float limit overflow
+    s = summarize([v / scale for v in values])
+    return Summary(s.n, s.mean * scale, s.std * scale, s.ci95_low * scale, s.ci95_high * scale)
+
+
+def _stage_matrix(result: ExperimentResult) -> str:
+    """Continual experiments: each stage's score on every benchmark (mean ± 95% CI over chains)."""
+    cells = result.stage_cells()
+    if not cells:
+        return ""
+    benches = list(dict.fromkeys(b for row in cells.values() for b in row))
+    key = result.success_metric.rsplit(".", 1)[-1] if result.success_metric else "mean_reward"
+    rows = [[esc(stage), *(_ci(row[b]) if b in row else "-" for b in benches)] for stage, row in cells.items()]
+    title = f"<h2>Stage x benchmark ({esc(key)}, mean ± 95% CI over chains)</h2>"
+    return title + table(["stage", *benches], rows, cls="stage-matrix")
 
 
 def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
@@ -201,11 +269,14 @@ def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
     if exp is None:
         return None
     runs = db.arms(experiment_id)
-    metric = _success_metric(exp)
+    result = load_result(db, exp)
+    metric = result.success_metric
     body = f"<h1>{esc(exp['name'])} {status(exp['status'])}</h1>"
     body += f'<p class="muted">id {esc(exp["id"])} · created {esc(date(exp.get("created_at")))}'
     if exp.get("best_score") is not None:
         body += f" · best score {esc(fmt(exp['best_score']))}" + (f" ({esc(metric)})" if metric else "")
+        if result.best_group:
+            body += f" · best group {esc(result.best_group)}"
     body += "</p>"
     extra = exp.get("extra") or {}
     for label, value in (
@@ -217,9 +288,11 @@ def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
     ):
         if value:
             body += f'<h2>{label}</h2><div class="box {label.lower()}">{esc(value)}</div>'
-    rows = []
+    rows, classes = [], []
     labels = {}
-    for r in runs:
+    arms = [r for r in runs if r.get("recipe_kind") != BASELINE_KIND]
+    baselines = [r for r in runs if r.get("recipe_kind") == BASELINE_KIND]
+    for r in arms + baselines:
         label = r.get("name") or r["id"]
         labels[r["id"]] = str(label)
         evals = [e for e in db.run_evals(r["id"]) if e.get("step") is None]
@@ -232,24 +305,34 @@ def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
             for k, v in (r.get("metrics") or {}).items()
             if not any(k.startswith(f"{e.get('name')}/") for e in evals)
         }
+        baseline = r.get("recipe_kind") == BASELINE_KIND
         rows.append(
             [
                 link(f"/runs/{quote(str(r['id']), safe='')}", label),
-                esc(r.get("group_name") or "-"),
+                esc("baseline" if baseline else r.get("group_name") or "-"),
                 status(r["status"]),
                 metrics_text(train),
                 eval_text or '<span class="muted">-</span>',
                 esc(r.get("error_message") or ""),
             ]
         )
-    body += f"<h2>Arms ({len(runs)})</h2>"
+        best = result.best_arm is not None and result.best_arm.run_id == r["id"]
+        classes.append("baseline" if baseline else "best" if best else "")
+    count = f"{len(arms)}" + (f" + {len(baselines)} baseline{'s' * (len(baselines) > 1)}" if baselines else "")
+    body += f"<h2>Arms ({count})</h2>"
     body += (
-        table(["arm", "group", "status", "metrics", "eval metrics", "error"], rows, cls="arms")
+        table(["arm", "group", "status", "metrics", "eval metrics", "error"], rows, cls="arms", row_classes=classes)
         if rows
         else '<p class="muted">no arms recorded</p>'
     )
-    body += _group_stats(runs, metric)
-    body += "<h2>Metric curves</h2>" + charts(db.step_series([r["id"] for r in runs]), labels)
+    if result.baselines:
+        brows = [[esc(baseline_model(e)), esc(e.name), metrics_text(e.metrics, limit=50)] for e in result.baselines]
+        body += "<h2>Baselines (untrained models)</h2>" + table(
+            ["model", "benchmark", "metrics"], brows, cls="baselines"
+        )
+    body += _group_stats(result, arms)
+    body += _stage_matrix(result)
+    body += "<h2>Metric curves</h2>" + charts(db.step_series([r["id"] for r in arms]), labels)
     return page(str(exp["name"]), body)
 
 
@@ -341,8 +424,3 @@ def run_page(db: ServerDB, run_id: str) -> str | None:
         config = esc(json.dumps(run["run_config"], indent=2, default=str))
         body += f"<details><summary>Run config</summary><pre>{config}</pre></details>"
     return page(str(name), body)
-
-
-def _short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[:limit] + "…"
