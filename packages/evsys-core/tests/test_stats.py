@@ -81,3 +81,10 @@ def test_paired_matches_scipy() -> None:
     with pytest.raises(ValueError, match="equal lengths"):
         paired([1.0, 2.0], [1.0])
     assert paired([1.0], [2.0]) is None
+
+
+def test_summarize_near_the_float_limit_does_not_overflow() -> None:
+    s = summarize([1.7e308, 1.7e308])
+    assert s.mean == 1.7e308 and s.std == 0.0
+    wide = summarize([1.7e308, -1.7e308, 1e308])
+    assert math.isfinite(wide.mean) and wide.ci95_low == -math.inf and wide.ci95_high == math.inf

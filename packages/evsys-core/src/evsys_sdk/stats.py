@@ -68,10 +68,14 @@ def summarize(values: Sequence[float]) -> Summary:
     n = len(values)
     if n == 0:
         raise ValueError("summarize needs at least one value")
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if n > 1 else 0.0
+    # Computed on values scaled into [-1, 1]: sums of values near the float limit would overflow; a
+    # result past the limit comes out as inf.
+    scale = max(abs(v) for v in values) or 1.0
+    scaled = [v / scale for v in values]
+    mean = statistics.fmean(scaled)
+    std = statistics.stdev(scaled) if n > 1 else 0.0
     half = t_quantile(n - 1) * std / math.sqrt(n) if n > 1 else 0.0
-    return Summary(n, mean, std, mean - half, mean + half)
+    return Summary(n, mean * scale, std * scale, (mean - half) * scale, (mean + half) * scale)
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> Comparison | None:

@@ -14,7 +14,7 @@ from evsys_dashboard.server.db import ServerDB
 from evsys_sdk.phases import PHASE_KEY, phase_starts
 from evsys_sdk.records import BASELINE_KIND, load_result
 from evsys_sdk.results import ExperimentResult, baseline_model
-from evsys_sdk.stats import Summary
+from evsys_sdk.stats import Summary, summarize
 
 MAX_CHARTS = 12
 MAX_SHOWN_METRICS = 6
@@ -233,23 +233,16 @@ def _group_stats(result: ExperimentResult, runs: list[dict[str, Any]]) -> str:
             values = [
                 float(r["metrics"][k])
                 for r in members
-                if r.get("status") == "completed" and isinstance((r.get("metrics") or {}).get(k), int | float)
+                if r.get("status") not in ("failed", "cancelled")
+                and isinstance((r.get("metrics") or {}).get(k), int | float)
             ]
             values = [v for v in values if math.isfinite(v)]
             if values:
-                cells.append(f"{esc(k)}: {_ci(_summary(values))}")
+                cells.append(f"{esc(k)}: {_ci(summarize(values))}")
         rows.append([esc(name), num(len(members)), main_cell, "<br>".join(cells) or '<span class="muted">-</span>'])
         classes.append("best" if name == result.best_group else "")
     header = ["group", "arms", f"{metric or 'success metric'} (mean ± 95% CI)", "metrics (mean ± 95% CI)"]
     return "<h2>Groups (mean ± 95% CI over seeds)</h2>" + table(header, rows, cls="groups", row_classes=classes)
-
-
-def _summary(values: list[float]) -> Summary:
-    from evsys_sdk.stats import summarize
-
-    scale = max(abs(v) for v in values) or 1.0  # scaled into [-1, 1]: sums near the float limit overflow
-    s = summarize([v / scale for v in values])
-    return Summary(s.n, s.mean * scale, s.std * scale, s.ci95_low * scale, s.ci95_high * scale)
 
 
 def _stage_matrix(result: ExperimentResult) -> str:
