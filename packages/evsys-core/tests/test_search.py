@@ -392,3 +392,60 @@ def test_arm_seconds_gives_every_arm_the_same_time_budget(tmp_path: Path, host: 
     assert slow and all(c.status == "failed" and "time budget exceeded" in (c.error or "") for c in slow)
     assert result.best is not None and result.best.patch["algorithm.params.step_seconds"] == 0.0
     assert result.spent["arms"] == 6 and result.spent["seconds"] < 6 * 0.3 + 1.0
+
+
+def test_validate_deep_checks_the_search_block(tmp_path: Path, host: Any, capsys: Any) -> None:
+    good = write(tmp_path, search_config(tmp_path))
+    assert main(["validate", "--deep", str(good)]) == 0
+    bad = search_config(tmp_path, space={"algorithm.params.dept": {"int_uniform": [1, 4]}})
+    assert main(["validate", "--deep", str(write(tmp_path, bad, "bad.yaml"))]) == 1
+    assert "bad.yaml:" in capsys.readouterr().err
+
+
+def test_algorithm_kind_switches_the_params_subtree(tmp_path: Path, host: Any) -> None:
+    cfg = search_config(
+        tmp_path,
+        n_repeats=1,
+        proposer={"kind": "random"},
+        budget={"candidates": 10},
+        space={
+            "algorithm.kind": {"choice": ["sft", "sdft"]},
+            "algorithm.params.topk": {"int_uniform": [5, 40]},  # sdft's only
+            "algorithm.params.learning_rate": {"log_uniform": [1e-5, 1e-2]},
+        },
+    )
+    cfg["run"]["algorithm"] = {"kind": "sft", "params": {"max_seq_len": 512}}  # sft's only
+    cfg["metadata"] = {"success_metric": "train/final_loss"}
+    cfg["search"]["direction"] = "minimize"
+    result = evolve(cfg)
+    kinds = {c.run_config.algorithm.kind for c in result.candidates}
+    assert kinds == {"sft", "sdft"}
+    for c in result.candidates:
+        params = c.run_config.algorithm.params
+        assert ("topk" in params) == (c.run_config.algorithm.kind == "sdft")
+        assert ("max_seq_len" in params) == (c.run_config.algorithm.kind == "sft")
+        assert params["learning_rate"] == c.patch["algorithm.params.learning_rate"]
+        assert c.status == "scored"
+
+
+class _ForwardingStore:
+    """A tracking store that is not a LocalStore (as the dashboard client is not): calls go to ``inner``."""
+
+    def __init__(self, inner: LocalStore):
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_records_go_to_the_given_store_and_the_journal_to_the_workspace(tmp_path: Path, host: Any) -> None:
+    remote = LocalStore(tmp_path / "remote.db")
+    result = evolve(search_config(tmp_path), store=_ForwardingStore(remote))
+    (exp,) = remote.list_experiments()
+    assert exp["id"] == result.experiment_id and len(remote.experiment_runs(exp["id"])) == result.spent["arms"]
+    assert remote.query("SELECT name FROM sqlite_master WHERE name = 'search_events'") == []
+    from evsys_sdk.search.engine import read_search
+
+    workspace = LocalStore(Path(os.environ["EVSYS_WORKSPACE"]) / "evsys.db")
+    found = read_search(workspace, "evo")
+    assert found is not None and [c.id for c in found[1].candidates] == [c.id for c in result.candidates]

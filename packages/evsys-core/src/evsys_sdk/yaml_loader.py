@@ -280,6 +280,10 @@ def validate_yaml(source: str | Path | dict[str, Any], *, deep: bool = False) ->
         cfg = load_yaml(source)
         if deep:
             check_config(cfg)
+            if cfg.search is not None:  # its space against the extensions' schemas, its proposer
+                from evsys_sdk.search.engine import check_search
+
+                check_search(cfg)
     except ConfigError as exc:
         return exc.problems
     return []

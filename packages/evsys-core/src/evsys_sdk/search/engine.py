@@ -496,7 +496,11 @@ def _event(c: Candidate) -> dict[str, Any]:
 
 
 def _outside(dist: Any, value: Any) -> str | None:
-    """Why ``value`` is outside the axis's distribution, or None."""
+    """Why ``value`` is outside the axis's distribution, or None. ``None`` is the recipe's own unset value
+    (the base run leaves an optional field out, or the kind it switched to has no such param): the
+    schema judges it."""
+    if value is None:
+        return None
     if dist.kind == "choice":
         return None if value in dist.choice else f"{value!r} is not one of the choices {dist.choice}"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -581,6 +585,11 @@ def _prepare(cfg: ExperimentConfig) -> tuple[SearchConfig, RunConfig, str, Space
         raise ConfigError(format_problems(problems, src))
     assert space is not None
     return search, base, str(metric), space, proposer
+
+
+def check_search(cfg: ExperimentConfig) -> None:
+    """What ``evsys evolve`` checks before any arm (``evsys validate --deep``); raises ConfigError."""
+    _prepare(cfg)
 
 
 def evolve(
