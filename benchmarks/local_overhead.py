@@ -1,11 +1,12 @@
-"""evsys-local overhead: the same SFT (model, data, steps, hyper-parameters) through `evsys run` and
-through a hand-written TRL script, each in its own process, alternating, repeated.
+"""evsys-local overhead: the same SFT or DPO (model, data, steps, hyper-parameters) through `evsys run`
+and through a hand-written TRL script, each in its own process, alternating, repeated.
 
 Reports the per-step time (median gap between consecutive step ends within a run; best run of each
 kind, as other jobs on a shared machine inflate single runs), their ratio (budget <= 1.05), train wall
-time, process wall time and peak RSS.
+time, process wall time and peak RSS. DPO is full fine-tuning with precomputed reference log-probs on
+both sides (what ``local_dpo`` does with ``lora_rank: 0``).
 
-    OMP_NUM_THREADS=1 python benchmarks/local_overhead.py [--steps 60] [--repeats 3] [--hidden 128]
+    OMP_NUM_THREADS=1 python benchmarks/local_overhead.py [--method sft|dpo] [--steps 60] [--repeats 3] [--hidden 128]
 
 Needs evsys-core and evsys-local installed (pip install packages/evsys-core packages/evsys-local torch==2.13.0).
 """
@@ -28,9 +29,15 @@ ROWS = [
     {"messages": [{"role": "user", "content": s}, {"role": "assistant", "content": s[::-1]}]}
     for s in (f"{(i * 7919) % 1000000:0{3 + i % 4}d}"[: 3 + i % 4] for i in range(512))
 ]
+# Preference pairs on the same strings: the reversal against the string itself.
+PAIRS = [
+    {"prompt": r["messages"][:1], "chosen": r["messages"][1:], "rejected": [{**r["messages"][1], "content": s}]}
+    for r in ROWS
+    for s in [r["messages"][0]["content"]]
+]
 
 # The same hyper-parameters evsys-local passes to TRL for the YAML below.
-HAND = textwrap.dedent(
+HAND_SFT = textwrap.dedent(
     """
     import json, resource, sys, time
     t0 = time.perf_counter()
@@ -61,6 +68,43 @@ HAND = textwrap.dedent(
     """
 )
 
+HAND_DPO = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    t0 = time.perf_counter()
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+    from transformers.trainer_callback import PrinterCallback
+    model_dir, rows_file, out, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    rows = [json.loads(l) for l in open(rows_file)]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    ends = []
+    class Clock(TrainerCallback):
+        def on_step_end(self, *a, **k): ends.append(time.perf_counter())
+    args = DPOConfig(output_dir=out, max_steps=steps, learning_rate=5e-4, per_device_train_batch_size=32,
+        gradient_accumulation_steps=1, warmup_steps=0, lr_scheduler_type="linear", weight_decay=0.0,
+        max_grad_norm=1.0, logging_steps=1, gradient_checkpointing=False, seed=42, data_seed=42, use_cpu=True,
+        bf16=False, fp16=False, report_to="none", save_strategy="no", disable_tqdm=True,
+        dataloader_num_workers=0, max_length=1024, beta=0.1, loss_type=["sigmoid"], label_smoothing=0.0,
+        precompute_ref_log_probs=True)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+        callbacks=[Clock()])
+    trainer.remove_callback(PrinterCallback)
+    t1 = time.perf_counter(); trainer.train(); t2 = time.perf_counter()
+    trainer.save_model(out + "/final")
+    print(json.dumps({"ends": ends, "train_s": t2 - t1, "total_s": time.perf_counter() - t0,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    """
+)
+# method -> (hand-written script, rows, the family params evsys runs with)
+METHODS = {
+    "sft": (HAND_SFT, ROWS, {"learning_rate": 3e-3}),
+    "dpo": (HAND_DPO, PAIRS, {"learning_rate": 5e-4}),
+}
+
 EVSYS = textwrap.dedent(
     """
     import json, resource, sys, time
@@ -73,7 +117,7 @@ EVSYS = textwrap.dedent(
 )
 
 
-def config(model: Path, data_root: Path, out: Path, steps: int) -> str:
+def config(model: Path, data_root: Path, out: Path, steps: int, method: str) -> str:
     return json.dumps(
         {
             "version": 1,
@@ -82,16 +126,16 @@ def config(model: Path, data_root: Path, out: Path, steps: int) -> str:
             "data_store": {"kind": "local", "params": {"root": str(data_root)}},
             "log_store": {"kind": "jsonl"},
             "run": {
-                "name": "sft",
+                "name": method,
                 "data": {"source_kind": "jsonl", "path": "rows.jsonl"},
                 "model": {"name": str(model)},
                 "backend": {"kind": "local", "params": {"device": "cpu", "dtype": "float32"}},
                 "algorithm": {
-                    "kind": "sft",
+                    "kind": method,
                     "params": {
+                        **METHODS[method][2],
                         "max_steps": steps,
                         "batch_size": 32,
-                        "learning_rate": 3e-3,
                         "lora_rank": 0,
                         "logging_steps": 1,
                         "save_at_fractions": [1.0],
@@ -114,6 +158,7 @@ def last_json(stdout: str) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--method", choices=sorted(METHODS), default="sft")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=128)
@@ -125,14 +170,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = make_tiny_model(root / "model", hidden=a.hidden, layers=a.layers, heads=4, kv_heads=4)
-        (root / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+        hand_script, rows, _ = METHODS[a.method]
+        (root / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         hand, ev = [], []
         for i in range(a.repeats):
             out = subprocess.run(
                 [
                     sys.executable,
                     "-c",
-                    HAND,
+                    hand_script,
                     str(model),
                     str(root / "rows.jsonl"),
                     str(root / f"hand{i}"),
@@ -145,17 +191,17 @@ def main() -> None:
             )
             hand.append(last_json(out.stdout))
             cfg = root / f"cfg{i}.yaml"
-            cfg.write_text(config(model, root, root / f"ev{i}", a.steps))
+            cfg.write_text(config(model, root, root / f"ev{i}", a.steps, a.method))
             start = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", EVSYS, str(cfg)], capture_output=True, text=True, env=env)
             result = last_json(out.stdout)
             if result.get("code") != 0:
                 sys.exit(f"evsys run failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
             rows = [
-                json.loads(x) for x in (root / f"ev{i}" / "sft" / "logs" / "metrics.jsonl").read_text().splitlines()
+                json.loads(x) for x in (root / f"ev{i}" / a.method / "logs" / "metrics.jsonl").read_text().splitlines()
             ]
             ts = [r["ts"] for r in rows if "train/loss" in r["metrics"]]
-            record = json.loads((root / f"ev{i}" / "sft" / "run_result.json").read_text())
+            record = json.loads((root / f"ev{i}" / a.method / "run_result.json").read_text())
             ev.append({**result, "ends": ts, "run_s": record["seconds"], "wall": time.perf_counter() - start})
         # The best (least contended) run of each: shared machines make medians swing both ways.
         h_step = min(step_time(h["ends"]) for h in hand)  # type: ignore[arg-type]
@@ -163,6 +209,7 @@ def main() -> None:
         h_med = statistics.median(step_time(h["ends"]) for h in hand)  # type: ignore[arg-type]
         e_med = statistics.median(step_time(e["ends"]) for e in ev)  # type: ignore[arg-type]
         report = {
+            "method": a.method,
             "steps": a.steps,
             "model": f"llama hidden={a.hidden} layers={a.layers}",
             "hand_step_ms": round(1000 * h_step, 2),

@@ -113,3 +113,22 @@ def test_sft_teacher_then_distill_student_in_one_combo(tmp_path: Path) -> None:
     logged = json.loads((tmp_path / "contract" / "logs" / "hyperparams.json").read_text(encoding="utf-8"))
     assert logged["teacher_resolved"] == result.artifacts["teacher/final_checkpoint"]
     assert logged["model_name"] == "Qwen/Qwen3-1.7B" and logged["init_from"] is None
+
+
+def test_emulator_compute_logprobs_scores_the_last_n_like_the_sdk(tmp_path: Path) -> None:
+    from tinker import types
+
+    from evsys_tinker.testing import FakeTinker, api_error
+
+    fake = FakeTinker(tmp_path)
+    sampler = fake.sampling_client(base_model=MODEL["name"])
+    prompt = types.ModelInput.from_ints([5, 9, 12, 7, 3])
+    full = sampler.compute_logprobs(prompt).result()
+    tail = sampler.compute_logprobs(prompt, prompt_logprobs_last_n=2).result()
+    assert full[0] is None and all(v is not None for v in full[1:])
+    assert tail == [None, None, None, *full[3:]]
+    with pytest.raises(Exception, match="prompt_logprobs_last_n must be in"):
+        sampler.compute_logprobs(prompt, prompt_logprobs_last_n=5).result()
+    fake.fail_next("compute_logprobs", api_error(429, "slow down"))
+    with pytest.raises(Exception, match="slow down"):
+        sampler.compute_logprobs(prompt).result()

@@ -115,8 +115,12 @@ class DistillRecipe:
         scored = []
         for i, tokens, logprobs in completions:
             sequence = types.ModelInput.from_ints(self.prompts[i] + tokens)
-            mine = None if logprobs is not None else student.compute_logprobs(sequence)
-            scored.append((i, tokens, logprobs, mine, self.teacher.compute_logprobs(sequence)))
+            # Only the completion is scored: the service serves the prompt prefix from its cache.
+            n = len(tokens)
+            mine = None if logprobs is not None else student.compute_logprobs(sequence, prompt_logprobs_last_n=n)
+            scored.append(
+                (i, tokens, logprobs, mine, self.teacher.compute_logprobs(sequence, prompt_logprobs_last_n=n))
+            )
         data: list[types.Datum] = []
         kl: list[float] = []
         teacher_lp: list[float] = []

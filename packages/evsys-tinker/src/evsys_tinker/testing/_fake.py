@@ -299,10 +299,21 @@ class FakeSamplingClient:
             )
         )
 
-    def compute_logprobs(self, prompt: types.ModelInput, **_: Any) -> AwaitableConcurrentFuture[list[float | None]]:
+    def compute_logprobs(
+        self, prompt: types.ModelInput, prompt_logprobs_last_n: int | None = None, **_: Any
+    ) -> AwaitableConcurrentFuture[list[float | None]]:
+        """Each prompt token's logprob given the tokens before it (None at 0); with
+        ``prompt_logprobs_last_n`` only the last N are scored and earlier entries are None, as the SDK says."""
+        error = self.fake._call("compute_logprobs", n=len(prompt.to_ints()), last_n=prompt_logprobs_last_n)
+        if error is not None:
+            return _failed(error)
         tokens = np.asarray(prompt.to_ints(), dtype=np.int64)
+        last_n = prompt_logprobs_last_n
+        if last_n is not None and not 1 <= last_n <= len(tokens) - 1:
+            return _failed(api_error(400, f"prompt_logprobs_last_n must be in [1, {len(tokens) - 1}], got {last_n}"))
         logp = self.model.log_probs(tokens)
-        values: list[float | None] = [None] + [float(logp[i, tokens[i + 1]]) for i in range(len(tokens) - 1)]
+        first = 1 if last_n is None else len(tokens) - last_n
+        values: list[float | None] = [None] * first + [float(logp[i - 1, tokens[i]]) for i in range(first, len(tokens))]
         return _done(values)
 
     def _generate(
