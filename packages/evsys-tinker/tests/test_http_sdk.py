@@ -3,12 +3,14 @@ break evsys-tinker (ADAPTERS.md 1.11). Pinned to the wire format of tinker 0.38.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHAT_ROWS, MODEL, TASK_ROWS
+from conftest import CHAT_ROWS, MODEL, PREFERENCE_ROWS, TASK_ROWS
 from tinker_http_fake import serve
 
 from evsys_sdk.runner import run_experiment
@@ -75,6 +77,22 @@ def test_rl_samples_through_the_real_sdk(tmp_path: Path, service: Any) -> None:
     params = {"max_steps": 1, "batch_size": 2, "num_samples": 2, "max_tokens": 6}
     result = _run(tmp_path, url, "rl", params, TASK_ROWS)
     assert result.status == "completed", result.error
+    assert "asample" in state.requests
+
+
+def test_dpo_and_distill_through_the_real_sdk(tmp_path: Path, service: Any) -> None:
+    """DPO's forward (forward_only) + linearised cross_entropy and distillation's compute_logprobs with
+    prompt_logprobs_last_n, over the SDK's own wire format."""
+    url, state = service
+    dpo = _run(tmp_path / "dpo", url, "dpo", {"max_steps": 2, "batch_size": 2}, PREFERENCE_ROWS)
+    assert dpo.status == "completed", dpo.error
+    assert state.requests.count("forward_backward") >= 4  # a forward and a backward per step
+    first = json.loads((tmp_path / "dpo" / "contract" / "logs" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["metrics"]["dpo/reward_margin"] == pytest.approx(0.0, abs=1e-5)  # policy == reference at step 1
+    assert first["metrics"]["train/loss"] == pytest.approx(math.log(2), abs=1e-4)
+    params = {"max_steps": 2, "batch_size": 2, "max_completion_tokens": 6, "teacher": "Qwen/Qwen3-8B", "lmbda": 0.5}
+    distill = _run(tmp_path / "distill", url, "distill", params, CHAT_ROWS)
+    assert distill.status == "completed", distill.error
     assert "asample" in state.requests
 
 

@@ -29,7 +29,8 @@ def _tensor(msg: Any) -> np.ndarray:
     return np.frombuffer(msg.dense, dtype=_DTYPES[msg.dtype]).reshape(list(msg.shape))
 
 
-def decode_forward_backward(body: bytes) -> tuple[str, str, list[types.Datum]]:
+def decode_forward_backward(body: bytes) -> tuple[str, str, list[types.Datum], bool]:
+    """(model id, loss fn, data, forward only) of a protobuf /forward_backward request."""
     request = pb.ForwardBackwardRequest()
     request.ParseFromString(body)
     data = []
@@ -37,7 +38,7 @@ def decode_forward_backward(body: bytes) -> tuple[str, str, list[types.Datum]]:
         tokens = [int(t) for c in datum.model_input for t in np.frombuffer(c.encoded_text.tokens, dtype=np.int32)]
         inputs = {k: types.TensorData.from_numpy(_tensor(v)) for k, v in datum.loss_fn_inputs.items()}
         data.append(types.Datum(model_input=types.ModelInput.from_ints(tokens), loss_fn_inputs=inputs))
-    return request.model_id, request.loss_fn, data
+    return request.model_id, request.loss_fn, data, request.forward_only
 
 
 def encode_forward_backward(output: types.ForwardBackwardOutput) -> bytes:
@@ -55,8 +56,11 @@ def encode_forward_backward(output: types.ForwardBackwardOutput) -> bytes:
     return bytes(msg.SerializeToString())
 
 
-def encode_sample(response: types.SampleResponse) -> bytes:
+def encode_sample(response: types.SampleResponse, prompt_logprobs: list[float | None] | None = None) -> bytes:
     msg = pb.SampleResponse()
+    if prompt_logprobs is not None:  # unscored positions travel as NaN
+        values = [np.nan if v is None else v for v in prompt_logprobs]
+        msg.prompt_logprobs = np.asarray(values, dtype=np.float32).tobytes()
     for seq in response.sequences:
         out = msg.sequences.add()
         out.stop_reason = pb.STOP_REASON_STOP if seq.stop_reason == "stop" else pb.STOP_REASON_LENGTH
@@ -95,8 +99,9 @@ class FakeTinkerServer:
             status, message = self.fail.pop(name)
             return status, "application/json", json.dumps({"error": message, "detail": message}).encode()
         if name == "forward_backward":
-            model_id, loss_fn, data = decode_forward_backward(body)
-            output = self._models[model_id].forward_backward(data, loss_fn).result()
+            model_id, loss_fn, data, forward_only = decode_forward_backward(body)
+            client = self._models[model_id]
+            output = (client.forward if forward_only else client.forward_backward)(data, loss_fn).result()
             return self._json(self._future("proto", encode_forward_backward(output)))
         payload: dict[str, Any] = json.loads(body) if body else {}
         with self._lock:
@@ -156,9 +161,13 @@ class FakeTinkerServer:
             sampler = self._samplers[req["sampling_session_id"]]
             tokens = [t for chunk in req["prompt"]["chunks"] for t in chunk["tokens"]]
             params = types.SamplingParams(**req["sampling_params"])
-            response = sampler.sample(types.ModelInput.from_ints(tokens), req["num_samples"], params).result()
+            prompt = types.ModelInput.from_ints(tokens)
+            response = sampler.sample(prompt, req["num_samples"], params).result()
+            scored = None
+            if req.get("prompt_logprobs"):  # compute_logprobs: the prompt's own logprobs, last N if asked
+                scored = sampler.compute_logprobs(prompt, req.get("prompt_logprobs_last_n")).result()
             ids = [f"seq-{next(self._ids)}" for _ in response.sequences]
-            return self._json({**self._future("proto", encode_sample(response)), "sample_sequence_ids": ids})
+            return self._json({**self._future("proto", encode_sample(response, scored)), "sample_sequence_ids": ids})
         if name == "retrieve_future":
             kind, value = self._results[req["request_id"]]
             if kind == "proto":
