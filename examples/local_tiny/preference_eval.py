@@ -12,20 +12,24 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
-def completion_logp(model: object, tokenizer: object, prompt: list[dict[str, str]], reply: list[dict[str, str]]) -> float:
+Turns = list[dict[str, str]]
+
+
+def completion_logp(model: Any, tokenizer: Any, prompt: Turns, reply: Turns) -> float:
     """Summed log-probability of ``reply``'s tokens after ``prompt``, as the chat template renders them."""
     import torch
 
-    head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
-    full = tokenizer.apply_chat_template(prompt + reply, tokenize=False)  # type: ignore[attr-defined]
-    head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
-    ids = head_ids + tokenizer(full[len(head) :], add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    head = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(prompt + reply, tokenize=False)
+    head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
+    ids = head_ids + tokenizer(full[len(head) :], add_special_tokens=False)["input_ids"]
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0]  # type: ignore[operator]
+        logits = model(input_ids=torch.tensor([ids])).logits[0]
     logp = torch.log_softmax(logits.float(), dim=-1)
     return float(sum(logp[t - 1, ids[t]] for t in range(len(head_ids), len(ids))))
 
