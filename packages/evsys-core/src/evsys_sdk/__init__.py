@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from evsys_sdk._lazy import plugin_getattr
+
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -118,29 +120,18 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 }
 
 # Names that live in plugin packages: resolved when installed, an install hint otherwise.
-_PLUGIN_EXPORTS: dict[str, tuple[str, str]] = {
-    name: ("evsys_dashboard", "evsys-dashboard")
-    for name in ("DashboardClient", "ExperimentRun", "DashboardClientError", "EvsysAuthError")
-}
+_PLUGIN_EXPORTS = ("DashboardClient", "ExperimentRun", "DashboardClientError", "EvsysAuthError")
 
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_WHERE, *_PLUGIN_EXPORTS, "__version__"])
+_from_plugin = plugin_getattr(__name__, "evsys_dashboard", "evsys-dashboard", _PLUGIN_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-    elif name in _PLUGIN_EXPORTS:
-        package, dist = _PLUGIN_EXPORTS[name]
-        try:
-            value = getattr(importlib.import_module(package), name)
-        except ImportError:
-            from evsys_sdk.install_hints import pip_install
-
-            raise ImportError(f"evsys_sdk.{name} is provided by {dist}: {pip_install(dist)}") from None
-    else:
-        raise AttributeError(f"module 'evsys_sdk' has no attribute '{name}'")
+    if module is None:
+        return _from_plugin(name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -51,6 +51,31 @@ class BenchmarkScore:
     stats: dict[str, float] = field(default_factory=dict)
     retry_report: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_tasks(
+        cls,
+        per_task: Sequence[BenchmarkTaskResult],
+        *,
+        metrics: Sequence[str] | None = None,
+        breakdown_keys: Sequence[str] = (),
+        **fields: Any,
+    ) -> BenchmarkScore:
+        """The score of per-task results, however they were produced: the named metrics (default
+        ``mean_reward`` and ``pass_rate``) over each task's sample rewards, the breakdowns by metadata
+        keys, and every rate with its standard error. ``fields`` set the rest (rollouts, retry_report)."""
+        if not per_task:
+            return cls({"mean_reward": 0.0, "pass_rate": 0.0, "n_tasks": 0.0}, [], {}, **fields)
+        task_rewards = [list(r.rewards) or [r.reward] for r in per_task]
+        names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
+        ks = {1, max(len(r) for r in task_rewards)} | {int(m.group(1)) for n in names if (m := _K_METRIC.match(n))}
+        return cls(
+            metrics=_metrics(names, task_rewards),
+            per_task=list(per_task),
+            breakdowns=_breakdowns(per_task, breakdown_keys),
+            stats=estimate_rates(task_rewards, ks=ks),
+            **fields,
+        )
+
     @property
     def stderr(self) -> dict[str, float]:
         """The standard error of each reported metric that has one."""
@@ -168,7 +193,7 @@ class Benchmark:
         """
         tasks = self.tasks if limit is None else self.tasks[: max(0, limit)]
         if not tasks:
-            return BenchmarkScore({"mean_reward": 0.0, "pass_rate": 0.0, "n_tasks": 0.0}, [], {})
+            return BenchmarkScore.from_tasks([])
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         for task in tasks:
@@ -195,7 +220,7 @@ class Benchmark:
             progress=progress,
             label=f"benchmark {self.name}",
         )
-        per_task, rollouts, task_rewards = [], [], []
+        per_task, rollouts = [], []
         for i, task in enumerate(tasks):
             rewards, errors, text = [], [], ""
             for s, out in enumerate(outcomes[i * num_samples : (i + 1) * num_samples]):
@@ -220,18 +245,15 @@ class Benchmark:
                     errors,
                 )
             )
-            task_rewards.append(rewards)
-        names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
-        ks = {1, num_samples} | {int(m.group(1)) for n in names if (m := _K_METRIC.match(n))}
-        usage = {f"usage/{k}": v - usage_before.get(k, 0.0) for k, v in _usage(client).items()}
-        return BenchmarkScore(
-            metrics={**_metrics(names, task_rewards), **usage},
-            per_task=per_task,
-            breakdowns=_breakdowns(per_task, breakdown_keys or ()),
+        result = BenchmarkScore.from_tasks(
+            per_task,
+            metrics=metrics,
+            breakdown_keys=breakdown_keys or (),
             rollouts=rollouts,
-            stats=estimate_rates(task_rewards, ks=ks),
             retry_report=report.as_dict(),
         )
+        result.metrics.update({f"usage/{k}": v - usage_before.get(k, 0.0) for k, v in _usage(client).items()})
+        return result
 
 
 def _usage(client: Any) -> dict[str, float]:
@@ -253,7 +275,7 @@ def _metrics(names: Sequence[str], task_rewards: list[list[float]]) -> dict[str,
     return out
 
 
-def _breakdowns(per_task: list[BenchmarkTaskResult], keys: Iterable[str]) -> dict[str, dict[str, dict[str, float]]]:
+def _breakdowns(per_task: Sequence[BenchmarkTaskResult], keys: Iterable[str]) -> dict[str, dict[str, dict[str, float]]]:
     out: dict[str, dict[str, dict[str, float]]] = {}
     for key in keys:
         groups: dict[str, list[float]] = {}

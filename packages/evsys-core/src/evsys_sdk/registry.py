@@ -211,7 +211,7 @@ def _helpers(kind: str) -> tuple[Callable[..., Any], Callable[[str], Any], Calla
     return register, get, list_
 
 
-register_algorithm, get_algorithm, list_algorithms = _helpers("algorithm")
+register_algorithm, _get_registered_algorithm, _list_registered_algorithms = _helpers("algorithm")
 register_backend, get_backend, list_backends = _helpers("backend")
 register_verifier, get_verifier, list_verifiers = _helpers("verifier")
 register_metric, get_metric, list_metrics = _helpers("metric")
@@ -222,6 +222,39 @@ register_inference, get_inference, list_inferences = _helpers("inference_client"
 register_callback, get_callback, list_callbacks = _helpers("callback")
 register_executor, get_executor, list_executors = _helpers("executor")
 register_proposer, get_proposer, list_proposers = _helpers("proposer")
+
+
+class AlgorithmFamily:
+    """An algorithm family (``sft``, ``sdft``, ``rl``, ...) as ``get_algorithm`` gives it: ``Config`` holds
+    the params every implementation shares, ``resolve(backend_kind)`` is the implementation for a backend."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.Config = FAMILIES[name]
+
+    def resolve(self, backend_kind: str) -> type[Any]:
+        """The algorithm class serving this family on ``backend_kind`` (an install hint when none does)."""
+        found: type[Any] = registry("algorithm").get(resolve_algorithm(self.name, backend_kind))
+        return found
+
+    def implementations(self) -> dict[str, str]:
+        """``{backend kind: algorithm}`` for every installed backend serving this family."""
+        return family_backends(self.name)
+
+    def __repr__(self) -> str:
+        return f"AlgorithmFamily({self.name!r})"
+
+
+def get_algorithm(name: str) -> Any:
+    """The algorithm class registered as ``name``, or for a family name its ``AlgorithmFamily``."""
+    if name in FAMILIES:
+        return AlgorithmFamily(name)
+    return _get_registered_algorithm(name)
+
+
+def list_algorithms() -> list[str]:
+    """Every registered algorithm and every family, sorted."""
+    return sorted({*_list_registered_algorithms(), *FAMILIES})
 
 
 def schema_for(kind: str, name: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.budget import TimeBudget, TimeBudgetExceeded
-from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, _KindSpec, safe_run_name
+from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, TransformSpec, _KindSpec, safe_run_name
 from evsys_sdk.data import load_rows, row_prompt
 from evsys_sdk.errors import ConfigError
 from evsys_sdk.logger import get_logger
@@ -54,11 +54,20 @@ def _with_run_seed(cls: Any, run: RunConfig) -> dict[str, Any]:
     return params
 
 
-def _rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[dict[str, Any]]:
-    rows: Any = load_rows(data, store, tracking)
-    for spec in data.transforms:
+def _load_rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[dict[str, Any]]:
+    """The raw rows of ``data``, by ``source_kind`` (``dataset_id``/``dataset_name`` through the tracking store)."""
+    return load_rows(data, store, tracking)
+
+
+def _apply_transforms(rows: Any, transforms: list[TransformSpec]) -> list[dict[str, Any]]:
+    """``rows`` through each transform in order (``transform(rows) -> rows``)."""
+    for spec in transforms:
         rows = build("transform", spec)(rows)
     return list(rows)
+
+
+def _rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[dict[str, Any]]:
+    return _apply_transforms(_load_rows(data, store, tracking), data.transforms)
 
 
 def run_experiment(

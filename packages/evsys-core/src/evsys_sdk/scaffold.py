@@ -64,15 +64,31 @@ run:
   backend: {{kind: mock}}
 """
 
-_RUN = '''"""Run this experiment: python run.py (or evsys run config.yaml)."""
+_RUN = '''"""Run this experiment from anywhere: python experiments/<this folder>/run.py
 
+(or, from the project root: evsys run experiments/<this folder>/config.yaml).
+"""
+
+import os
+import sys
 from pathlib import Path
 
-import scripts  # noqa: F401  (registers the project's verifiers, metrics and transforms)
-from evsys_sdk import Experiment
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]  # the project: <root>/experiments/<this folder>/run.py
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))  # the project's own packages (scripts) import from its root
+    os.chdir(ROOT)  # the config names project folders (data/..., .evsys/...) relative to the root
+
+    import scripts  # noqa: F401  (registers the project's verifiers, metrics and transforms)
+    from evsys_sdk import Experiment
+
+    print(Experiment.from_yaml(HERE / "config.yaml").run().conclusion)
+
 
 if __name__ == "__main__":
-    print(Experiment.from_yaml(Path(__file__).with_name("config.yaml")).run().conclusion)
+    main()
 '''
 
 

@@ -6,7 +6,8 @@ online client is built, and the server lives in ``evsys_dashboard.server`` (the 
 
 from __future__ import annotations
 
-from evsys_dashboard.client import API_PREFIX, DashboardClient
+from evsys_dashboard.client import DashboardClient
+from evsys_dashboard.constants import API_PREFIX
 from evsys_dashboard.errors import DashboardClientError, DashboardUnavailableError, EvsysAuthError
 from evsys_dashboard.run import ExperimentRun
 

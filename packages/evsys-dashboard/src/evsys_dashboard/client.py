@@ -34,23 +34,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evsys_dashboard.constants import (
+    API_PREFIX,
+    DEFAULT_API_URL,
+    DEFAULT_LOG_DIR,
+    ENV_API_KEY,
+    ENV_API_URL,
+    ENV_LOG_DIR,
+    ENV_LOGGING_LEVEL,
+    ENV_OFFLINE,
+    ENV_PROJECT_ID,
+    TRUTHY,
+)
 from evsys_dashboard.errors import DashboardClientError, DashboardUnavailableError, EvsysAuthError
 from evsys_dashboard.mirror import Mirror
 
 if TYPE_CHECKING:
     import httpx
 
-API_PREFIX = "/api/dashboard/api"
-DEFAULT_API_URL = "http://localhost:8000"
-DEFAULT_LOG_DIR = "./evsys_sdk"
-TRUTHY = {"1", "true", "yes", "on"}
+    from evsys_sdk.benchmark import BenchmarkScore
+
 SET_ASIDE_AFTER = 3  # 5xx answers to one write before it is set aside
 DOWN_STATUSES = {408, 429, 502, 503, 504}  # "the server is down or busy": retried for as long as it takes
 MAX_REQUEST_ROWS = 2000  # predictions or dataset rows per request
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # and their JSON per request, well under the server's limit (16 MiB)
 
 log = logging.getLogger("evsys.dashboard")
-_level = os.environ.get("EVSYS_LOGGING_LEVEL", "").strip()
+_level = os.environ.get(ENV_LOGGING_LEVEL, "").strip()
 if _level:
     log.setLevel(_level.upper() if not _level.isdigit() else int(_level))
 
@@ -67,7 +77,7 @@ def _close_all() -> None:  # pragma: no cover - runs at interpreter exit
 
 
 def env_offline() -> bool:
-    return os.environ.get("EVSYS_OFFLINE", "").strip().lower() in TRUTHY
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in TRUTHY
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -117,12 +127,12 @@ class DashboardClient:
         max_backoff_s: float = 30.0,
         max_queued_requests: int = 100_000,
     ):
-        self.base_url = (base_url or os.environ.get("EVSYS_API_URL") or DEFAULT_API_URL).rstrip("/")
-        self.api_key = api_key if api_key is not None else os.environ.get("EVSYS_API_KEY") or None
-        self.project_id = project_id if project_id is not None else os.environ.get("EVSYS_PROJECT_ID") or None
+        self.base_url = (base_url or os.environ.get(ENV_API_URL) or DEFAULT_API_URL).rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY) or None
+        self.project_id = project_id if project_id is not None else os.environ.get(ENV_PROJECT_ID) or None
         self.timeout_s = timeout_s
         self.offline = env_offline() if offline is None else bool(offline)
-        self.log_dir = Path(log_dir or os.environ.get("EVSYS_LOG_DIR") or DEFAULT_LOG_DIR)
+        self.log_dir = Path(log_dir or os.environ.get(ENV_LOG_DIR) or DEFAULT_LOG_DIR)
         self.mirror = Mirror(self.log_dir)
         self.batch_size = max(1, int(batch_size))
         self.flush_interval_s = flush_interval_s
@@ -132,9 +142,7 @@ class DashboardClient:
         self._session: httpx.Client | None = None
         if not self.offline:
             missing = [
-                name
-                for name, value in (("EVSYS_API_KEY", self.api_key), ("EVSYS_PROJECT_ID", self.project_id))
-                if not value
+                name for name, value in ((ENV_API_KEY, self.api_key), (ENV_PROJECT_ID, self.project_id)) if not value
             ]
             if missing:
                 raise EvsysAuthError(
@@ -596,6 +604,48 @@ class DashboardClient:
         return resp if resp is not None else {"ok": True, "id": body["id"]}
 
     log_eval_run = create_eval
+
+    def record_benchmark(
+        self,
+        run_id: str,
+        score: BenchmarkScore,
+        *,
+        name: str,
+        benchmark_id: str | None = None,
+        step: int | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """One benchmark scored on a run: an eval row (its metrics with their ``<metric>_se`` standard
+        errors, and breakdowns) plus one prediction per task (output, expected, reward). Returns
+        ``{"id": <eval id>, "run_id", "name", "metrics", "predictions": <count>}``, online or offline."""
+        metrics = {**score.metrics, **{f"{k}_se": v for k, v in score.stderr.items()}}
+        created = self.create_eval(
+            run_id,
+            metrics=metrics,
+            benchmark_id=benchmark_id,
+            step=step,
+            breakdowns=score.breakdowns or None,
+            name=name,
+            tags=tags,
+        )
+        predictions = [
+            _drop_none(
+                {
+                    "benchmark": name,
+                    "step": step,
+                    "task_id": t.task_id,
+                    "instruction": t.instruction,
+                    "model_output": t.model_output,
+                    "expected": t.expected,
+                    "reward": t.reward,
+                    "errors": t.errors or None,
+                }
+            )
+            for t in score.per_task
+        ]
+        self.log_predictions(run_id, predictions)
+        eval_id = (created.get("eval") or {}).get("id") or created["id"]  # the server's answer, or the mirror's
+        return {"id": eval_id, "run_id": run_id, "name": name, "metrics": metrics, "predictions": len(predictions)}
 
     def add_checkpoint(
         self,

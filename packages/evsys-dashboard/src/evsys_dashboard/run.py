@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evsys_dashboard.client import DashboardClient, _drop_none, log
+
+if TYPE_CHECKING:
+    from evsys_sdk.benchmark import BenchmarkScore, BenchmarkTaskResult
 
 
 class ExperimentRun:
@@ -137,6 +141,22 @@ class ExperimentRun:
     def log_predictions(self, predictions: list[dict[str, Any]]) -> dict[str, Any]:
         return self.client.log_predictions(self._rid(), predictions)
 
+    def benchmark(
+        self,
+        name: str,
+        *,
+        benchmark_id: str | None = None,
+        step: int | None = None,
+        metrics: Sequence[str] | None = None,
+        breakdown_keys: Sequence[str] = (),
+        tags: list[str] | None = None,
+    ) -> BenchmarkRecording:
+        """A context that collects one benchmark's per-task results (``record``) and, when the block
+        ends without an error, records them on this run as ``DashboardClient.record_benchmark`` does."""
+        return BenchmarkRecording(
+            self, name, benchmark_id=benchmark_id, step=step, metrics=metrics, breakdown_keys=breakdown_keys, tags=tags
+        )
+
     def set_best_score(self, score: float) -> None:
         self._best_score = float(score)
 
@@ -152,3 +172,62 @@ class ExperimentRun:
         return self.client.update_experiment(self.experiment_id, **patch)
 
     update_generation = update_run
+
+
+class BenchmarkRecording:
+    """``with run.benchmark("qa") as bench: bench.record(task_id, reward, ...)``: the tasks scored in the
+    block become one eval on the run (the benchmark's metrics, default mean_reward and pass_rate, with
+    standard errors and breakdowns) and one prediction per task. ``score`` and ``eval`` hold the outcome."""
+
+    def __init__(
+        self,
+        run: ExperimentRun,
+        name: str,
+        *,
+        benchmark_id: str | None,
+        step: int | None,
+        metrics: Sequence[str] | None,
+        breakdown_keys: Sequence[str],
+        tags: list[str] | None,
+    ):
+        self.run, self.name = run, name
+        self.benchmark_id, self.step, self.tags = benchmark_id, step, tags
+        self._metrics, self._breakdown_keys = metrics, breakdown_keys
+        self._tasks: list[BenchmarkTaskResult] = []
+        self.score: BenchmarkScore | None = None
+        self.eval: dict[str, Any] | None = None
+
+    def record(
+        self,
+        task_id: str,
+        reward: float,
+        *,
+        model_output: str = "",
+        expected: Any = None,
+        instruction: str = "",
+        **metadata: Any,
+    ) -> None:
+        """One task's result: its reward (1.0 = passed), what the model said and what was expected;
+        ``metadata`` feeds the breakdowns."""
+        from evsys_sdk.benchmark import BenchmarkTaskResult
+
+        value = float(reward)
+        self._tasks.append(
+            BenchmarkTaskResult(task_id, instruction, model_output, expected, value, dict(metadata), [value])
+        )
+
+    def __enter__(self) -> BenchmarkRecording:
+        self.run._rid()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            return  # a benchmark that broke off is not recorded as if it had finished
+        from evsys_sdk.benchmark import BenchmarkScore
+
+        self.score = BenchmarkScore.from_tasks(self._tasks, metrics=self._metrics, breakdown_keys=self._breakdown_keys)
+        self.eval = self.run.client.record_benchmark(
+            self.run._rid(), self.score, name=self.name, benchmark_id=self.benchmark_id, step=self.step, tags=self.tags
+        )

@@ -5,13 +5,21 @@ from __future__ import annotations
 import copy
 import glob
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator
 
 from evsys_sdk._io import atomic_write_json, atomic_write_text
 from evsys_sdk.config import StrictModel
 from evsys_sdk.protocols import DataStore
+
+
+def _fspath(value: Any) -> Any:
+    """A path object (``Path``, any ``os.PathLike``) as its string; other values go on to validation."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 class LocalDataStore:
@@ -23,7 +31,7 @@ class LocalDataStore:
     name: ClassVar[str] = "local"
 
     class Config(StrictModel):
-        root: str = "."
+        root: Annotated[str, BeforeValidator(_fspath)] = "."
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from evsys_dashboard.client import API_PREFIX
+from evsys_dashboard.constants import API_PREFIX
 from evsys_dashboard.server import models as m
 from evsys_dashboard.server.db import Conflict, Invalid, NotFound, ServerDB
 from evsys_dashboard.server.guard import DEFAULT_MAX_BODY_BYTES, Guard, allowed_hosts, request_project
