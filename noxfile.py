@@ -16,11 +16,13 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "typecheck", "core", "plugin", "e2e", "example_plugin"]
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "slurm", "e2e", "example_plugin"]
 CORE = "packages/evsys-core"
-# Every plugin package under packages/, tested with core and itself only.
+# Every plugin package under packages/, tested with core and itself only (evsys-slurm in its own session:
+# it needs a Slurm cluster).
+OWN_SESSION = {"evsys-core", "evsys-slurm"}
 PLUGINS = sorted(
-    p.name for p in Path("packages").glob("evsys-*") if p.name != "evsys-core" and (p / "pyproject.toml").exists()
+    p.name for p in Path("packages").glob("evsys-*") if p.name not in OWN_SESSION and (p / "pyproject.toml").exists()
 )
 # Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
 PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
@@ -80,6 +82,15 @@ def _ensure_chromium(session: nox.Session) -> None:
         )
     else:
         session.error("the dashboard UI test needs Chromium: apt-get install chromium (or set EVSYS_CHROMIUM)")
+
+
+@nox.session(python="3.11")
+def slurm(session: nox.Session) -> None:
+    """evsys-slurm against a real one-node Slurm on this machine, which ci/start-slurm.sh installs from
+    Debian's packages and starts (as root; a cluster already up is used as it is)."""
+    session.run("bash", "packages/evsys-slurm/ci/start-slurm.sh", external=True)
+    session.install(CORE, "packages/evsys-slurm[test]")
+    session.run("pytest", "packages/evsys-slurm/tests", "-q", *session.posargs, env=ENV)
 
 
 def _extras(path: str) -> set[str]:

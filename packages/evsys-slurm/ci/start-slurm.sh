@@ -7,7 +7,6 @@
 # /var/log/slurm) where the daemons log.
 set -euo pipefail
 
-[ "$(id -u)" = 0 ] || { echo "start-slurm.sh: run as root (it installs packages and starts daemons)" >&2; exit 1; }
 HOST=$(hostname -s)
 CPUS=${EVSYS_SLURM_CPUS:-$(nproc)}
 MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
@@ -16,6 +15,7 @@ CONF=/etc/slurm
 
 up() { scontrol ping 2>/dev/null | grep -q UP && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; }
 if command -v scontrol >/dev/null && up; then echo "slurm: already up"; sinfo; exit 0; fi
+[ "$(id -u)" = 0 ] || { echo "start-slurm.sh: run as root (it installs packages and starts daemons)" >&2; exit 1; }
 
 if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
@@ -36,7 +36,7 @@ chown mysql:mysql /run/mysqld
 if ! pgrep -x mariadbd >/dev/null; then
   (mariadbd --user=mysql --skip-networking=0 --bind-address=127.0.0.1 >"$LOG/mariadb.log" 2>&1 &)
 fi
-for _ in $(seq 60); do mysqladmin ping --silent 2>/dev/null && break; sleep 0.5; done
+for _ in $(seq 60); do mysqladmin ping --silent >/dev/null 2>&1 && break; sleep 0.5; done
 mysql -u root <<'SQL'
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'evsys-slurm';

@@ -27,7 +27,7 @@ from evsys_sdk.errors import ConfigError
 from evsys_sdk.executors import Executor, Outcome, WorkerDied
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
-from evsys_slurm.job import ArmJob, read_requeues, run_dir
+from evsys_slurm.job import ArmJob, last_metrics, read_requeues, run_dir
 
 log = get_logger("slurm")
 
@@ -271,12 +271,13 @@ class SlurmExecutor(Executor):
         job, task = arm.job, arm.task
         try:
             result: dict[str, Any] = job.result()
-        except UncompletedJobError:
+        except (UncompletedJobError, FailedJobError) as exc:
+            # an arm that may not be requeued again ends in an error its checkpoint() explained
             stopped = read_requeues(run_dir(task)).get("stopped")
             if stopped:
                 return _stopped(task, stopped)
-            return WorkerDied(_died(job, self.config.cluster))
-        except FailedJobError as exc:
+            if isinstance(exc, UncompletedJobError):
+                return WorkerDied(_died(job, self.config.cluster))
             lines = [line for line in str(exc).strip().splitlines() if line.strip()]
             return RuntimeError(lines[-1] if lines else f"Slurm job {job.job_id} failed")
         # a re-attached job was submitted by an earlier driver: the records are this driver's
@@ -315,10 +316,7 @@ def _stopped(task: ArmTask, reason: str) -> dict[str, Any]:
     directory = run_dir(task)
     metrics_file = find_metrics_file(directory) if directory.is_dir() else None
     rows = read_step_rows(metrics_file) if metrics_file is not None else []
-    last: dict[str, float] = {}
-    for _, split, values in rows:
-        if split == "train":
-            last.update(values)
+    last = last_metrics(rows)
     last["slurm/requeues"] = float(len(read_requeues(directory)["requeues"]))
     arm = ArmResult(
         name=task.name,

@@ -66,6 +66,15 @@ def read_requeues(directory: Path) -> dict[str, Any]:
         return {"requeues": [], "stopped": None}
 
 
+def last_metrics(rows: list[StepRow]) -> dict[str, float]:
+    """Each training metric's last logged value: what a stopped arm keeps."""
+    last: dict[str, float] = {}
+    for _, split, values in rows:
+        if split == "train":
+            last.update(values)
+    return last
+
+
 @dataclass
 class ArmJob:
     """The callable a Slurm job runs: ``ArmJob(...)(task)``; its fields travel through each requeue."""
@@ -77,13 +86,16 @@ class ArmJob:
     earlier_rows: list[StepRow] = field(default_factory=list)  # step rows logged before the last requeue
     run_config: dict[str, Any] | None = None  # the arm's run as the driver sent it, before any requeue
     _started: float = 0.0
+    _stopped: str | None = None  # why checkpoint() did not requeue this attempt
 
     def __call__(self, task: ArmTask) -> dict[str, Any]:
         self._started = time.time()
         if self.run_config is None:
             self.run_config = copy.deepcopy(task.config["run"])
         outcome = run_arm_in_worker(task)
-        if self.requeues:
+        if self._stopped is not None:  # the arm caught submitit's "not requeued" error and failed with it
+            outcome["arm"].update(status="failed", error=self._stopped)
+        if self.requeues or self._stopped is not None:
             self._merge_attempts(task, outcome)
         return outcome
 
@@ -99,6 +111,8 @@ class ArmJob:
         outcome["step_rows"] = kept + list(rows) or None
         arm = outcome["arm"]
         arm["run_config"] = self.run_config
+        if arm["status"] != "completed" and not arm["metrics"]:
+            arm["metrics"] = last_metrics(outcome["step_rows"] or [])
         arm["metrics"]["slurm/requeues"] = float(len(self.requeues))
         if arm.get("run_result") is not None:
             arm["run_result"]["artifacts"]["slurm_requeues"] = str(run_dir(task) / REQUEUES_FILE)
@@ -130,6 +144,7 @@ class ArmJob:
         requeues = [*self.requeues, record] if stopped is None else self.requeues
         atomic_write_json(directory / REQUEUES_FILE, {"requeues": requeues, "stopped": stopped})
         if stopped is not None:
+            self._stopped = stopped
             return None
         metrics = find_metrics_file(directory) if directory.is_dir() else None
         rows = read_step_rows(metrics) if metrics is not None else []
