@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from evsys_sdk.arm import ArmTask
+from evsys_sdk.config import ExperimentConfig
 from evsys_sdk.errors import ConfigError
+from evsys_sdk.experiment import Experiment
+from evsys_sdk.testing import executors as kit
 from evsys_slurm import executor as slurm
 from evsys_slurm.executor import SlurmExecutor, check_folder
 from evsys_slurm.job import ArmJob, last_state, read_requeues
@@ -20,8 +23,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def task(tmp_path: Path, **run: Any) -> ArmTask:
-    config = {"name": "exp", "output_dir": str(tmp_path / "out"), "run": {"name": "a", "model": {"name": "m"}, **run}}
-    return ArmTask(index=0, config=config, cwd=str(tmp_path))
+    config = {"name": "exp", "output_dir": str(tmp_path / "out"), "run": {**kit.mock_run("a"), **run}}
+    return ArmTask(index=0, experiment=Experiment(ExperimentConfig.model_validate(config)), cwd=str(tmp_path))
 
 
 def test_last_state_prefers_the_last_logged_state_then_the_highest_numbered_directory(tmp_path: Path) -> None:
@@ -44,13 +47,13 @@ def test_checkpoint_resumes_from_the_last_state_with_what_is_left_of_the_budget(
     run_dir = tmp_path / "out" / "a"
     (run_dir / "state-7").mkdir(parents=True)
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "train/loss": 1 / s}) + "\n" for s in (1, 2)))
-    job = ArmJob(max_requeues=2, timeout_min=60, run_config=t.config["run"])
+    job = ArmJob(max_requeues=2, timeout_min=60, run_config=t.run.model_dump(mode="json"))
     job._started = time.time() - 30  # this attempt ran 30 s
     nxt = job.checkpoint(t)
     following, (resumed,) = nxt.function, nxt.args
-    assert resumed.config["run"]["model"]["load_checkpoint_path"] == str(run_dir / "state-7")
-    assert 69 <= resumed.config["run"]["max_seconds"] <= 70
-    assert t.config["run"]["max_seconds"] == 100.0 and "load_checkpoint_path" not in t.config["run"]["model"]
+    assert resumed.run.model.load_checkpoint_path == str(run_dir / "state-7")
+    assert resumed.run.max_seconds is not None and 69 <= resumed.run.max_seconds <= 70
+    assert t.run.max_seconds == 100.0 and t.run.model.load_checkpoint_path is None
     assert [r[0] for r in following.earlier_rows] == [1, 2] and 29 <= following.spent_seconds <= 31
     (record,) = read_requeues(run_dir)["requeues"]
     assert record["reason"] == "preempted" and record["resume_from"] == str(run_dir / "state-7")
@@ -63,11 +66,11 @@ def test_checkpoint_resumes_from_the_last_state_with_what_is_left_of_the_budget(
 
 def test_a_late_signal_is_the_time_limit_and_counts_against_max_requeues(tmp_path: Path) -> None:
     t = task(tmp_path)
-    job = ArmJob(max_requeues=1, timeout_min=1, run_config=t.config["run"])
+    job = ArmJob(max_requeues=1, timeout_min=1, run_config=t.run.model_dump(mode="json"))
     job._started = time.time()
     nxt = job.checkpoint(t)
     assert nxt.function.requeues[0]["reason"] == "time limit"
-    assert "max_seconds" not in nxt.args[0].config["run"]  # no budget: none is invented
+    assert nxt.args[0].run.max_seconds is None  # no budget: none is invented
     nxt.function._started = time.time()
     assert nxt.function.checkpoint(nxt.args[0]) is None
     assert read_requeues(tmp_path / "out" / "a")["stopped"] == ("time limit after 1 requeue(s): max_requeues=1 reached")

@@ -27,7 +27,7 @@ from evsys_sdk.errors import ConfigError
 from evsys_sdk.executors import Executor, Outcome, WorkerDied
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
-from evsys_slurm.job import ArmJob, last_metrics, read_requeues, run_dir
+from evsys_slurm.job import ArmJob, read_requeues, run_dir
 
 log = get_logger("slurm")
 
@@ -203,7 +203,7 @@ class SlurmExecutor(Executor):
 
     def submit(self, task: ArmTask, *, store: Any = None, progress: Progress | None = None) -> Any:
         self.start()
-        params = self._resources(_backend_params(task), str(task.config["name"]))
+        params = self._resources(_backend_params(task), task.experiment.config.name)
         arm = _Arm(task, tuple(sorted((k, repr(v)) for k, v in params.items())))
         arm.job = self._reattach(task) if task.resume else None
         arm.reattached = arm.job is not None
@@ -221,7 +221,7 @@ class SlurmExecutor(Executor):
             data = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if data.get("run") != task.config["run"] or data.get("folder") != str(self._folder):
+        if data.get("run") != task.run.model_dump(mode="json") or data.get("folder") != str(self._folder):
             return None
         job = self._submitit.SlurmJob(folder=self._folder, job_id=str(data["job_id"]))
         state = str(job.watcher.get_state(job.job_id, mode="force")).split()[0].upper()
@@ -239,9 +239,9 @@ class SlurmExecutor(Executor):
             groups.setdefault(arm.resources, []).append(arm)
         ex = self._executor
         for group in groups.values():
-            params = self._resources(_backend_params(group[0].task), str(group[0].task.config["name"]))
+            params = self._resources(_backend_params(group[0].task), group[0].task.experiment.config.name)
             ex.update_parameters(**params)
-            calls = [(ArmJob(self.config.max_requeues, float(self.config.time_limit_min)), a.task) for a in group]
+            calls = [(self._callable(), a.task) for a in group]
             if self.config.array and len(group) > 1:
                 with ex.batch():
                     jobs = [ex.submit(fn, task) for fn, task in calls]
@@ -253,8 +253,16 @@ class SlurmExecutor(Executor):
                 if self.config.cluster == "slurm":
                     atomic_write_json(
                         run_dir(arm.task) / JOB_RECORD,
-                        {"job_id": job.job_id, "folder": str(self._folder), "run": arm.task.config["run"]},
+                        {
+                            "job_id": job.job_id,
+                            "folder": str(self._folder),
+                            "run": arm.task.run.model_dump(mode="json"),
+                        },
                     )
+
+    def _callable(self) -> ArmJob:
+        c = self.config
+        return ArmJob(c.max_requeues, float(c.time_limit_min), c.kill_grace_seconds)
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         self._flush(handles)
@@ -304,30 +312,28 @@ class SlurmExecutor(Executor):
 
 
 def _backend_params(task: ArmTask) -> dict[str, Any]:
-    return dict(task.config["run"].get("backend", {}).get("params") or {})
+    return dict(task.run.backend.params)
 
 
 def _stopped(task: ArmTask, reason: str) -> dict[str, Any]:
     """A failed arm that was not requeued again: its reason, and the metrics and step rows it logged."""
-    from evsys_sdk.config import RunConfig
     from evsys_sdk.results import ArmResult
-    from evsys_sdk.step_metrics import find_metrics_file, read_step_rows
+    from evsys_sdk.step_metrics import find_metrics_file, last_values, read_step_rows
 
     directory = run_dir(task)
     metrics_file = find_metrics_file(directory) if directory.is_dir() else None
     rows = read_step_rows(metrics_file) if metrics_file is not None else []
-    last = last_metrics(rows)
-    last["slurm/requeues"] = float(len(read_requeues(directory)["requeues"]))
+    metrics = {**last_values(rows), "slurm/requeues": float(len(read_requeues(directory)["requeues"]))}
     arm = ArmResult(
         name=task.name,
-        run_config=RunConfig.model_validate(task.config["run"]),
+        run_config=task.run,
         status="failed",
         run_id=task.run_id,
         group_id=task.group_id,
         group_name=task.group_name,
         stage=task.stage,
         error=reason,
-        metrics=last,
+        metrics=metrics,
     )
     return {"arm": arm.to_json(), "step_rows": rows or None}
 

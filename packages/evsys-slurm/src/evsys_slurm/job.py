@@ -6,7 +6,8 @@ told to resume from its last checkpoint (``model.load_checkpoint_path``), with w
 budget (``run.max_seconds`` counts every attempt) and the step rows it had logged so far. After
 ``max_requeues`` requeues, or with its budget spent, the arm is not requeued and ends failed. Each
 requeue is written to ``<run dir>/slurm_requeues.json`` and comes back on the arm as the metric
-``slurm/requeues`` and the artifact ``slurm_requeues``.
+``slurm/requeues`` and the artifact ``slurm_requeues``. An arm still running ``kill_grace_seconds`` past
+its budget (a stuck call that never checks it) is killed by a watchdog in the job and recorded failed.
 
 No submitit import at module level: the class is pickled by the driver and loaded by the job.
 """
@@ -14,8 +15,12 @@ No submitit import at module level: the class is pickled by the driver and loade
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import os
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +28,9 @@ from typing import Any
 
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.arm import ArmTask, run_arm_in_worker
+from evsys_sdk.budget import budget_message
 from evsys_sdk.config import safe_run_name
-from evsys_sdk.step_metrics import StepRow, find_metrics_file, read_step_rows
+from evsys_sdk.step_metrics import StepRow, find_metrics_file, last_values, read_step_rows
 
 REQUEUES_FILE = "slurm_requeues.json"
 _STEP = re.compile(r"(?:state|checkpoint)-(\d+)$")
@@ -32,7 +38,7 @@ _STEP = re.compile(r"(?:state|checkpoint)-(\d+)$")
 
 def run_dir(task: ArmTask) -> Path:
     """The arm's run directory, as the arm itself resolves it (relative to the driver's cwd)."""
-    out = Path(task.config["output_dir"]).expanduser()
+    out = Path(task.experiment.config.output_dir).expanduser()
     return (Path(task.cwd) / out if not out.is_absolute() else out) / safe_run_name(task.name)
 
 
@@ -66,21 +72,13 @@ def read_requeues(directory: Path) -> dict[str, Any]:
         return {"requeues": [], "stopped": None}
 
 
-def last_metrics(rows: list[StepRow]) -> dict[str, float]:
-    """Each training metric's last logged value: what a stopped arm keeps."""
-    last: dict[str, float] = {}
-    for _, split, values in rows:
-        if split == "train":
-            last.update(values)
-    return last
-
-
 @dataclass
 class ArmJob:
     """The callable a Slurm job runs: ``ArmJob(...)(task)``; its fields travel through each requeue."""
 
     max_requeues: int
     timeout_min: float
+    kill_grace_seconds: float = 10.0  # past its budget and this, an arm that did not stop is killed
     requeues: list[dict[str, Any]] = field(default_factory=list)
     spent_seconds: float = 0.0  # wall time of the earlier attempts
     earlier_rows: list[StepRow] = field(default_factory=list)  # step rows logged before the last requeue
@@ -91,13 +89,25 @@ class ArmJob:
     def __call__(self, task: ArmTask) -> dict[str, Any]:
         self._started = time.time()
         if self.run_config is None:
-            self.run_config = copy.deepcopy(task.config["run"])
+            self.run_config = task.run.model_dump(mode="json")
+        if task.max_seconds is not None:
+            watchdog = threading.Timer(task.max_seconds + self.kill_grace_seconds, self._kill, args=(task,))
+            watchdog.daemon = True
+            watchdog.start()
         outcome = run_arm_in_worker(task)
         if self._stopped is not None:  # the arm caught submitit's "not requeued" error and failed with it
             outcome["arm"].update(status="failed", error=self._stopped)
         if self.requeues or self._stopped is not None:
             self._merge_attempts(task, outcome)
         return outcome
+
+    def _kill(self, task: ArmTask) -> None:
+        """The arm is past its budget and grace without stopping (a stuck call): end the job, saying why,
+        so the driver records it failed with what it had logged."""
+        total = (self.run_config or {}).get("max_seconds") or task.max_seconds or 0.0
+        record = {"requeues": self.requeues, "stopped": budget_message(float(total))}
+        atomic_write_json(run_dir(task) / REQUEUES_FILE, record)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def _merge_attempts(self, task: ArmTask, outcome: dict[str, Any]) -> None:
         """The arm as one run: every attempt's step rows, the driver's run config, the requeues on it."""
@@ -112,7 +122,7 @@ class ArmJob:
         arm = outcome["arm"]
         arm["run_config"] = self.run_config
         if arm["status"] != "completed" and not arm["metrics"]:
-            arm["metrics"] = last_metrics(outcome["step_rows"] or [])
+            arm["metrics"] = last_values(outcome["step_rows"] or [])
         arm["metrics"]["slurm/requeues"] = float(len(self.requeues))
         if arm.get("run_result") is not None:
             arm["run_result"]["artifacts"]["slurm_requeues"] = str(run_dir(task) / REQUEUES_FILE)
@@ -130,14 +140,14 @@ class ArmJob:
         limit = self.timeout_min * 60
         reason = "time limit" if ran >= min(0.8 * limit, limit - 600) else "preempted"
         directory = run_dir(task)
-        budget = task.config["run"].get("max_seconds")  # what is left of it for this attempt
+        budget = task.max_seconds  # what is left of it for this attempt
         total = (self.run_config or {}).get("max_seconds")
         spent = self.spent_seconds + ran
         stopped = None
         if len(self.requeues) >= self.max_requeues:
             stopped = f"{reason} after {len(self.requeues)} requeue(s): max_requeues={self.max_requeues} reached"
-        elif budget is not None and ran >= float(budget):
-            stopped = f"time budget exceeded after {float(total or budget):g} s"
+        elif budget is not None and ran >= budget:
+            stopped = budget_message(float(total or budget))
         state = last_state(directory)
         record = {"at": time.time(), "reason": reason, "ran_seconds": round(ran, 3), "resume_from": state}
         record["spent_seconds"] = round(spent, 3)
@@ -150,11 +160,18 @@ class ArmJob:
         rows = read_step_rows(metrics) if metrics is not None else []
         resumed_at = rows[0][0] if rows else None
         earlier = [r for r in self.earlier_rows if resumed_at is None or r[0] < resumed_at] + rows
-        following = ArmJob(self.max_requeues, self.timeout_min, requeues, spent, earlier, self.run_config)
-        nxt = copy.deepcopy(task)
-        run = nxt.config["run"]
-        if state is not None:
-            run["model"]["load_checkpoint_path"] = state
-        if budget is not None:
-            run["max_seconds"] = float(budget) - ran
-        return DelayedSubmission(following, nxt)
+        following = ArmJob(
+            self.max_requeues, self.timeout_min, self.kill_grace_seconds, requeues, spent, earlier, self.run_config
+        )
+        return DelayedSubmission(following, resumed(task, state, None if budget is None else budget - ran))
+
+
+def resumed(task: ArmTask, state: str | None, max_seconds: float | None) -> ArmTask:
+    """The same arm told to resume from ``state`` (``model.load_checkpoint_path``) within ``max_seconds``."""
+    run = task.run
+    update: dict[str, Any] = {"max_seconds": max_seconds}
+    if state is not None:
+        update["model"] = run.model.model_copy(update={"load_checkpoint_path": state})
+    experiment = copy.copy(task.experiment)  # the job's copy; its store and progress are not shipped
+    experiment.config = experiment.config.model_copy(update={"run": run.model_copy(update=update)})
+    return dataclasses.replace(task, experiment=experiment)
