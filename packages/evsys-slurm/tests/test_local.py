@@ -139,13 +139,24 @@ def test_past_max_requeues_the_arm_fails_with_its_partial_metrics(tmp_path: Path
 
 
 def test_at_its_time_limit_an_arm_past_max_requeues_fails(tmp_path: Path, host: PluginHost) -> None:
-    """The signal comes ``signal_delay_s`` before the time limit: here 3 s into a 10 s arm."""
-    params = {"max_requeues": 0, "time_limit_min": 1, "signal_delay_s": 57}
-    cfg = load_yaml(kit.executor_experiment(tmp_path / "out", local(tmp_path, **params), runs=[counting_run("c", 50)]))
-    (arm,) = Experiment(cfg).run().arms
+    """A signal to a job with a one-minute limit is its time limit (submitit's rule: past 80% or within
+    10 minutes of the limit); the signal is sent once the arm has saved ``state-3``."""
+    import threading
+
+    from evsys_sdk.executors import build_executor
+
+    params = local(tmp_path, max_requeues=0, time_limit_min=1)
+    executor = build_executor("slurm", params["params"])
+    cfg = load_yaml(kit.executor_experiment(tmp_path / "out", params, runs=[counting_run("c", 50)]))
+    threading.Thread(target=_preempt_when, args=(executor, tmp_path / "out" / "c" / "state-3"), daemon=True).start()
+    executor.start()
+    try:
+        (arm,) = Experiment(cfg, executor=executor).run().arms
+    finally:
+        executor.close()
     assert arm.status == "failed"
     assert arm.error == "time limit after 0 requeue(s): max_requeues=0 reached"
-    assert len(arm.metrics) > 0 and arm.metrics["train/loss"] > 1 / 50
+    assert 1 / 50 < arm.metrics["train/loss"] <= 1 / 3
 
 
 def test_an_arm_stuck_past_its_budget_is_killed_in_its_job(tmp_path: Path, host: PluginHost) -> None:

@@ -156,6 +156,9 @@ def test_ctrl_c_cancels_the_jobs_then_resume_continues(tmp_path: Path, host: Plu
         ("stops", "completed", False),
         ("c", "completed", False),
     ]
+    # "a" came from its arm_result.json: no job for it; "stops" ran again
+    states = [j["State"] for j in slurm(f"evsys-{name}", 4)]
+    assert states == ["COMPLETED", "CANCELLED by 0", "COMPLETED", "COMPLETED"]
 
 
 def test_resume_re_attaches_to_the_job_a_killed_driver_left_running(tmp_path: Path, slurm: Sacct) -> None:
@@ -163,7 +166,10 @@ def test_resume_re_attaches_to_the_job_a_killed_driver_left_running(tmp_path: Pa
     while its arm runs; ``--resume`` waits for that same job instead of submitting the arm again."""
     name = unique("reattach")
     config = kit.executor_experiment(
-        tmp_path / "out", {"kind": "sequential"}, runs=[kit.mock_run("slow", num_epochs=5, step_seconds=0.4)], name=name
+        tmp_path / "out",
+        {"kind": "sequential"},
+        runs=[kit.mock_run("slow", num_epochs=10, step_seconds=0.4)],
+        name=name,
     )
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -184,4 +190,4 @@ def test_resume_re_attaches_to_the_job_a_killed_driver_left_running(tmp_path: Pa
     assert resumed.returncode == 0, resumed.stderr
     assert [(j["JobID"], j["State"]) for j in slurm(f"evsys-{name}", 1)] == [(first, "COMPLETED")]
     rows = metrics.read_text().splitlines()
-    assert [json.loads(r)["step"] for r in rows if "train/loss" in r] == list(range(1, 16))
+    assert [json.loads(r)["step"] for r in rows if "train/loss" in r] == list(range(1, 31))

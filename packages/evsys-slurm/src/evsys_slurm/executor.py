@@ -56,7 +56,7 @@ class _Arm:
     task: ArmTask
     resources: tuple[tuple[str, Any], ...]
     job: Any = None
-    reattached: bool = False
+    done: Outcome | None = None  # known without a job: an arm --resume finds completed
 
 
 class SlurmExecutor(Executor):
@@ -205,13 +205,15 @@ class SlurmExecutor(Executor):
         self.start()
         params = self._resources(_backend_params(task), task.experiment.config.name)
         arm = _Arm(task, tuple(sorted((k, repr(v)) for k, v in params.items())))
-        arm.job = self._reattach(task) if task.resume else None
-        arm.reattached = arm.job is not None
+        if task.resume:
+            arm.done = _completed(task)
+            arm.job = self._reattach(task) if arm.done is None else None
         self._live.add(arm)
         return arm
 
     def _reattach(self, task: ArmTask) -> Any:
-        """The job this arm still runs in from an earlier driver (``--resume``), else None."""
+        """The job an earlier driver submitted for this arm (``--resume``) while it is queued or running,
+        else None (a job that ended is not waited for: its arm is done and recorded, or runs again)."""
         if self.config.cluster != "slurm":
             return None
         record = run_dir(task) / JOB_RECORD
@@ -233,7 +235,7 @@ class SlurmExecutor(Executor):
 
     def _flush(self, arms: list[_Arm]) -> None:
         """Submit the arms not yet submitted: one job array per set of equal resources (``array``)."""
-        pending = [a for a in arms if a.job is None]
+        pending = [a for a in arms if a.job is None and a.done is None]
         groups: dict[tuple[tuple[str, Any], ...], list[_Arm]] = {}
         for arm in pending:
             groups.setdefault(arm.resources, []).append(arm)
@@ -267,7 +269,7 @@ class SlurmExecutor(Executor):
     def wait(self, handles: list[Any]) -> list[tuple[Any, Outcome]]:
         self._flush(handles)
         while True:
-            done = [arm for arm in handles if arm.job.done()]
+            done = [arm for arm in handles if arm.done is not None or arm.job.done()]
             if done:
                 return [(arm, self._outcome(arm)) for arm in done]
             time.sleep(self.config.poll_seconds)
@@ -276,6 +278,8 @@ class SlurmExecutor(Executor):
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
         self._live.discard(arm)
+        if arm.done is not None:
+            return arm.done
         job, task = arm.job, arm.task
         try:
             result: dict[str, Any] = job.result()
@@ -309,6 +313,17 @@ class SlurmExecutor(Executor):
         self._live.clear()
         self._executor = None
         self.started = False
+
+
+def _completed(task: ArmTask) -> dict[str, Any] | None:
+    """The arm as recorded completed for this run config (``--resume``): no job needed."""
+    from evsys_sdk.arm import resumable
+
+    arm = resumable(run_dir(task), task.run)
+    if arm is None:
+        return None
+    arm.run_id, arm.group_id, arm.group_name = task.run_id, task.group_id, task.group_name
+    return {"arm": arm.to_json(), "step_rows": None}
 
 
 def _backend_params(task: ArmTask) -> dict[str, Any]:
