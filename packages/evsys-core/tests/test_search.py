@@ -6,8 +6,10 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -449,3 +451,42 @@ def test_records_go_to_the_given_store_and_the_journal_to_the_workspace(tmp_path
     workspace = LocalStore(Path(os.environ["EVSYS_WORKSPACE"]) / "evsys.db")
     found = read_search(workspace, "evo")
     assert found is not None and [c.id for c in found[1].candidates] == [c.id for c in result.candidates]
+
+
+def test_the_same_seed_gives_the_same_search_under_the_process_executor(tmp_path: Path, host: Any) -> None:
+    cfg = search_config(tmp_path / "seq", budget={"candidates": 6})
+    sequential = evolve(cfg, store=LocalStore(tmp_path / "seq.db")).to_json()
+    cfg = search_config(tmp_path / "proc", budget={"candidates": 6})
+    cfg["executor"] = {"kind": "process", "params": {"max_workers": 2, "plugins": ["evsys_sdk.testing.search"]}}
+    process = evolve(cfg, store=LocalStore(tmp_path / "proc.db")).to_json()
+    assert process["candidates"] == sequential["candidates"] and process["best"] == sequential["best"]
+    assert process["spent"]["arms"] == 12
+
+
+def test_ctrl_c_then_resume(tmp_path: Path) -> None:
+    cfg = search_config(
+        tmp_path,
+        n_repeats=1,
+        budget={"candidates": 6},
+        space={"algorithm.params.learning_rate": {"log_uniform": [1e-5, 1e-2]}},
+    )
+    cfg["run"]["algorithm"] = {"kind": "sft", "params": {"max_steps": 4, "step_seconds": 0.1}}
+    cfg["metadata"] = {"success_metric": "train/final_loss"}
+    cfg["search"]["direction"] = "minimize"
+    path = write(tmp_path, cfg)
+    env = {**os.environ, "EVSYS_WORKSPACE": str(tmp_path / "ws")}
+    cli = [sys.executable, "-m", "evsys_sdk.cli", "evolve", str(path)]
+    proc = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "out"
+    while not list(log.glob("search-*/c0002/run_result.json")):  # two candidates done, the third under way
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and f"evsys evolve {path} --resume" in err
+    db = LocalStore(tmp_path / "ws" / "evsys.db")
+    assert db.list_experiments()[0]["status"] == "cancelled"
+    done = subprocess.run([*cli, "--resume"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resuming 'evo'" in done.stderr and "[6/6]" in done.stderr
+    runs = db.query("SELECT name, status FROM runs")
+    assert len(runs) == len({r["name"] for r in runs}) == 6 and {r["status"] for r in runs} == {"completed"}
