@@ -155,7 +155,7 @@ def test_a_budget_of_fewer_than_three_proposals_warns(tmp_path: Path, host: Any,
     cfg = search_config(tmp_path, budget={"arms": 5}, n_repeats=2)
     assert main(["evolve", str(write(tmp_path, cfg))]) == 0
     err = capsys.readouterr().err
-    assert "budget buys only 2 proposal(s)" in err
+    assert "search.yaml:" in err and "search.budget: buys only 2 proposal(s) of 2 arm(s)" in err
 
 
 def test_space_auto_from_schema_bounds(tmp_path: Path, host: Any) -> None:
@@ -490,3 +490,19 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     assert "resuming 'evo'" in done.stderr and "[6/6]" in done.stderr
     runs = db.query("SELECT name, status FROM runs")
     assert len(runs) == len({r["name"] for r in runs}) == 6 and {r["status"] for r in runs} == {"completed"}
+
+
+def test_every_eval_is_charged() -> None:
+    from evsys_sdk.config import RunConfig
+    from evsys_sdk.results import ArmResult, EvalResult
+    from evsys_sdk.search.engine import _arm_cost
+
+    run = RunConfig.model_validate({"name": "a", "model": {"name": "m"}, "algorithm": {"kind": "sft"}})
+    evals = [
+        EvalResult("val", None, {"n_tasks": 5}, eval_seconds=0.5, step=10),  # in the loop: inside train time
+        EvalResult("test", None, {"n_tasks": 20}, eval_seconds=2.0),
+        EvalResult("hard", None, {"n_tasks": 10}, eval_seconds=3.0),
+    ]
+    arm = ArmResult("a", run, "completed", metrics={"total_steps": 7.0}, evals=evals, train_seconds=4.0)
+    arm.set_primary()  # the primary eval's seconds alone would undercount
+    assert _arm_cost(arm, {"hard": 4}) == {"seconds": 9.0, "train_steps": 7, "inference_calls": 5 + 20 + 40}

@@ -221,6 +221,9 @@ class Search:
         self.db = self.store if isinstance(self.store, LocalStore) else LocalStore()
         self.state = State(self.search, cfg.n_repeats)
         self.seeds = cfg.repeat_seeds(self.base)
+        from evsys_sdk.experiment import benchmark_specs
+
+        self.samples = {str(b.name): b.num_samples for b in benchmark_specs(cfg.metadata.get("benchmark"))}
 
     # records
 
@@ -391,7 +394,7 @@ class Search:
     def _run_generation(self, executor: Any, pending: list[Candidate], *, resume: bool) -> None:
         arms = self._experiment(executor, self._generation_config([c.run_config for c in pending]), resume=resume)
         events = [
-            ("scored", _scored(c.id, [a for a in arms if (a.group_name or a.name) == c.id], self.metric))
+            ("scored", _scored(c.id, [a for a in arms if (a.group_name or a.name) == c.id], self.metric, self.samples))
             for c in pending
         ]
         self.journal.append(*events)
@@ -412,7 +415,7 @@ class Search:
         arms = self._experiment(
             executor, self._generation_config([run], n_repeats=k, base_seed=first), resume=self.resume
         )
-        event = _scored(name, arms, self.metric)
+        event = _scored(name, arms, self.metric, self.samples)
         confirm: dict[str, Any] = {
             "seeds": list(range(first, first + k)),
             "scores": event["scores"],
@@ -457,15 +460,18 @@ class Search:
         done = sum(1 for x in state.candidates if x.status != "pending")
         lineage = c.operator + (f"<{','.join(c.parents)}" if c.parents else "")
         best = f"best {state.best.id} {state.best.mean:.4g}" if state.best and state.best.mean is not None else "best -"
+        scores = _fmt_scores(c.to_json()) + (f" ({c.error[:80]})" if c.error else "")
         self._say(
-            f"[{done}/{bought or '?'}] {c.id} {lineage:<18} {_fmt_scores(c.to_json())}  | {best}"
-            + (" (new best)" if promoted else "")
+            f"[{done}/{bought or '?'}] {c.id} {lineage:<18} {scores}  | {best}" + (" (new best)" if promoted else "")
         )
 
     def _warn_small_budget(self) -> None:
         bought = self.state.ledger.proposals_bought()
         if bought is not None and bought < 3 and not self.state.candidates:
-            text = f"search.budget buys only {bought} proposal(s): a search needs at least 3 to compare"
+            from evsys_sdk.yaml_loader import format_problems
+
+            msg = f"buys only {bought} proposal(s) of {self.cfg.n_repeats} arm(s): a search needs at least 3 to compare"
+            (text,) = format_problems([(("search", "budget"), msg)], self.cfg._source)
             log.warning(text)
             self._say(f"warning: {text}")
 
@@ -511,7 +517,22 @@ def _outside(dist: Any, value: Any) -> str | None:
     return None if low <= value <= high else f"{value!r} is outside [{low:g}, {high:g}]"
 
 
-def _scored(cid: str, arms: list[ArmResult], metric: str) -> dict[str, Any]:
+def _arm_cost(arm: ArmResult, samples: dict[str, int]) -> dict[str, Any]:
+    """What an arm spent: train seconds plus every post-training eval's (in-loop evals are inside
+    training), its reported steps, and its generations: what it reports as ``inference_calls`` plus
+    each benchmark eval's tasks x samples."""
+    evals = [e for e in arm.evals if e.step is None]
+    calls = arm.metrics.get("inference_calls", 0) + sum(
+        e.metrics.get("n_tasks", 0) * samples.get(e.name, 1) for e in arm.evals
+    )
+    return {
+        "seconds": (arm.train_seconds or 0.0) + sum(e.eval_seconds for e in evals),
+        "train_steps": int(arm.metrics.get("total_steps", 0)),
+        "inference_calls": int(calls),
+    }
+
+
+def _scored(cid: str, arms: list[ArmResult], metric: str, samples: dict[str, int]) -> dict[str, Any]:
     """The journal event of a candidate's finished arms: scores in seed order, status, costs."""
     scores: list[float] = []
     errors = []
@@ -521,14 +542,7 @@ def _scored(cid: str, arms: list[ArmResult], metric: str) -> dict[str, Any]:
             errors.append(arm.error or f"{arm.name} reported no {metric}")
         else:
             scores.append(float(value))
-    cost = [
-        {
-            "seconds": (a.train_seconds or 0.0) + (a.eval_seconds or 0.0),
-            "train_steps": int(a.metrics.get("total_steps", 0)),
-            "inference_calls": int(a.metrics.get("inference_calls", 0)),
-        }
-        for a in arms
-    ]
+    cost = [_arm_cost(a, samples) for a in arms]
     failed = bool(errors) or not arms
     return {
         "id": cid,

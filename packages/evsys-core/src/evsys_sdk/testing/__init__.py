@@ -1,5 +1,6 @@
 """Test helpers for evsys and its plugins: contract suites, fixtures and the network guard; for executor
-plugins, ``evsys_sdk.testing.executors`` (test algorithms that crash or interrupt, and small experiments).
+plugins, ``evsys_sdk.testing.executors`` (test algorithms that crash or interrupt, and small experiments);
+for proposers, ``evsys_sdk.testing.search`` (the ``synthetic`` algorithm: objectives with known optima).
 
 Names resolve lazily (PEP 562), so importing this package pulls in neither pytest nor pydantic. The
 fixtures (``plugin_host``, ``no_network``, ``mock_config``) come from the ``evsys`` pytest plugin,
