@@ -45,7 +45,7 @@ def test_dpo_reference_is_the_starting_weights_and_preferences_are_learned(tmp_p
     assert Path(result.artifacts["final_checkpoint"], "adapter_config.json").exists() is (lora_rank > 0)
 
 
-def test_dpo_reference_checkpoint_and_combined_losses(tmp_path: Path, small_student: Path) -> None:
+def test_dpo_reference_checkpoint_and_combined_losses(tmp_path: Path) -> None:
     """A reference other than the start gives a non-zero margin at step 1; listed losses combine."""
     [sft] = run_experiment(local_config(tmp_path / "sft", "sft", {"max_steps": 4, "learning_rate": 1e-2}, CHAT_ROWS))
     assert sft.status == "completed", sft.error
@@ -83,7 +83,7 @@ def test_distill_student_moves_towards_the_teacher(tmp_path: Path, small_student
     assert str(small_student) in final  # the checkpoint is the student's
 
 
-def test_distill_errors_name_the_fix(tmp_path: Path, small_student: Path) -> None:
+def test_distill_errors_name_the_fix(tmp_path: Path) -> None:
     from evsys_local.testing import make_tiny_model
 
     no_answers = [{"prompt": "1+1"}, {"prompt": "2+2"}]
