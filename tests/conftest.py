@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A scratch copy of the examples, laid out as in the repo, to run commands from."""
+    """A scratch copy of the examples, laid out as in the repo (whose ``pyproject.toml`` makes it the project
+    root their relative paths resolve against), to run commands from."""
     shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("outputs", "*.egg-info"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 
 

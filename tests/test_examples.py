@@ -10,8 +10,44 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import evsys
+from conftest import ROOT, evsys
+
+from evsys_sdk.yaml_loader import load_yaml
+
+EXAMPLE_CONFIGS = sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*/*.yaml") if "name" in yaml.safe_load(p.read_text())
+)
+
+
+@pytest.mark.parametrize("config", EXAMPLE_CONFIGS)
+def test_example_paths_mean_the_same_from_the_root_and_from_its_folder(
+    config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    from_root = load_yaml(config)
+    monkeypatch.chdir((ROOT / config).parent)
+    from_folder = load_yaml(Path(config).name)
+    assert from_root.model_dump() == from_folder.model_dump()
+    folder = (ROOT / config).parent
+    project = folder if (folder / "pyproject.toml").exists() else ROOT  # examples/plugin is a project of its own
+    assert from_root._root == project and Path(from_root.output_dir).is_relative_to(project)
+
+
+def test_quickstart_from_its_own_folder_matches_the_root(repo_copy: Path) -> None:
+    folder = repo_copy / "examples" / "quickstart"
+    check = evsys("validate", "config.yaml", "--deep", cwd=folder)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout == (
+        f"OK: config.yaml parses and validates (deep); relative paths resolve against {repo_copy.resolve()}\n"
+    )
+    run = evsys("run", "config.yaml", "-o", "results.json", cwd=folder)
+    assert run.returncode == 0, run.stderr and "4/4 arms completed." in run.stdout
+    results = json.loads((folder / "results.json").read_text())
+    for r in results:  # the same output folder as `evsys run examples/quickstart/config.yaml` from the root
+        assert (repo_copy / "outputs" / "quickstart" / r["run_id"] / "run_result.json").exists()
+    assert results[0]["metrics"]["eval/exact_match"] == 5 / 24  # the same 24 rows
 
 
 def test_sweep_with_seeds_and_benchmarks(repo_copy: Path) -> None:

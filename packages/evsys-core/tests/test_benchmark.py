@@ -71,7 +71,9 @@ def test_from_dir_errors(tmp_path: Path) -> None:
     (tmp_path / "no_tasks").mkdir()
     with pytest.raises(FileNotFoundError, match="benchmark missing tasks.jsonl"):
         Benchmark.from_dir(tmp_path / "no_tasks")
-    with pytest.raises(ValueError, match=r"tasks.jsonl:2: malformed json"):
+    with pytest.raises(
+        ValueError, match=r"tasks.jsonl:2: invalid JSON: Expecting property name enclosed in double quotes at column 2$"
+    ):
         Benchmark.from_dir(write_bench(tmp_path / "bad_json", [task(1), "{oops"]))
     bad_kind = {**task(1), "verifier": {"kind": "wat"}}
     with pytest.raises(ValueError, match=r"tasks.jsonl:1: unknown verifier kind: 'wat'"):

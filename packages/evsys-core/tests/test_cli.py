@@ -19,7 +19,8 @@ def write(tmp_path: Path, cfg: dict[str, Any]) -> str:
 def test_validate(tmp_path: Path, experiment: Any, mock_run: Any, capsys: Any) -> None:
     path = write(tmp_path, experiment())
     assert main(["validate", path, "--deep"]) == 0
-    assert capsys.readouterr().out.strip() == f"OK: {path} parses and validates (deep)."
+    out = capsys.readouterr().out.strip()
+    assert out == f"OK: {path} parses and validates (deep); relative paths resolve against {tmp_path.resolve()}"
     path = write(tmp_path, experiment(run=mock_run(params={"lora_rnak": 2})))
     assert main(["validate", path]) == 0
     assert main(["validate", path, "--deep"]) == 1

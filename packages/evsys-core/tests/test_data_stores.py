@@ -35,7 +35,7 @@ def test_local_jsonl_read_skips_blank_lines_and_locates_bad_ones(tmp_path: Path)
     store = LocalDataStore(root=str(tmp_path))
     assert store.read_jsonl("r.jsonl") == [{"a": 1}, {"a": 2}]
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: invalid JSON line"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: invalid JSON: Expecting value at column 6$"):
         store.read_jsonl("bad.jsonl")
 
 

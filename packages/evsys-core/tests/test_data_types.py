@@ -336,7 +336,7 @@ class TestIterJsonl:
         path.write_text(json.dumps(HARBOR) + "\n{broken\n")
         it = iter_jsonl(path)
         assert isinstance(next(it), HarborTask)
-        with pytest.raises(ValueError, match=r"rows.jsonl:2: malformed json: "):
+        with pytest.raises(ValueError, match=r"rows.jsonl:2: invalid JSON: "):
             next(it)
 
     def test_parse_errors_name_the_line(self, tmp_path: Path) -> None:

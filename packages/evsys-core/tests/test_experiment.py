@@ -199,7 +199,7 @@ def test_continual_repeats_group_per_stage_and_stop_at_failure(tmp_path: Path) -
     store = LocalStore(tmp_path / "db.sqlite")
     datasets = [
         {"source_kind": "in_memory", "rows": tasks(["q0"])},
-        {"source_kind": "jsonl", "path": str(tmp_path / "missing.jsonl")},
+        {"dataset_id": "no-such-dataset"},  # resolved (and failing) only when its stage starts
         {"source_kind": "in_memory", "rows": tasks(["q1"])},
     ]
     run = {**run_dict("c"), "seed": 5}
@@ -269,7 +269,7 @@ def test_baselines_are_scored_once(tmp_path: Path, bench_dir: Path) -> None:
 def test_benchmark_spec_errors_before_any_arm(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"metadata.benchmark\[0\].run_evry: unknown field; did you mean 'run_every'"):
         Experiment(config(tmp_path, metadata={"benchmark": [{"path": "x", "run_evry": 2}]})).run()
-    with pytest.raises(ConfigError, match="benchmark dir not found"):
+    with pytest.raises(ConfigError, match="metadata.benchmark.path: benchmark folder not found: "):
         Experiment(config(tmp_path, metadata={"benchmark": {"path": str(tmp_path / "nope")}})).run()
     with pytest.raises(ConfigError, match="No inference_client registered under 'claud'"):
         Experiment(config(tmp_path, metadata={"benchmark": {"path": "x", "models": ["claud"]}})).run()

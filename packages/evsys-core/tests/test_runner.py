@@ -61,11 +61,7 @@ def test_rerun_starts_logs_fresh(tmp_path: Path, experiment: Any) -> None:
     "run_override,error",
     [
         ({"backend": {"kind": "mock", "params": {"fail_on_prepare": True}}}, "RuntimeError: MockBackend asked to fail"),
-        ({"data": {"source_kind": "jsonl", "path": "missing.jsonl"}}, "data.path 'missing.jsonl' not found"),
-        (
-            {"data": {"source_kind": "in_memory", "rows": [{"a": 1}], "transforms": [{"kind": "jsonl_to_chat"}]}},
-            "no field 'query'",
-        ),
+        ({"data": {"dataset_id": "no-such-dataset"}}, "no-such-dataset"),
         (
             {"algorithm": {"kind": "mock_rl", "params": {"verifier_kind": "nope", "num_steps": 2}}},
             "No verifier registered under 'nope'",
@@ -88,6 +84,17 @@ def test_config_errors_raise_before_any_run(tmp_path: Path, experiment: Any, moc
     with pytest.raises(ConfigError, match="learnin_rate: unknown field; did you mean 'learning_rate'"):
         run_experiment(experiment(runs=[mock_run("a"), bad]))
     assert not (tmp_path / "out" / "a").exists()
+    for data, error in (
+        ({"source_kind": "jsonl", "path": "missing.jsonl"}, r"runs\[1\]\.data\.path: data file not found: .*missing"),
+        (
+            {"source_kind": "in_memory", "rows": [{"a": 1}], "transforms": [{"kind": "jsonl_to_chat"}]},
+            r"runs\[1\]\.data\.transforms: MissingFieldError: jsonl_to_chat: row 0 has no field 'query'",
+        ),
+        ({"source_kind": "in_memory", "rows": []}, r"runs\[1\]\.data: the training set is empty: training needs a row"),
+    ):
+        with pytest.raises(ConfigError, match=error):
+            run_experiment(experiment(runs=[mock_run("a"), {**mock_run("b"), "data": data}]))
+        assert not (tmp_path / "out" / "a").exists()
     with pytest.raises(ConfigError, match="experiment layer"):
         run_experiment(experiment(n_repeats=2))
     with pytest.raises(ConfigError, match="experiment layer"):

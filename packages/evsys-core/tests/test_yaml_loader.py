@@ -10,6 +10,7 @@ import pytest
 
 from evsys_sdk import yaml_loader
 from evsys_sdk.errors import ConfigError
+from evsys_sdk.paths import anchor_paths
 from evsys_sdk.yaml_loader import check_config, dump_yaml, load_yaml, parse_yaml_text, validate_yaml
 
 BASE = """\
@@ -152,7 +153,7 @@ def test_alias_bomb_is_refused_at_once() -> None:
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=r"bomb.yaml:1:\d+: YAML aliases expand to over \d+ values") as info:
         parse_yaml_text(billion_laughs(), "bomb.yaml")
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 1.0  # ~0.03 s on an idle machine
     assert len(info.value.problems) == 1
     # aliases a config really uses (one anchor reused by a handful of runs) are fine
     data, _ = parse_yaml_text(billion_laughs(levels=3, width=9))
@@ -222,5 +223,6 @@ def test_dump_round_trips(tmp_path: Path, mock_run: Any) -> None:
     assert out.read_text() == text
     assert text.index("name:") < text.index("run:")  # field order, not sorted
     again = load_yaml(out)
+    anchor_paths(cfg, tmp_path)  # read from a file, its relative paths resolve against the file's folder
     assert again.model_dump() == cfg.model_dump()
     assert again.run is not None and again.run.algorithm.params["note"] == "1e-4"

@@ -8,11 +8,12 @@ import importlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evsys_sdk._io import iter_jsonl_values
 from evsys_sdk.data_types import E2BVerifier, HarborTask, InProcessVerifier, LLMJudgeVerifier, harbor_task_from_dict
 from evsys_sdk.eval.cache import CompletionCache
 from evsys_sdk.eval.engine import GenerationRequest, RateLimiter, generate_all
@@ -294,22 +295,18 @@ def _breakdowns(per_task: Sequence[BenchmarkTaskResult], keys: Iterable[str]) ->
 
 def read_tasks(path: str | os.PathLike[str]) -> list[HarborTask]:
     """Harbor tasks of a JSONL file; blank lines skipped, bad lines raise ``<file>:<line>: <problem>``."""
-    tasks = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: malformed json: {exc.msg}") from exc
-            if not isinstance(raw, dict):
-                raise ValueError(f"{path}:{lineno}: a task must be a JSON object, got {type(raw).__name__}")
-            try:
-                tasks.append(harbor_task_from_dict(raw))
-            except (KeyError, ValueError) as exc:
-                raise ValueError(f"{path}:{lineno}: {exc.args[0] if exc.args else exc}") from exc
-    return tasks
+    return list(iter_tasks(path))
+
+
+def iter_tasks(path: str | os.PathLike[str]) -> Iterator[HarborTask]:
+    """The tasks of a JSONL file one at a time (validation streams a benchmark of any size)."""
+    for lineno, raw in iter_jsonl_values(path):
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}:{lineno}: a task must be a JSON object, got {type(raw).__name__}")
+        try:
+            yield harbor_task_from_dict(raw)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{path}:{lineno}: {exc.args[0] if exc.args else exc}") from exc
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:

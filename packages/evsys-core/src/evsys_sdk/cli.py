@@ -26,6 +26,7 @@ LIST_SECTIONS = {
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from evsys_sdk.paths import project_root
     from evsys_sdk.yaml_loader import validate_yaml
 
     problems = validate_yaml(args.path, deep=args.deep)
@@ -33,7 +34,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(f"ERROR: {p}", file=sys.stderr)
     if problems:
         return 1
-    print(f"OK: {args.path} parses and validates{' (deep)' if args.deep else ''}.")
+    print(
+        f"OK: {args.path} parses and validates{' (deep)' if args.deep else ''}; "
+        f"relative paths resolve against {project_root(args.path)}"
+    )
     return 0
 
 

@@ -230,6 +230,10 @@ class ExperimentConfig(StrictModel):
     search: SearchConfig | None = Field(default=None, description="what `evsys evolve` searches (not `evsys run`)")
     # Where this config was read from (a yaml_loader.Source), so later errors can name file:line.
     _source: Any = PrivateAttr(default=None)
+    # The folder its relative paths resolved against (evsys_sdk.paths), None for a config given as a dict.
+    _root: Any = PrivateAttr(default=None)
+    # The matrix as written, once expanded into ``runs``: deep validation checks the base run's own values.
+    _matrix: MatrixSpec | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ExperimentConfig:
@@ -241,7 +245,7 @@ class ExperimentConfig(StrictModel):
 
             runs, problems = expand_matrix_problems(self.matrix)
             if not problems:
-                self.runs, self.matrix = runs, None
+                self.runs, self.matrix, self._matrix = runs, None, self.matrix
         if not problems:
             problems = self._name_problems()
         if problems and sink is None:

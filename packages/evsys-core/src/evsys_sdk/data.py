@@ -34,8 +34,8 @@ def load_rows(data: DataConfig, store: DataStore, tracking: Any = None) -> list[
     if data.source_kind == "jsonl":
         try:
             return store.read_jsonl(data.path)
-        except json.JSONDecodeError as exc:
-            raise EvsysError(f"{data.path}:{exc.lineno}: malformed JSON line: {exc.msg}") from None
+        except json.JSONDecodeError as exc:  # a store of another kind parsing a whole file
+            raise EvsysError(f"{data.path}:{exc.lineno}: invalid JSON: {exc.msg} at column {exc.colno}") from None
     value = store.read_json(data.path)
     if not isinstance(value, list):
         raise EvsysError(

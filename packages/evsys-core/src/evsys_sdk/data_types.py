@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -312,20 +311,15 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Row]:
 
     A bad line raises ValueError ``<path>:<line>: <problem>``.
     """
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: malformed json: {exc.msg}") from exc
-            try:
-                row = from_dict(raw)
-            except (KeyError, ValueError) as exc:
-                message = exc.args[0] if exc.args else exc
-                raise ValueError(f"{path}:{lineno}: {message}") from exc
-            yield row
+    from evsys_sdk._io import iter_jsonl_values
+
+    for lineno, raw in iter_jsonl_values(path):
+        try:
+            row = from_dict(raw)
+        except (KeyError, ValueError) as exc:
+            message = exc.args[0] if exc.args else exc
+            raise ValueError(f"{path}:{lineno}: {message}") from exc
+        yield row
 
 
 def parse_rows(rows: Iterable[Mapping[str, Any]], fmt: TargetFormat | str) -> list[Row]:

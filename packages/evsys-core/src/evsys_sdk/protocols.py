@@ -171,6 +171,9 @@ class BatchInferenceClient(Protocol):
 
 @runtime_checkable
 class Transform(Protocol):
+    """Rows in, rows out. A transform that is a function of the rows alone may say so with a class
+    attribute ``pure = True``: deep validation then runs it to check the training set is not empty."""
+
     name: ClassVar[str]
 
     def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]: ...

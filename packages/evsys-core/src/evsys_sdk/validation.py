@@ -11,7 +11,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, _KindSpec
+from evsys_sdk.config import DataConfig, ExperimentConfig, MatrixSpec, RunConfig, _KindSpec
 from evsys_sdk.errors import EvsysError, did_you_mean
 from evsys_sdk.families import FAMILIES
 
@@ -186,6 +186,8 @@ def deep_problems(cfg: ExperimentConfig) -> list[Problem]:
         out += run_problems(cfg.run, ("run",), cache)
     for i, run in enumerate(cfg.runs or []):
         out += run_problems(run, ("runs", i), cache)
+    if cfg._matrix is not None:
+        out += _base_run_problems(cfg._matrix, cache)
     if cfg.continual is not None:
         for i, data in enumerate(cfg.continual.datasets):
             out += _data_problems(data, ("continual", "datasets", i), cache)
@@ -193,6 +195,19 @@ def deep_problems(cfg: ExperimentConfig) -> list[Problem]:
         out += _kind_spec_problems("callback", cb, ("callbacks", cb_index), cache)
     out += _kind_spec_problems("executor", cfg.executor, ("executor",), cache)
     return out + _benchmark_problems(cfg.metadata.get("benchmark"), cache)
+
+
+def _base_run_problems(matrix: MatrixSpec, cache: dict[str, list[Problem]]) -> list[Problem]:
+    """The base run's values that every axis overrides, as written: the expanded runs never show them,
+    yet a bad one is a typo. (What the runs inherit is checked in them; what an axis supplies may be
+    missing from the base.)"""
+    axes = [tuple(a.split(".")) for a in matrix.axes]
+    out = []
+    for path, msg in run_problems(matrix.base_run, (), cache):
+        overridden = any(tuple(map(str, path[: len(a)])) == a for a in axes)
+        if overridden and msg != "required field missing":
+            out.append((("matrix", "base_run", *path), f"{msg} (in the base run, overridden by an axis)"))
+    return out
 
 
 def _benchmark_problems(raw: Any, cache: dict[str, list[Problem]]) -> list[Problem]:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from evsys_sdk.config import ExperimentConfig
 from evsys_sdk.errors import ConfigError
+from evsys_sdk.paths import anchor_paths, project_root
 from evsys_sdk.validation import Path as KeyPath
 from evsys_sdk.validation import Problem, deep_problems, pydantic_problems
 
@@ -264,12 +265,20 @@ def load_yaml(source: str | Path | dict[str, Any]) -> ExperimentConfig:
     if problems:
         raise ConfigError(format_problems(problems, src, cfg))
     cfg._source = src
+    if not isinstance(source, dict):
+        cfg._root = project_root(source)
+        anchor_paths(cfg, cfg._root)
     return cfg
 
 
 def check_config(cfg: ExperimentConfig) -> None:
-    """Deep validation: every kind is installed and every params block valid. Raises ConfigError."""
+    """Deep validation: every kind is installed and every params block valid, every data file and
+    benchmark exists and parses, and no training set is empty. Raises ConfigError."""
     problems = deep_problems(cfg)
+    if not problems:  # the files are read through the config's own (now known valid) stores and transforms
+        from evsys_sdk.data_checks import data_problems
+
+        problems = data_problems(cfg)
     if problems:
         raise ConfigError(format_problems(problems, cfg._source, cfg))
 

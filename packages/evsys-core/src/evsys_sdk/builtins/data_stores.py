@@ -6,13 +6,13 @@ import copy
 import glob
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator
 
-from evsys_sdk._io import atomic_write_json, atomic_write_text
+from evsys_sdk._io import atomic_write_json, atomic_write_text, iter_jsonl_values
 from evsys_sdk.config import StrictModel
 from evsys_sdk.protocols import DataStore
 
@@ -44,16 +44,15 @@ class LocalDataStore:
         return path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.as_posix()
 
     def read_jsonl(self, path: str) -> list[dict[str, Any]]:
-        rows = []
-        with self._path(path).open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON line: {exc}") from exc
-        return rows
+        return list(self.iter_jsonl(path))
+
+    def iter_jsonl(self, path: str) -> Iterator[dict[str, Any]]:
+        """The rows one at a time (validation streams a file of any size through this)."""
+        where = self._path(path)
+        for lineno, value in iter_jsonl_values(where):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}:{lineno}: a row must be a JSON object, got {type(value).__name__}")
+            yield value
 
     def write_jsonl(self, path: str, rows: Iterable[dict[str, Any]]) -> None:
         text = "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows)

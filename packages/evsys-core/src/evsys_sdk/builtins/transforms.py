@@ -32,6 +32,7 @@ class IdentityTransform:
     """Passes rows through unchanged."""
 
     name: ClassVar[str] = "identity"
+    pure: ClassVar[bool] = True  # a function of the rows alone: deep validation may run it
 
     class Config(StrictModel):
         """No params."""
@@ -49,6 +50,7 @@ class JsonlToChat:
     an assistant message from ``assistant_template`` (when set). The row's other fields are kept."""
 
     name: ClassVar[str] = "jsonl_to_chat"
+    pure: ClassVar[bool] = True
 
     class Config(StrictModel):
         system_prompt: str = ""
