@@ -67,6 +67,10 @@ def test_an_experiment_config_names_project_paths_from_any_directory(
     assert cfg.run is not None and cfg.run.eval.eval_data is not None
     assert cfg.run.eval.eval_data.hf_dataset == str(root / "data/datasets/qa/v1/test.jsonl")  # it exists: a file
     assert cfg.run.model.name == "Qwen/Qwen3-4B" and cfg.run.model.load_checkpoint_path == "tinker://run/weights"
+    (root / "models/tiny").mkdir(parents=True)  # a local model folder is a path like any other
+    project.write_text(CONFIG.replace("name: Qwen/Qwen3-4B", "name: models/tiny"))
+    local = load_yaml(project).run
+    assert local is not None and local.model.name == str(root / "models/tiny")
 
 
 def test_without_a_project_the_config_folder_is_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

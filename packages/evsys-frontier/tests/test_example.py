@@ -30,6 +30,8 @@ def knows_capitals(p: FakePrompt) -> str:
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(EXAMPLE, tmp_path / "examples" / "frontier")
+    # the repo's pyproject.toml makes tmp_path the project root the example's paths are written from
+    shutil.copy(EXAMPLE.parents[1] / "pyproject.toml", tmp_path / "pyproject.toml")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

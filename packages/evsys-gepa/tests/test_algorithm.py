@@ -12,6 +12,7 @@ from conftest import TOY, prompt_rows
 
 from evsys_gepa.inference import read_prompt
 from evsys_gepa.testing import LESSON_ONLY, LESSON_TAGS, toy_tasks
+from evsys_sdk.errors import ConfigError
 from evsys_sdk.protocols import RunResult
 from evsys_sdk.runner import run_experiment
 from evsys_sdk.testing import mock_experiment_config
@@ -129,10 +130,10 @@ def test_prompt_score_fn_and_prompt_examples_from_the_context(tmp_path: Path) ->
     assert result.metrics["gepa/iterations"] == 0.0
 
 
-def test_no_examples_fails_the_run_with_a_clear_error(tmp_path: Path) -> None:
-    result, _ = run(tmp_path, TOY, [])
-    assert result.status == "failed"
-    assert "prompt_examples" in (result.error or "")
+def test_no_examples_is_a_config_error_before_the_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"run\.data: the training set is empty: training needs a row"):
+        run(tmp_path, TOY, [])
+    assert not (tmp_path / "contract").exists()
 
 
 def test_max_metric_calls_is_a_budget(tmp_path: Path) -> None:

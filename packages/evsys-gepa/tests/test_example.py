@@ -20,6 +20,7 @@ def evsys(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_example_runs_gepa_and_sft_arms_on_the_same_benchmarks(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE, tmp_path / "examples" / "gepa", ignore=shutil.ignore_patterns("outputs"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")  # the project root of the example's paths
     validated = evsys("validate", "--deep", "examples/gepa/config.yaml", cwd=tmp_path)
     assert validated.returncode == 0, validated.stdout + validated.stderr
     run = evsys("run", "examples/gepa/config.yaml", cwd=tmp_path)

@@ -62,6 +62,7 @@ def anchor_paths(cfg: ExperimentConfig, root: Path) -> None:
         if callback.kind in ("jsonl", "tensorboard"):
             _dir_params(callback.params, root, ("path", "log_dir"))
     for run in cfg.all_runs():
+        run.model.name = _if_present(root, run.model.name) or run.model.name  # a local model folder
         run.model.load_checkpoint_path = _if_present(root, run.model.load_checkpoint_path)
         run.model.init_from_checkpoint = _if_present(root, run.model.init_from_checkpoint)
         _data(run.data, root)
