@@ -46,6 +46,21 @@ def test_dpo_learns_the_preferences_against_the_starting_weights(tmp_path: Path)
     assert len(reference) == len(PREFERENCE_ROWS)
 
 
+def test_resumed_dpo_keeps_scoring_against_the_original_reference(tmp_path: Path) -> None:
+    first = run(tmp_path, "dpo", {**DPO, "max_steps": 4}, PREFERENCE_ROWS)
+    assert first.status == "completed", first.error
+    resumed = run(
+        tmp_path,
+        "dpo",
+        {**DPO, "max_steps": 1},
+        PREFERENCE_ROWS,
+        model={**MODEL, "load_checkpoint_path": first.artifacts["state-final"]},
+    )
+    assert resumed.status == "completed", resumed.error
+    # Against a fresh snapshot of the resumed weights the margin would be exactly 0 again.
+    assert metrics(tmp_path)[0]["dpo/reward_margin"] > 0.05
+
+
 def test_dpo_sft_term_raises_the_chosen_logp(tmp_path: Path) -> None:
     plain = run(tmp_path / "a", "dpo", DPO, PREFERENCE_ROWS)
     mixed = run(
