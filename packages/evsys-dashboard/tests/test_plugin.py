@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,60 @@ def test_a_wrong_key_stops_the_run_before_any_arm(tmp_path: Path, bench_dir: Pat
     from evsys_sdk.store import LocalStore
 
     assert LocalStore(tmp_path / "server.db").find_experiment("wrong_key") is None
+
+
+def test_evolve_records_into_the_dashboard(tmp_path: Path) -> None:
+    """`evsys evolve --store dashboard`: the search's experiment, groups and runs land on the server; its
+    journal stays in the local workspace, so `evsys evolve show` and `--resume` work from there."""
+    import yaml
+
+    from evsys_dashboard.testing import DashboardServer
+    from evsys_sdk.store import LocalStore
+
+    config = tmp_path / "search.yaml"
+    rows = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(4)]
+    search = {
+        "budget": {"candidates": 4},
+        "parallel": 2,
+        "space": {"algorithm.params.learning_rate": {"log_uniform": [1e-5, 1e-2]}},
+        "direction": "minimize",
+    }
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "evolve_dash",
+                "output_dir": str(tmp_path / "out"),
+                "n_repeats": 2,
+                "metadata": {"success_metric": "train/final_loss"},
+                "run": {
+                    "name": "r",
+                    "data": {"source_kind": "in_memory", "rows": rows},
+                    "model": {"name": "m"},
+                    "backend": {"kind": "mock"},
+                    "algorithm": {"kind": "sft", "params": {"max_steps": 2}},
+                },
+                "search": search,
+            }
+        )
+    )
+    with DashboardServer(tmp_path / "server.db", project="proj-a") as server:
+        env = {
+            **os.environ,
+            "EVSYS_API_URL": server.url,
+            "EVSYS_API_KEY": server.key,
+            "EVSYS_PROJECT_ID": "proj-a",
+            "EVSYS_LOG_DIR": str(tmp_path / "mirror"),
+            "EVSYS_WORKSPACE": str(tmp_path / ".evsys"),
+        }
+        cli = [sys.executable, "-m", "evsys_sdk.cli", "evolve"]
+        proc = subprocess.run([*cli, str(config), "--store", "dashboard"], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        shown = subprocess.run([*cli, "show", "evolve_dash", "--json"], capture_output=True, text=True, env=env)
+        assert shown.returncode == 0, shown.stderr
+        result = json.loads(shown.stdout)
+    server_db = LocalStore(tmp_path / "server.db")
+    exp = server_db.find_experiment("evolve_dash")
+    assert exp is not None and exp["status"] == "completed"
+    assert [g["name"] for g in server_db.experiment_groups(exp["id"])] == [c["id"] for c in result["candidates"]]
+    runs = server_db.experiment_runs(exp["id"])
+    assert len(runs) == result["spent"]["arms"] == 8 and {r["status"] for r in runs} == {"completed"}
