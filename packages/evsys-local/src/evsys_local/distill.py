@@ -80,7 +80,9 @@ class LocalDistill:
                 f"local_distill: lmbda={cfg.lmbda} trains {1 - cfg.lmbda:.0%} of batches on the rows' answers, "
                 "but some rows have none; give answers (an assistant turn, completion or expected) or set lmbda: 1"
             )
-        teacher_name, student_init = distill_endpoints(cfg.teacher, ctx.extras.get("init_checkpoint"))
+        # The chain's checkpoint: a combo phase's predecessor, or a continual stage's init_from_checkpoint.
+        chained = ctx.extras.get("init_checkpoint") or handles.get("init_from_checkpoint")
+        teacher_name, student_init = distill_endpoints(cfg.teacher, chained)
 
         from datasets import Dataset
         from trl import DistillationConfig
@@ -101,7 +103,7 @@ class LocalDistill:
         if cfg.student is not None:
             model, base, merged = handles["load"](cfg.student)
             tokenizer = load_tokenizer(base)
-        elif student_init is None and ctx.extras.get("init_checkpoint"):  # teacher: previous, run's own model
+        elif student_init is None and chained:  # teacher: previous; the student starts from the run's model
             model, base, merged = handles["load"](None)
             tokenizer = handles["tokenizer"]
         else:
