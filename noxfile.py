@@ -27,6 +27,9 @@ PLUGINS = sorted(
 # Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
 PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EVSYS_STRICT_PLUGINS": "1"}
+# Every pytest run: a hang fails its one test (after a generous 300 s: CI machines have 2 cores), not CI.
+PYTEST = ("pytest", "pytest-timeout")
+TIMEOUT = ("--timeout", "300")
 
 
 def _usable(exe: str) -> bool:
@@ -54,9 +57,9 @@ PYTHONS = _interpreters()
 def core(session: nox.Session) -> None:
     """evsys-core alone (no plugin installed); its optional integrations are exercised on 3.11."""
     full = session.python == "3.11"
-    session.install(f"{CORE}[hf,tensorboard,plot]" if full else CORE, "pytest")
+    session.install(f"{CORE}[hf,tensorboard,plot]" if full else CORE, *PYTEST)
     marker = [] if full else ["-m", "not hf and not tensorboard and not plot"]
-    session.run("pytest", f"{CORE}/tests", "-q", *marker, *session.posargs, env=ENV)
+    session.run("pytest", f"{CORE}/tests", "-q", *TIMEOUT, *marker, *session.posargs, env=ENV)
 
 
 @nox.session(python="3.11")
@@ -67,8 +70,8 @@ def plugin(session: nox.Session, package: str) -> None:
     if package == "evsys-dashboard":
         _ensure_chromium(session)
     extra = "[test]" if "test" in _extras(path) else ""
-    session.install(CORE, f"{path}{extra}", "pytest", *PLUGIN_PINS.get(package, []))
-    session.run("pytest", f"{path}/tests", "-q", *session.posargs, env=ENV)
+    session.install(CORE, f"{path}{extra}", *PYTEST, *PLUGIN_PINS.get(package, []))
+    session.run("pytest", f"{path}/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
 def _ensure_chromium(session: nox.Session) -> None:
@@ -89,8 +92,8 @@ def slurm(session: nox.Session) -> None:
     """evsys-slurm against a real one-node Slurm on this machine, which ci/start-slurm.sh installs from
     Debian's packages and starts (as root; a cluster already up is used as it is)."""
     session.run("bash", "packages/evsys-slurm/ci/start-slurm.sh", external=True)
-    session.install(CORE, "packages/evsys-slurm[test]")
-    session.run("pytest", "packages/evsys-slurm/tests", "-q", *session.posargs, env=ENV)
+    session.install(CORE, "packages/evsys-slurm[test]", *PYTEST)
+    session.run("pytest", "packages/evsys-slurm/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
 def _extras(path: str) -> set[str]:
@@ -103,15 +106,15 @@ def _extras(path: str) -> set[str]:
 @nox.session(python="3.11")
 def e2e(session: nox.Session) -> None:
     """Cross-package tests: the CLI, the examples end to end, third-party plugins through entry points."""
-    session.install(CORE, "pytest")
-    session.run("pytest", "tests", "-q", *session.posargs, env=ENV)
+    session.install(CORE, *PYTEST)
+    session.run("pytest", "tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
 @nox.session(python="3.11")
 def example_plugin(session: nox.Session) -> None:
     """The example third-party plugin, tested against the mock backend with core's contract suites."""
-    session.install(CORE, "examples/plugin", "pytest")
-    session.run("pytest", "examples/plugin/tests", "-q", *session.posargs, env=ENV)
+    session.install(CORE, "examples/plugin", *PYTEST)
+    session.run("pytest", "examples/plugin/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
 @nox.session(python="3.11")
@@ -123,7 +126,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    session.install(CORE, "mypy", "types-PyYAML", "pytest")
+    session.install(CORE, "mypy", "types-PyYAML", *PYTEST)
     session.run("mypy")
 
 

@@ -49,6 +49,8 @@ def test_quickstart_from_its_own_folder_matches_the_root(repo_copy: Path) -> Non
         assert (repo_copy / "outputs" / "quickstart" / r["run_id"] / "run_result.json").exists()
     assert results[0]["metrics"]["eval/exact_match"] == 5 / 24  # the same 24 rows
 
+from evsys_sdk.testing.executors import default_sigint
+
 
 def test_sweep_with_seeds_and_benchmarks(repo_copy: Path) -> None:
     run = evsys("run", "examples/experiment/config.yaml", cwd=repo_copy)
@@ -101,6 +103,7 @@ def test_ctrl_c_then_resume_reruns_only_unfinished_arms(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # Ctrl-C reaches it even when these tests run with SIGINT ignored
     )
     deadline = time.monotonic() + 60
     # Ctrl-C while arm2 trains (its hyperparams are logged as it starts): arm0 and arm1 are done by then

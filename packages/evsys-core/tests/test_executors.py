@@ -99,7 +99,7 @@ def test_ctrl_c_cancels_running_and_pending_arms_then_resume_continues(tmp_path:
     runs = [kit.mock_run("a"), stops, kit.mock_run("c"), kit.mock_run("d")]
     cfg = load_yaml(kit.executor_experiment(tmp_path / "out", process(max_workers=1), runs=runs))
     store = LocalStore(tmp_path / "db.sqlite")
-    with pytest.raises(KeyboardInterrupt):
+    with kit.interruptible(), pytest.raises(KeyboardInterrupt):
         Experiment(cfg, store=store).run()
     exp = store.list_experiments()[0]
     assert exp["status"] == "cancelled"

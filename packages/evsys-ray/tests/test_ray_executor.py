@@ -89,7 +89,7 @@ def test_ctrl_c_cancels_the_running_arm_then_resume_continues(tmp_path: Path, ho
     runs = [kit.mock_run("a"), kit.interrupt_once_run("stops", marker=tmp_path / "interrupted-once"), kit.mock_run("c")]
     cfg = load_yaml(kit.executor_experiment(tmp_path / "out", one_at_a_time, runs=runs))
     store = LocalStore(tmp_path / "db.sqlite")
-    with pytest.raises(KeyboardInterrupt):
+    with kit.interruptible(), pytest.raises(KeyboardInterrupt):
         Experiment(cfg, store=store).run()
     assert store.list_experiments()[0]["status"] == "cancelled"
     assert [(r[0], r[1]) for r in kit.recorded_runs(store)] == [("a", "completed"), ("stops", "cancelled")]

@@ -30,6 +30,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
@@ -53,10 +55,12 @@ __all__ = [
     "comparable_arms",
     "continual_fields",
     "crash_run",
+    "default_sigint",
     "events_by_arm",
     "executor_config",
     "executor_experiment",
     "interrupt_once_run",
+    "interruptible",
     "mock_run",
     "qa_tasks",
     "recorded_runs",
@@ -189,8 +193,25 @@ def crash_run(name: str, how: Literal["exit", "kill"] = "kill") -> dict[str, Any
 
 def interrupt_once_run(name: str, marker: str | Path) -> dict[str, Any]:
     """A run whose arm interrupts this (the driver's) process, unless the file ``marker`` exists, which
-    it creates; run again, say on resume, it completes."""
+    it creates; run again, say on resume, it completes. Run it inside ``interruptible()``."""
     return mock_run(name, InterruptOnceAlgorithm.name, driver_pid=os.getpid(), marker=str(marker))
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process for the block, as Ctrl-C does in a terminal, even
+    when the tests were started with SIGINT ignored (``nohup nox &``, which every child inherits)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def default_sigint() -> None:
+    """A ``preexec_fn`` for a child process that a test interrupts: SIGINT back to its default, so the
+    child's Python turns it into KeyboardInterrupt even when this process ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stall_run(name: str, max_seconds: float) -> dict[str, Any]:
