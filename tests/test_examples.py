@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT, evsys
 
+from evsys_sdk.testing.executors import default_sigint
 from evsys_sdk.yaml_loader import load_yaml
 
 EXAMPLE_CONFIGS = sorted(
@@ -48,8 +49,6 @@ def test_quickstart_from_its_own_folder_matches_the_root(repo_copy: Path) -> Non
     for r in results:  # the same output folder as `evsys run examples/quickstart/config.yaml` from the root
         assert (repo_copy / "outputs" / "quickstart" / r["run_id"] / "run_result.json").exists()
     assert results[0]["metrics"]["eval/exact_match"] == 5 / 24  # the same 24 rows
-
-from evsys_sdk.testing.executors import default_sigint
 
 
 def test_sweep_with_seeds_and_benchmarks(repo_copy: Path) -> None:
