@@ -130,12 +130,18 @@ class State:
         self.best: Candidate | None = None
         self.confirm: dict[str, Any] | None = None
         self.asks = 0  # asks made so far: the next ask's seed
+        self.generations = 0
+        # The generation proposed (maybe in part) but not yet scored: {"generation", "size"}, or None.
+        self.open: dict[str, int] | None = None
 
     def apply(self, kind: str, event: dict[str, Any]) -> Candidate | None:
         """Fold one event in; returns the candidate an event of kind ``scored`` finished."""
         if "ask" in event:
             self.asks = max(self.asks, event["ask"] + 1)
-        if kind == "candidate":
+        if kind == "generation":
+            self.open = dict(event)
+            self.generations = event["generation"] + 1
+        elif kind == "candidate":
             c = Candidate(
                 id=event["id"],
                 parents=event["parents"],
@@ -154,6 +160,7 @@ class State:
             self.ledger.spent.rejected += 1
         elif kind == "scored":
             c = self.by_id[event["id"]]
+            self.open = None  # a generation's scores are journaled together
             c.scores, c.status, c.error = list(event["scores"]), event["status"], event.get("error")
             costs = [ArmCost(**a) for a in event["cost"]]
             c.seconds = sum(a.seconds for a in costs)
@@ -221,6 +228,7 @@ class Search:
         self.db = self.store if isinstance(self.store, LocalStore) else LocalStore()
         self.state = State(self.search, cfg.n_repeats)
         self.seeds = cfg.repeat_seeds(self.base)
+        self.resuming = False
         from evsys_sdk.experiment import benchmark_specs
 
         self.samples = {str(b.name): b.num_samples for b in benchmark_specs(cfg.metadata.get("benchmark"))}
@@ -268,15 +276,11 @@ class Search:
         executor = build_executor(self.cfg.executor.kind, self.cfg.executor.params)
         try:
             executor.start()
-            resumed = [c for c in self.state.candidates if c.status == "pending"]
-            if resumed:
-                self._say(f"resuming '{self.cfg.name}': {len(resumed)} candidate(s) to finish")
             while True:
-                pending = resumed or self._propose(self.state.ledger.affordable(self.search.parallel))
+                pending = self._next_generation()
                 if not pending:
                     break
-                self._run_generation(executor, pending, resume=bool(resumed))
-                resumed = []
+                self._run_generation(executor, pending)
             if self.search.confirm_seeds and self.state.best is not None and self.state.confirm is None:
                 self._run_confirmation(executor)
         except KeyboardInterrupt:
@@ -290,13 +294,35 @@ class Search:
             executor.close()
         return self._conclude()
 
-    def _propose(self, n: int) -> list[Candidate]:
-        """Ask until ``n`` valid new candidates; each ask is journaled with all it brought."""
+    def _next_generation(self) -> list[Candidate]:
+        """The candidates to run next: an interrupted generation, completed as it would have been, or a
+        new one of as many candidates as the budget can reserve (none: the search is over)."""
+        state = self.state
+        if state.open is None:
+            n = state.ledger.affordable(self.search.parallel)
+            if n == 0:
+                return []
+            opening = ("generation", {"generation": state.generations, "size": n})
+            state.apply(*opening)  # journaled with the first ask's events: one transaction
+            return self._propose(n, opening)
+        assert state.open is not None
+        generation, size = state.open["generation"], state.open["size"]
+        pending = [c for c in state.candidates if c.generation == generation]
+        self._say(
+            f"resuming '{self.cfg.name}': generation {generation}, {len(pending)} of {size} candidate(s) proposed"
+        )
+        self.resuming = True
+        return pending + (self._propose(size - len(pending)) if len(pending) < size else [])
+
+    def _propose(self, n: int, opening: tuple[str, dict[str, Any]] | None = None) -> list[Candidate]:
+        """Ask until ``n`` valid new candidates of the open generation; each ask is journaled with all it
+        brought (a crash keeps whole asks or none)."""
         state = self.state
         out: list[Candidate] = []
         barren, reasons = 0, []
         history = [c for c in state.candidates if c.status != "pending"]
-        generation = 1 + max((c.generation for c in state.candidates), default=-1)
+        assert state.open is not None
+        generation = state.open["generation"]
         while len(out) < n:
             ask = state.asks
             self.proposer.rng.seed(f"{self.search.seed}:{ask}")
@@ -306,7 +332,7 @@ class Search:
             events: list[tuple[str, dict[str, Any]]] = []
             before = len(out)
             for p in proposals:
-                cid = f"c{len(state.candidates) + len(out):04d}"
+                cid = f"c{len(state.candidates) + len(out) - before:04d}"  # this ask's are not in state yet
                 checked = self._check(p, cid, out)
                 if isinstance(checked, str):
                     reasons.append(checked)
@@ -318,7 +344,8 @@ class Search:
                 events.append(("candidate", {**_event(c), "ask": ask}))
             if not any(k == "candidate" for k, _ in events):
                 events.append(("ask", {"ask": ask}))  # a barren ask still moves the seed on
-            self.journal.append(*events)
+            self.journal.append(*([opening] if opening else []), *events)
+            opening = None
             for kind, event in events:
                 state.apply(kind, event)
             barren = 0 if len(out) > before else barren + 1
@@ -391,7 +418,9 @@ class Search:
         result = Experiment(cfg, store=self.records, resume=resume, progress=quiet, executor=executor).run()
         return result.arms
 
-    def _run_generation(self, executor: Any, pending: list[Candidate], *, resume: bool) -> None:
+    def _run_generation(self, executor: Any, pending: list[Candidate]) -> None:
+        # An interrupted generation takes the arms that had finished from their records on disk.
+        resume, self.resuming = self.resuming, False
         arms = self._experiment(executor, self._generation_config([c.run_config for c in pending]), resume=resume)
         events = [
             ("scored", _scored(c.id, [a for a in arms if (a.group_name or a.name) == c.id], self.metric, self.samples))
