@@ -191,3 +191,23 @@ def test_resume_re_attaches_to_the_job_a_killed_driver_left_running(tmp_path: Pa
     assert [(j["JobID"], j["State"]) for j in slurm(f"evsys-{name}", 1)] == [(first, "COMPLETED")]
     rows = metrics.read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows if "train/loss" in r] == list(range(1, 31))
+
+
+def test_evsys_evolve_runs_its_candidates_as_slurm_jobs(tmp_path: Path, slurm: Sacct) -> None:
+    """``evsys evolve CONFIG --executor slurm``: the search's arms go through this executor unchanged."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[3]
+    config = yaml.safe_load((repo / "examples" / "evolve" / "config.yaml").read_text())
+    name = unique("evolve")
+    config.update(name=name, output_dir=str(tmp_path / "out"), n_repeats=2)
+    config["data_store"]["params"]["root"] = str(repo / "examples" / "quickstart")
+    config["search"].update(budget={"candidates": 3}, parallel=3, confirm_seeds=2)
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli = [sys.executable, "-m", "evsys_sdk.cli", "evolve", str(path), "--executor", "slurm"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "3 candidates, 8 arms" in done.stdout
+    jobs = slurm(f"evsys-{name}", 8)
+    assert len(jobs) == 8 and {j["State"] for j in jobs} == {"COMPLETED"}

@@ -10,6 +10,7 @@ is imported when the executor starts.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -27,7 +28,7 @@ from evsys_sdk.errors import ConfigError
 from evsys_sdk.executors import Executor, Outcome, WorkerDied
 from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
-from evsys_slurm.job import ArmJob, read_requeues, run_dir
+from evsys_slurm.job import REQUEUES_FILE, ArmJob, read_requeues, run_dir
 
 log = get_logger("slurm")
 
@@ -218,8 +219,6 @@ class SlurmExecutor(Executor):
             return None
         record = run_dir(task) / JOB_RECORD
         try:
-            import json
-
             data = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
@@ -243,6 +242,8 @@ class SlurmExecutor(Executor):
         for group in groups.values():
             params = self._resources(_backend_params(group[0].task), group[0].task.experiment.config.name)
             ex.update_parameters(**params)
+            for arm in group:  # an earlier run's requeues are not this one's
+                (run_dir(arm.task) / REQUEUES_FILE).unlink(missing_ok=True)
             calls = [(self._callable(), a.task) for a in group]
             if self.config.array and len(group) > 1:
                 with ex.batch():
