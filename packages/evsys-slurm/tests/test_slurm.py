@@ -144,7 +144,7 @@ def test_ctrl_c_cancels_the_jobs_then_resume_continues(tmp_path: Path, host: Plu
         kit.executor_experiment(tmp_path / "out", on_slurm(tmp_path, max_in_flight=1), runs=runs, name=name)
     )
     store = LocalStore(tmp_path / "db.sqlite")
-    with pytest.raises(KeyboardInterrupt):
+    with kit.interruptible(), pytest.raises(KeyboardInterrupt):  # Ctrl-C works even under nohup
         Experiment(cfg, store=store).run()
     assert store.list_experiments()[0]["status"] == "cancelled"
     assert [(r[0], r[1]) for r in kit.recorded_runs(store)] == [("a", "completed"), ("stops", "cancelled")]
