@@ -89,3 +89,17 @@ def test_a_config_given_as_a_dict_keeps_its_paths_as_written(tmp_path: Path) -> 
     run = {"name": "r", "data": {"source_kind": "in_memory", "rows": [{"q": 1}]}, "model": {"name": "m"}}
     cfg = load_yaml({"name": "e", "output_dir": "out", "run": {**run, "algorithm": {"kind": "sft"}}})
     assert cfg.output_dir == "out" and cfg.data_store.params == {} and cfg._root is None
+
+
+def test_the_workspace_is_the_projects_wherever_in_it_you_are(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evsys_sdk.store import workspace_root
+
+    monkeypatch.delenv("EVSYS_WORKSPACE")
+    root = project.parents[2]
+    for cwd in (project.parent, root / "data", root):
+        monkeypatch.chdir(cwd)
+        assert workspace_root() == root / ".evsys"
+    monkeypatch.chdir(root.parent)  # outside any project: the current directory's
+    assert workspace_root() == Path(".evsys")
+    monkeypatch.setenv("EVSYS_WORKSPACE", str(root / "elsewhere"))
+    assert workspace_root() == root / "elsewhere"

@@ -288,12 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("run", help="run an experiment (recorded in ./.evsys/evsys.db)")
+    p = sub.add_parser("run", help="run an experiment (recorded in the project's .evsys/evsys.db)")
     p.add_argument("path")
     p.add_argument("-o", "--output", help="also write the JSON results to this file")
     p.add_argument("--json", action="store_true", help="print JSON results instead of the summary")
     p.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
-    p.add_argument("--store", default="local", help="where to record: local (./.evsys/evsys.db) or a plugin's store")
+    p.add_argument(
+        "--store", default="local", help="where to record: local (the project's .evsys/evsys.db) or a plugin's store"
+    )
     p.add_argument("--no-store", action="store_true", help="do not record the experiment")
     p.add_argument("--executor", help="where arms run, overriding the config's executor.kind: sequential, process, ray")
     p.set_defaults(func=_cmd_run)

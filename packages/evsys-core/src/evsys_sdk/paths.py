@@ -11,17 +11,23 @@ current directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.config import FILE_LOG_STORES, DataConfig, ExperimentConfig
+if TYPE_CHECKING:  # the workspace (evsys_sdk.store) finds its project here without loading the schema
+    from evsys_sdk.config import DataConfig, ExperimentConfig
 
 PROJECT_MARKER = "pyproject.toml"
+
+
+def enclosing_project(folder: Path) -> Path | None:
+    """The nearest folder from ``folder`` upwards that holds a ``pyproject.toml``, if any."""
+    return next((d for d in (folder, *folder.parents) if (d / PROJECT_MARKER).is_file()), None)
 
 
 def project_root(config_file: str | Path) -> Path:
     """The folder a config file's relative paths resolve against."""
     folder = Path(config_file).expanduser().resolve().parent
-    return next((d for d in (folder, *folder.parents) if (d / PROJECT_MARKER).is_file()), folder)
+    return enclosing_project(folder) or folder
 
 
 def _under(root: Path, value: str) -> str:
@@ -50,6 +56,8 @@ def _data(data: DataConfig | None, root: Path) -> None:
 def anchor_paths(cfg: ExperimentConfig, root: Path) -> None:
     """Make the config's relative paths absolute under ``root``, in place. Data paths stay relative to
     the data store, whose ``local`` root (default: the project root) is anchored here."""
+    from evsys_sdk.config import FILE_LOG_STORES
+
     cfg.output_dir = _under(root, cfg.output_dir)
     if cfg.data_store.kind == "local":
         cfg.data_store.params["root"] = _under(root, str(cfg.data_store.params.get("root", ".")))

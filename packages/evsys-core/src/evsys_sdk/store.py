@@ -19,12 +19,20 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic_core import to_json
 
-DEFAULT_WORKSPACE = "./.evsys"
+DEFAULT_WORKSPACE = ".evsys"
 
 
 def workspace_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """``root``, else ``$EVSYS_WORKSPACE``, else ``./.evsys``."""
-    return Path(root or os.environ.get("EVSYS_WORKSPACE") or DEFAULT_WORKSPACE).expanduser()
+    """``root``, else ``$EVSYS_WORKSPACE``, else ``.evsys`` of the project the current directory is in
+    (the nearest folder upwards holding a ``pyproject.toml``, as for a config's paths), else ``./.evsys``:
+    ``evsys run`` and ``evsys runs`` anywhere in a project share one workspace."""
+    explicit = root or os.environ.get("EVSYS_WORKSPACE")
+    if explicit:
+        return Path(explicit).expanduser()
+    from evsys_sdk.paths import enclosing_project
+
+    project = enclosing_project(Path.cwd())
+    return project / DEFAULT_WORKSPACE if project is not None else Path(DEFAULT_WORKSPACE)
 
 
 @runtime_checkable

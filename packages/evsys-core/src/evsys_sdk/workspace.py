@@ -25,7 +25,7 @@ class MaterializedDataset:
 
 
 class Workspace:
-    """``root`` (default ``$EVSYS_WORKSPACE`` or ``./.evsys``) holding pulled rows and outputs.
+    """``root`` (default: ``store.workspace_root()``, the project's ``.evsys``) holding pulled rows and outputs.
 
     ``store`` serves the rows; without one, the local store of this workspace is used, so reading the
     cache never needs credentials.
