@@ -95,6 +95,14 @@ def test_plugins_lists_core(capsys: Any) -> None:
     assert capsys.readouterr().out.startswith("core  evsys-core 0.1.0  ok  evsys_sdk.builtins.hooks")
 
 
+def test_plugins_names_how_to_install_the_missing_ones(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])  # the root of this checkout
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hint = "pip install evsys-tinker (from this checkout: pip install ./packages/evsys-tinker)"
+    assert f"evsys-tinker  not installed: {hint}" in lines
+
+
 def test_a_subcommand_is_required() -> None:
     with pytest.raises(SystemExit) as info:
         main([])
