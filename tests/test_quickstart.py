@@ -14,15 +14,19 @@ def test_quickstart_validates_and_runs(repo_copy: Path) -> None:
     assert check.returncode == 0, check.stderr
     run = evsys("run", config, "-o", "results.json", cwd=repo_copy)
     assert run.returncode == 0, run.stderr
-    assert "4/4 arms completed." in run.stdout
+    assert "12/12 arms completed." in run.stdout
+    # The sweep answers its own question on mock: a higher rank lowers the final loss, beyond the noise.
+    assert "Expected lower train/final_loss with higher lora_rank: supported" in run.stdout
+    assert "(Welch's t-test, p=" in run.stdout and "mean +- 95% CI" in run.stdout
     results = json.loads((repo_copy / "results.json").read_text())
     names = [r["run_id"] for r in results]
-    assert names == [
+    arms = [
         "sft__lora_rank8_learning_rate0p0001",
         "sft__lora_rank8_learning_rate5e-05",
         "sft__lora_rank32_learning_rate0p0001",
         "sft__lora_rank32_learning_rate5e-05",
     ]
+    assert names == [f"{arm}__s{seed}" for arm in arms for seed in (42, 43, 44)]
     for r in results:
         assert r["status"] == "completed"
         assert 0.0 <= r["metrics"]["eval/exact_match"] <= 1.0 and "train/final_loss" in r["metrics"]

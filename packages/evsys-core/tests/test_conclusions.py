@@ -130,7 +130,7 @@ def test_continual_covers_every_benchmark_with_forgetting() -> None:
     assert by["b"].forgetting is not None and by["b"].forgetting.mean == pytest.approx(-0.7)  # learned, not forgot
     text = conclude(arms, arms[1], "a.pass_rate", continual=True)
     assert "Final stage s1 pass_rate: a=0.5500 +- " in text and ", b=0.8500 +- " in text
-    assert "forgetting (best earlier stage minus final): a=0.3000 +- " in text
+    assert "forgetting (best earlier stage minus final, below 0: gained): a=0.3000 +- " in text
     assert text.endswith("(mean +- 95% CI over 2 chains).")
 
 

@@ -70,7 +70,10 @@ def test_single_run_with_test_benchmark(tmp_path: Path, bench_dir: Path) -> None
     assert 0 < test.metrics["pass_rate"] <= 8 / 12  # only trained questions can be recalled
     assert arm.eval_metrics == test.metrics and set(test.breakdowns["half"]) == {"low", "high"}
     assert result.best_arm is arm and result.best_score == test.metrics["pass_rate"]
-    assert result.conclusion == f"Best arm: arm at test.pass_rate={result.best_score:.4f}. 1/1 arms completed."
+    assert result.conclusion == (
+        f"Best arm: arm at test.pass_rate={result.best_score:.4f}. 1/1 arms completed. "
+        "One seed per arm: no variance is known."
+    )
     assert result.status == "completed"
 
 
@@ -108,7 +111,7 @@ def test_failure_isolation_and_conclusion(tmp_path: Path) -> None:
     result = Experiment(cfg).run()
     assert [a.status for a in result.arms] == ["completed", "failed", "completed"]
     assert result.arms[1].error == "RuntimeError: MockBackend asked to fail"
-    assert result.conclusion.endswith("2/3 arms completed. Failed: bad.")
+    assert "2/3 arms completed. Failed: bad. One seed per arm: no variance is known" in result.conclusion
     all_bad = config(tmp_path, runs=[{**bad, "name": "x"}, {**bad, "name": "y"}])
     assert Experiment(all_bad).run().conclusion == "All 2 arms failed."
 

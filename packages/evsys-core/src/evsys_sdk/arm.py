@@ -24,7 +24,7 @@ from evsys_sdk.logger import get_logger
 from evsys_sdk.progress import Progress
 from evsys_sdk.protocols import InferenceClient, RunResult
 from evsys_sdk.results import ArmResult, EvalResult
-from evsys_sdk.step_metrics import find_metrics_file, read_step_rows
+from evsys_sdk.step_metrics import StepRow, find_metrics_file, read_step_rows
 
 if TYPE_CHECKING:
     from evsys_sdk.experiment import Experiment
@@ -114,7 +114,8 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
             progress.start(run_cfg.name)
             progress.finish("completed (resumed)")
         resumed.run_id, resumed.group_id, resumed.group_name = task.run_id, task.group_id, task.group_name
-        return {"arm": resumed.to_json(), "step_rows": None}
+        # Its curves travel back too: the resumed experiment's record holds every arm's whole timeline.
+        return {"arm": resumed.to_json(), "step_rows": _step_rows(experiment._resolve_run_dir(resumed))}
     arm = experiment._execute_arm(
         task.experiment_id,
         run_cfg,
@@ -128,10 +129,13 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
     if arm.status == "completed":
         atomic_write_json(run_dir / ARM_RECORD, {"config_fingerprint": _fingerprint(run_cfg), "arm": arm.to_json()})
     # The run's step rows travel back with the arm: the driver, maybe on another machine, records them.
-    trained_in = experiment._resolve_run_dir(arm)
-    metrics_file = find_metrics_file(trained_in) if trained_in is not None and trained_in.is_dir() else None
-    rows = read_step_rows(metrics_file) if metrics_file is not None and arm.run_result is not None else None
+    rows = _step_rows(experiment._resolve_run_dir(arm)) if arm.run_result is not None else None
     return {"arm": arm.to_json(), "step_rows": rows}
+
+
+def _step_rows(run_dir: Path | None) -> list[StepRow] | None:
+    metrics_file = find_metrics_file(run_dir) if run_dir is not None and run_dir.is_dir() else None
+    return read_step_rows(metrics_file) if metrics_file is not None else None
 
 
 def run_arm_in_worker(task: ArmTask, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -189,16 +193,20 @@ def _fingerprint(run_cfg: RunConfig) -> str:
 
 
 def resumable(run_dir: Path, run_cfg: RunConfig) -> ArmResult | None:
-    """The arm recorded completed in ``run_dir`` for this exact run config (``--resume``), else None."""
-    record = run_dir / ARM_RECORD
-    if not record.is_file():
-        return None
+    """The arm finished in ``run_dir`` for this exact run config (``--resume``), else None: its
+    ``run_result.json`` (the training run's record) says completed for the same config fingerprint, and
+    its ``arm_result.json`` (written once its benchmarks were scored) holds the arm. A missing, partial or
+    unreadable record of either means the arm runs again."""
+    fingerprint = _fingerprint(run_cfg)
     try:
-        data = json.loads(record.read_text(encoding="utf-8"))
+        run = json.loads((run_dir / "run_result.json").read_text(encoding="utf-8"))
+        data = json.loads((run_dir / ARM_RECORD).read_text(encoding="utf-8"))
         arm = ArmResult.from_json(data["arm"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if data.get("config_fingerprint") != _fingerprint(run_cfg) or arm.status != "completed":
+    if not isinstance(run, dict) or run.get("status") != "completed" or run.get("config_fingerprint") != fingerprint:
+        return None
+    if data.get("config_fingerprint") != fingerprint or arm.status != "completed":
         return None
     arm.resumed = True
     return arm

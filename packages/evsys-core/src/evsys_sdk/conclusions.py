@@ -46,22 +46,24 @@ class Expectation(StrictModel):
     )
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> Expectation | None:
+    def from_metadata(cls, metadata: Mapping[str, Any], source: Any = None) -> Expectation | None:
+        """``metadata.expect`` checked; a mistake is a ConfigError naming file:line when ``source`` (the
+        config's YAML source) is given."""
+        from evsys_sdk.yaml_loader import format_problems
+
         raw = metadata.get("expect")
         if raw is None:
             return None
         if not isinstance(raw, dict):
-            raise ConfigError(
-                "metadata.expect must be a mapping like {metric: train/final_loss, better: lower, of: lora_rank}"
-            )
+            example = "{metric: train/final_loss, better: lower, of: lora_rank}"
+            raise ConfigError(format_problems([(("metadata", "expect"), f"must be a mapping like {example}")], source))
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             from evsys_sdk.validation import pydantic_problems
 
-            raise ConfigError(
-                [f"metadata.expect.{'.'.join(map(str, p))}: {m}" for p, m in pydantic_problems(exc, cls)]
-            ) from None
+            problems = [(("metadata", "expect", *p), m) for p, m in pydantic_problems(exc, cls)]
+            raise ConfigError(format_problems(problems, source)) from None
 
 
 def sign(metric: str | None, expect: Expectation | None) -> float:
@@ -121,7 +123,8 @@ def noise_sentence(arms: list[ArmResult], metric: str, best_group: str | None, e
     """How sure the best is: the best group against the runner-up, or that no variance is known."""
     groups = group_scores(arms, metric)
     if best_group is None or best_group not in groups or max(map(len, groups.values())) < 2:
-        return "One seed per arm: no variance is known, so differences between arms may be noise."
+        noise = ", so differences between arms may be noise" if len(groups) > 1 else ""
+        return f"One seed per arm: no variance is known{noise}."
     s = sign(metric, expect)
     best = summarize(groups[best_group])
     text = f"Best group: {_summary(best_group, best)} on {metric} (mean +- 95% CI)"
@@ -228,7 +231,8 @@ def continual_sentence(arms: list[ArmResult], metric_key: str) -> str | None:
     forgets = ", ".join(f"{f.benchmark}={show(f.forgetting)}" for f in findings if f.forgetting is not None)
     text = f"Final stage {label} {metric_key}: {finals}"
     if forgets:
-        text += f"; forgetting (best earlier stage minus final): {forgets}"
+        gained = any(f.forgetting is not None and f.forgetting.mean < 0 for f in findings)
+        text += f"; forgetting (best earlier stage minus final{', below 0: gained' if gained else ''}): {forgets}"
     return text + (f" (mean +- 95% CI over {max(f.final.n for f in findings)} chains)." if repeated else ".")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 
 from evsys_sdk.arm import ARM_RECORD, ArmFailed, ArmTask, TrainFn, score
 from evsys_sdk.callbacks import CallbackSet
+from evsys_sdk.conclusions import Expectation, best_of, conclude, group_scores
 from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig, safe_run_name
 from evsys_sdk.errors import ConfigError
 from evsys_sdk.executors import Executor, build_executor, picklable_problem
@@ -141,6 +143,7 @@ class Experiment:
         self._executor = executor
         self._arm: ArmResult | None = None  # the arm being trained (in its own copy of the Experiment)
         self._arm_benchmarks: list[tuple[Any, BenchmarkSpec]] = []
+        self._expect: Expectation | None = None  # metadata.expect, read when the experiment starts
 
     @property
     def train_fn(self) -> TrainFn:
@@ -232,6 +235,7 @@ class Experiment:
             raise ConfigError(format_problems([(("search",), msg)], cfg._source))
         check_config(cfg)  # every kind installed and every params block valid, before any arm starts
         meta = cfg.metadata
+        self._expect = Expectation.from_metadata(meta, cfg._source)
         benchmarks = self._resolve_benchmarks(meta.get("benchmark"))
         success_metric = meta.get("success_metric")
         hypothesis = meta.get("hypothesis")
@@ -247,6 +251,7 @@ class Experiment:
         finished: dict[tuple[int, int], ArmResult] = {}
         try:
             baselines = self._score_baselines(benchmarks)
+            self._record_baselines(experiment_id, baselines)
             chains = self._chains()
             if cfg.continual is not None and cfg.n_repeats > 1:
                 for label in chains[0].groups:  # every stage's group up front, as the stages are known
@@ -262,7 +267,14 @@ class Experiment:
                 executor.close()
         arms = [finished[key] for key in sorted(finished)]
         best = self._pick_best(arms, success_metric) if success_metric else None
-        best_score = best.score(success_metric) if best is not None and success_metric else None
+        best_group = best.group_name if best is not None else None
+        best_score = None
+        if best is not None and success_metric:  # with repeats, the best group's mean
+            best_score = (
+                statistics.fmean(group_scores(arms, success_metric)[best_group])
+                if best_group
+                else best.score(success_metric)
+            )
         result = ExperimentResult(
             name=cfg.name,
             status="completed" if any(a.status == "completed" for a in arms) else "failed",
@@ -274,6 +286,7 @@ class Experiment:
             hypothesis=hypothesis,
             success_metric=success_metric,
             baselines=baselines,
+            best_group=best_group,
         )
         self._finalize_experiment(experiment_id, result.status, best_score, result.conclusion)
         self.callbacks.emit("on_experiment_end", result)
@@ -324,7 +337,15 @@ class Experiment:
     # tracking-store writes (the driver's alone; best effort)
 
     def _create_experiment(self, hypothesis: str | None, tags: list[str], meta: dict[str, Any]) -> str | None:
-        return _id(
+        """The experiment's record. A resumed one is a new, complete record (resumed arms bring back their
+        curves and evals) linked both ways to the record it continues: ``resumed_from`` on the new one,
+        ``resumed_as`` on the old one, found by name in stores that can look up (``find_experiment``)."""
+        previous = None
+        if self.resume:
+            found = _safe("find_experiment", getattr(self.store, "find_experiment", None), self.config.name)
+            previous = _id(found)
+        link = {"resumed_from": previous} if previous else {}
+        experiment_id = _id(
             _safe(
                 "create_experiment",
                 getattr(self.store, "create_experiment", None),
@@ -333,8 +354,14 @@ class Experiment:
                 tags=tags or None,
                 project_goal_id=meta.get("project_goal_id"),
                 config=self.config.model_dump(mode="json"),
+                **link,
             )
         )
+        if previous and experiment_id:
+            _safe(
+                "update_experiment", getattr(self.store, "update_experiment", None), previous, resumed_as=experiment_id
+            )
+        return experiment_id
 
     def _create_group(self, experiment_id: str | None, name: str) -> str | None:
         """Register a run group for a variance study; its id (or None)."""
@@ -385,10 +412,13 @@ class Experiment:
         )
 
     def _record_eval(self, arm: ArmResult, evaluation: EvalResult) -> None:
+        self._create_eval(arm.run_id, evaluation)
+
+    def _create_eval(self, run_id: str | None, evaluation: EvalResult) -> None:
         _safe(
             "create_eval",
             getattr(self.store, "create_eval", None),
-            run_id=arm.run_id,
+            run_id=run_id,
             metrics=evaluation.metrics,
             name=evaluation.name,
             benchmark_id=evaluation.benchmark_id,
@@ -536,6 +566,34 @@ class Experiment:
             self._mark_run_failed(arm.run_id, arm.error, status=arm.status, metrics=arm.metrics)
         self.callbacks.emit("on_run_end", arm)
         return arm
+
+    def _record_baselines(self, experiment_id: str | None, baselines: list[EvalResult]) -> None:
+        """Each baseline model as a run of kind ``baseline`` beside the arms, with an eval per benchmark."""
+        from evsys_sdk.records import BASELINE_KIND
+        from evsys_sdk.results import baseline_model
+
+        if experiment_id is None:
+            return
+        runs: dict[str, str | None] = {}
+        seen: dict[tuple[str, str], int] = {}
+        for e in baselines:
+            model = baseline_model(e)
+            nth = seen[(model, e.name)] = seen.get((model, e.name), 0) + 1  # two specs of one model stay apart
+            name = f"baseline {model}" + (f" #{nth}" if nth > 1 else "")
+            if name not in runs:
+                runs[name] = _id(
+                    _safe(
+                        "create_run",
+                        getattr(self.store, "create_run", None),
+                        experiment_id=experiment_id,
+                        name=name,
+                        recipe_kind=BASELINE_KIND,
+                        run_config={"model": model},
+                        status="completed",
+                    )
+                )
+            if runs[name] is not None:
+                self._create_eval(runs[name], e)
 
     def _score_baselines(self, benchmarks: list[tuple[Any, BenchmarkSpec]]) -> list[EvalResult]:
         """Closed/API models listed on a benchmark, scored once per experiment (their weights are fixed)."""
@@ -705,25 +763,20 @@ class Experiment:
     # conclusions
 
     def _pick_best(self, arms: list[ArmResult], metric: str) -> ArmResult | None:
-        best, best_score = None, None
-        for arm in arms:
-            score = arm.score(metric) if arm.status == "completed" else None
-            if score is not None and (best_score is None or score > best_score):
-                best, best_score = arm, score
-        return best
+        """The best arm by ``metric``; with seeded repeats, the best arm of the group with the best mean
+        (``metadata.expect`` may say lower is better)."""
+        return best_of(arms, metric, self._expect)[0]
 
     def _build_conclusion(self, arms: list[ArmResult], best: ArmResult | None, metric: str | None) -> str:
-        done = [a for a in arms if a.status == "completed"]
-        if not done:
-            return f"All {len(arms)} arms failed."
-        parts = []
-        if best is not None and metric:
-            parts.append(f"Best arm: {best.name} at {metric}={best.score(metric):.4f}.")
-        parts.append(f"{len(done)}/{len(arms)} arms completed.")
-        failed = [a.name for a in arms if a.status != "completed"]
-        if failed:
-            parts.append(f"Failed: {', '.join(failed)}.")
-        return " ".join(parts)
+        """The seeds' sentences, then how sure the best is, continual findings and ``metadata.expect``."""
+        return conclude(
+            arms,
+            best,
+            metric,
+            best_group=best.group_name if best is not None else None,
+            expect=self._expect,
+            continual=self.config.continual is not None,
+        )
 
 
 def _unimportable_problem(cls: type) -> str | None:

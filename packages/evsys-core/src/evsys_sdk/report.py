@@ -59,7 +59,12 @@ def experiment_summary(result: ExperimentResult) -> str:
         key = result.success_metric.rsplit(".", 1)[-1] if result.success_metric else "mean_reward"
         out.append(f"\nstage x benchmark ({key}):")
         out.append(table(["stage", *benches], [[s, *(fmt(row.get(b)) for b in benches)] for s, row in matrix.items()]))
-    if result.best_arm is not None:
+    if result.best_arm is not None and result.best_group is not None:
+        out.append(
+            f"\nbest group: {result.best_group} ({metric} mean={fmt(result.best_score)}); its best arm: "
+            f"{result.best_arm.name} ({fmt(result.best_arm.score(metric) if metric else None)})"
+        )
+    elif result.best_arm is not None:
         out.append(f"\nbest arm: {result.best_arm.name} ({metric}={fmt(result.best_score)})")
     out.append(f"conclusion: {result.conclusion}")
     return "\n".join(out)
