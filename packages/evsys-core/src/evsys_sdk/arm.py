@@ -108,14 +108,12 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
     run_cfg = task.run
     benchmarks = [(bench, BenchmarkSpec.model_validate(spec)) for bench, spec in task.benchmarks]
     run_dir = Path(experiment.config.output_dir).expanduser() / safe_run_name(run_cfg.name)
-    resumed = resumable(run_dir, run_cfg) if task.resume else None
+    resumed = resume_outcome(task, run_dir) if task.resume else None
     if resumed is not None:
         if progress is not None:
             progress.start(run_cfg.name)
             progress.finish("completed (resumed)")
-        resumed.run_id, resumed.group_id, resumed.group_name = task.run_id, task.group_id, task.group_name
-        # Its curves travel back too: the resumed experiment's record holds every arm's whole timeline.
-        return {"arm": resumed.to_json(), "step_rows": _step_rows(experiment._resolve_run_dir(resumed))}
+        return resumed
     arm = experiment._execute_arm(
         task.experiment_id,
         run_cfg,
@@ -131,6 +129,17 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
     # The run's step rows travel back with the arm: the driver, maybe on another machine, records them.
     rows = _step_rows(experiment._resolve_run_dir(arm)) if arm.run_result is not None else None
     return {"arm": arm.to_json(), "step_rows": rows}
+
+
+def resume_outcome(task: ArmTask, run_dir: Path) -> dict[str, Any] | None:
+    """What ``run_arm`` returns for an arm ``--resume`` skips (``resumable``), else None: the recorded
+    arm with this task's ids, and its step rows, so the resumed experiment's record holds every arm's
+    whole timeline."""
+    arm = resumable(run_dir, task.run)
+    if arm is None:
+        return None
+    arm.run_id, arm.group_id, arm.group_name = task.run_id, task.group_id, task.group_name
+    return {"arm": arm.to_json(), "step_rows": _step_rows(task.experiment._resolve_run_dir(arm))}
 
 
 def _step_rows(run_dir: Path | None) -> list[StepRow] | None:
@@ -194,19 +203,19 @@ def _fingerprint(run_cfg: RunConfig) -> str:
 
 def resumable(run_dir: Path, run_cfg: RunConfig) -> ArmResult | None:
     """The arm finished in ``run_dir`` for this exact run config (``--resume``), else None: its
-    ``run_result.json`` (the training run's record) says completed for the same config fingerprint, and
-    its ``arm_result.json`` (written once its benchmarks were scored) holds the arm. A missing, partial or
-    unreadable record of either means the arm runs again."""
-    fingerprint = _fingerprint(run_cfg)
+    ``run_result.json`` (the training run's record) says completed, and its ``arm_result.json`` (written
+    after it, once the benchmarks were scored) holds the arm completed for this config's fingerprint. A
+    missing, partial or unreadable record of either means the arm runs again. (The run's own fingerprint
+    may differ: an executor that requeued the run points it at the state it resumed from.)"""
     try:
         run = json.loads((run_dir / "run_result.json").read_text(encoding="utf-8"))
         data = json.loads((run_dir / ARM_RECORD).read_text(encoding="utf-8"))
         arm = ArmResult.from_json(data["arm"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(run, dict) or run.get("status") != "completed" or run.get("config_fingerprint") != fingerprint:
+    if not isinstance(run, dict) or run.get("status") != "completed":
         return None
-    if data.get("config_fingerprint") != fingerprint or arm.status != "completed":
+    if data.get("config_fingerprint") != _fingerprint(run_cfg) or arm.status != "completed":
         return None
     arm.resumed = True
     return arm

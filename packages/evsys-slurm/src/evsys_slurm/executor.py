@@ -318,13 +318,9 @@ class SlurmExecutor(Executor):
 
 def _completed(task: ArmTask) -> dict[str, Any] | None:
     """The arm as recorded completed for this run config (``--resume``): no job needed."""
-    from evsys_sdk.arm import resumable
+    from evsys_sdk.arm import resume_outcome
 
-    arm = resumable(run_dir(task), task.run)
-    if arm is None:
-        return None
-    arm.run_id, arm.group_id, arm.group_name = task.run_id, task.group_id, task.group_name
-    return {"arm": arm.to_json(), "step_rows": None}
+    return resume_outcome(task, run_dir(task))
 
 
 def _backend_params(task: ArmTask) -> dict[str, Any]:
