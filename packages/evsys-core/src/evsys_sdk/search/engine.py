@@ -10,6 +10,8 @@ re-runs only the arms that had not finished.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -103,9 +105,6 @@ def _fingerprint(run: RunConfig, name: str) -> str:
 
 def _search_fingerprint(cfg: ExperimentConfig) -> str:
     """What a resumed search must share with the one it continues (where the arms run may change)."""
-    import hashlib
-    import json
-
     data = cfg.model_dump(mode="json", exclude={"executor", "callbacks"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -217,6 +216,7 @@ class Search:
         resume: bool = False,
         progress: TextIO | None = None,
     ):
+        from evsys_sdk.experiment import benchmark_specs
         from evsys_sdk.store import LocalStore
 
         self.cfg = cfg
@@ -228,9 +228,7 @@ class Search:
         self.db = self.store if isinstance(self.store, LocalStore) else LocalStore()
         self.state = State(self.search, cfg.n_repeats)
         self.seeds = cfg.repeat_seeds(self.base)
-        self.resuming = False
-        from evsys_sdk.experiment import benchmark_specs
-
+        self.resuming = False  # the next generation was interrupted: its finished arms are on disk
         self.samples = {str(b.name): b.num_samples for b in benchmark_specs(cfg.metadata.get("benchmark"))}
 
     # records
