@@ -48,9 +48,21 @@ def _dir_params(params: dict[str, Any], root: Path, keys: tuple[str, ...]) -> No
             params[key] = _under(root, params[key])
 
 
-def _data(data: DataConfig | None, root: Path) -> None:
-    if data is not None and data.source_kind == "hf_dataset":
-        data.hf_dataset = _if_present(root, data.hf_dataset)
+class _Local:
+    """``_if_present`` once per distinct value: ten thousand matrix arms name the same few paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.seen: dict[str | None, str | None] = {}
+
+    def __call__(self, value: str | None) -> str | None:
+        if value not in self.seen:
+            self.seen[value] = _if_present(self.root, value)
+        return self.seen[value]
+
+    def data(self, data: DataConfig | None) -> None:
+        if data is not None and data.source_kind == "hf_dataset" and self(data.hf_dataset) != data.hf_dataset:
+            data.hf_dataset = self(data.hf_dataset)
 
 
 def anchor_paths(cfg: ExperimentConfig, root: Path) -> None:
@@ -69,14 +81,17 @@ def anchor_paths(cfg: ExperimentConfig, root: Path) -> None:
     for callback in cfg.callbacks:
         if callback.kind in ("jsonl", "tensorboard"):
             _dir_params(callback.params, root, ("path", "log_dir"))
+    local = _Local(root)
     for run in cfg.all_runs():
-        run.model.name = _if_present(root, run.model.name) or run.model.name  # a local model folder
-        run.model.load_checkpoint_path = _if_present(root, run.model.load_checkpoint_path)
-        run.model.init_from_checkpoint = _if_present(root, run.model.init_from_checkpoint)
-        _data(run.data, root)
-        _data(run.eval.eval_data, root)
+        model = run.model  # assigned only when anchored: a pydantic __setattr__ is costly over 10k arms
+        for key in ("name", "load_checkpoint_path", "init_from_checkpoint"):  # name: a local model folder
+            value = getattr(model, key)
+            if value and local(value) != value:
+                setattr(model, key, local(value))
+        local.data(run.data)
+        local.data(run.eval.eval_data)
     for data in cfg.continual.datasets if cfg.continual else []:
-        _data(data, root)
+        local.data(data)
     raw = cfg.metadata.get("benchmark")
     for entry in (raw if isinstance(raw, list) else [raw]) if raw else []:
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
