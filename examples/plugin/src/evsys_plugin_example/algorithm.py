@@ -24,8 +24,8 @@ class ConstantLrToy:
         """Params of constant_lr_toy. StrictModel makes an unknown key (a YAML typo) an error."""
 
         learning_rate: float = Field(default=0.1, gt=0, lt=1, description="fraction of the loss removed per step")
-        steps: int = Field(default=10, ge=1)
-        initial_loss: float = Field(default=2.0, gt=0)
+        steps: int = Field(default=10, ge=1, description="training steps")
+        initial_loss: float = Field(default=2.0, gt=0, description="the loss before the first step")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from evsys_sdk.config import CallbackSpec, StrictModel
 from evsys_sdk.logger import get_logger
+from evsys_sdk.params import FIXED
 
 log = get_logger("callbacks")
 EVENTS = (
@@ -46,7 +49,9 @@ class JsonlCallback:
     name: ClassVar[str] = "jsonl"
 
     class Config(StrictModel):
-        path: str | None = None
+        path: str | None = Field(
+            default=None, description="the events file (default: <output_dir>/events.jsonl)", json_schema_extra=FIXED
+        )
 
     def __init__(self, *, output_dir: str = ".", **params: Any) -> None:
         self.config = self.Config(**params)
@@ -97,7 +102,9 @@ class TensorBoardCallback:
     name: ClassVar[str] = "tensorboard"
 
     class Config(StrictModel):
-        log_dir: str | None = None
+        log_dir: str | None = Field(
+            default=None, description="the event files' folder (default: under output_dir)", json_schema_extra=FIXED
+        )
 
     def __init__(self, *, output_dir: str = ".", **params: Any) -> None:
         self.config = self.Config(**params)

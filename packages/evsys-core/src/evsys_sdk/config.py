@@ -15,9 +15,10 @@ from evsys_sdk.search.config import SearchConfig
 
 
 class StrictModel(BaseModel):
-    """Base of every config model: an unknown key is an error, never ignored."""
+    """Base of every config model: an unknown key is an error, never ignored, and a float is finite (a
+    config reaching ``inf`` or ``nan`` is a typo or a search gone astray, never a setting)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # Log stores that write files and get ``log_dir`` filled in per run when the config leaves it out.
@@ -25,8 +26,8 @@ FILE_LOG_STORES = ("jsonl", "tensorboard")
 
 
 class _KindSpec(StrictModel):
-    kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field(description="the registered name of the extension (`evsys plugins` lists them)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the extension's params (its Config)")
 
 
 class AlgorithmConfig(_KindSpec):
@@ -142,7 +143,6 @@ class RunConfig(StrictModel):
     max_seconds: float | None = Field(
         default=None,
         gt=0,
-        allow_inf_nan=False,
         description="wall-time budget of this arm in seconds: past it the arm stops, status failed, with its "
         "partial metrics (checked every training step; the process and ray executors also kill it)",
     )

@@ -61,7 +61,6 @@ class Executor:
         kill_grace_seconds: float = Field(
             default=10.0,
             ge=0,
-            allow_inf_nan=False,
             description="how long an arm past its run.max_seconds may take to stop on its own before it is killed",
         )
 

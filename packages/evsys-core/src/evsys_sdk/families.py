@@ -7,42 +7,93 @@ the ``evsys_resolve_algorithm`` hook. Each family's shared params live here, and
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from evsys_sdk.config import StrictModel
 from evsys_sdk.errors import EvsysError
+from evsys_sdk.params import FIXED, learning_rate_field, search, temperature_field
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class TrainingParams(StrictModel):
     """Params every training family shares."""
 
-    learning_rate: float = Field(default=1e-4, gt=0)
-    num_epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=4, ge=1)
-    max_steps: int | None = Field(default=None, ge=1)
-    lora_rank: int = Field(default=8, ge=0)
-    seed: int = 42
-    save_every: int = Field(default=0, ge=0)
-    save_at_fractions: list[float] = Field(default_factory=lambda: [1.0])
+    learning_rate: float = learning_rate_field(1e-4)
+    num_epochs: int = Field(
+        default=1, ge=1, description="passes over the training rows", json_schema_extra=search(int_uniform=(1, 10))
+    )
+    batch_size: int = Field(
+        default=4,
+        ge=1,
+        description="rows per optimizer step",
+        json_schema_extra=search(choice=[1, 2, 4, 8, 16, 32, 64]),
+    )
+    max_steps: int | None = Field(
+        default=None, ge=1, description="optimizer steps to train for, overriding num_epochs (default: from epochs)"
+    )
+    lora_rank: int = Field(
+        default=8,
+        ge=0,
+        le=4096,
+        description="rank of the LoRA adapters (0 = full fine-tuning where the backend offers it)",
+        json_schema_extra=search(choice=[4, 8, 16, 32, 64, 128, 256]),
+    )
+    seed: int = Field(
+        default=42, description="random seed (default: the run's seed, so replicates differ)", json_schema_extra=FIXED
+    )
+    save_every: int = Field(
+        default=0, ge=0, description="also checkpoint every N steps (0 = never)", json_schema_extra=FIXED
+    )
+    save_at_fractions: list[Fraction] = Field(
+        default_factory=lambda: [1.0],
+        description="checkpoint at these fractions of training, each in [0, 1] (1.0 = the final step)",
+        json_schema_extra=FIXED,
+    )
 
 
 class SFTParams(TrainingParams):
-    max_seq_len: int = Field(default=2048, ge=1)
+    max_seq_len: int = Field(
+        default=2048,
+        ge=1,
+        le=1_048_576,
+        description="tokens per example kept (longer ones are truncated)",
+        json_schema_extra=FIXED,
+    )
 
 
 class SDFTParams(TrainingParams):
-    topk: int = Field(default=20, ge=1)
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=1.0, ge=0)
+    topk: int = Field(
+        default=20,
+        ge=1,
+        description="teacher logits kept per token for the distillation loss",
+        json_schema_extra=search(int_uniform=(1, 100)),
+    )
+    max_tokens: int = Field(
+        default=256,
+        ge=1,
+        le=32_768,
+        description="tokens sampled per completion",
+        json_schema_extra=search(choice=[64, 128, 256, 512, 1024]),
+    )
+    temperature: float = temperature_field(1.0)
 
 
 class RLParams(TrainingParams):
-    learning_rate: float = Field(default=1e-5, gt=0)
-    num_samples: int = Field(default=4, ge=1, description="group size: samples per task")
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=1.0, ge=0)
+    learning_rate: float = learning_rate_field(1e-5)
+    num_samples: int = Field(
+        default=4, ge=1, description="group size: samples per task", json_schema_extra=search(choice=[2, 4, 8, 16])
+    )
+    max_tokens: int = Field(
+        default=256,
+        ge=1,
+        le=32_768,
+        description="tokens sampled per completion",
+        json_schema_extra=search(choice=[64, 128, 256, 512, 1024]),
+    )
+    temperature: float = temperature_field(1.0)
 
 
 # TRL 1.16's DPO losses (DPOConfig.loss_type); a list of them is combined with ``loss_weights``.
@@ -68,7 +119,7 @@ DPOLoss = Literal[
 class DPOParams(TrainingParams):
     """Direct preference optimisation on ``PreferenceRow`` pairs (prompt, chosen, rejected)."""
 
-    learning_rate: float = Field(default=1e-5, gt=0, le=1.0, description="optimizer learning rate")
+    learning_rate: float = learning_rate_field(1e-5)
     beta: float = Field(
         default=0.1,
         gt=0,
@@ -79,7 +130,7 @@ class DPOParams(TrainingParams):
         default="sigmoid",
         description="TRL's DPO loss name (sigmoid = the DPO paper), or a list of them summed with loss_weights",
     )
-    loss_weights: list[float] | None = Field(
+    loss_weights: list[Annotated[float, Field(ge=0)]] | None = Field(
         default=None, description="one weight >= 0 per loss_type entry (default: 1 each); only with a list"
     )
     label_smoothing: float = Field(
@@ -90,7 +141,9 @@ class DPOParams(TrainingParams):
         min_length=1,
         description="the frozen reference: `base` = the weights training starts from, or a checkpoint to load",
     )
-    max_seq_len: int = Field(default=1024, ge=8, le=1_048_576, description="prompt + completion tokens kept")
+    max_seq_len: int = Field(
+        default=1024, ge=8, le=1_048_576, description="prompt + completion tokens kept", json_schema_extra=FIXED
+    )
 
     @model_validator(mode="after")
     def _weights_match_losses(self) -> DPOParams:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from evsys_sdk.config import StrictModel
+from evsys_sdk.params import FIXED, temperature_field
 
 __all__ = ["ClaudeConfig", "FrontierConfig", "GeminiConfig", "LLMJudgeConfig", "OpenAIConfig"]
 
@@ -26,14 +27,18 @@ def _path(url: str) -> str:
 class FrontierConfig(StrictModel):
     """What every frontier client shares."""
 
-    model: str
-    api_key_env: str
-    base_url: str | None = Field(default=None, description="API root; None uses the SDK's (or its env var)")
+    model: str = Field(min_length=1, description="the provider's model id")
+    api_key_env: str = Field(min_length=1, description="the environment variable holding the API key")
+    base_url: str | None = Field(
+        default=None, description="API root; None uses the SDK's (or its env var)", json_schema_extra=FIXED
+    )
     default_max_tokens: int = Field(default=1024, ge=1, description="max tokens when a call gives none")
-    default_temperature: float = Field(default=0.0, ge=0.0, description="temperature when a call gives none")
-    system_prompt: str | None = None
-    timeout_s: float = Field(default=60.0, gt=0)
-    extra_headers: dict[str, str] = Field(default_factory=dict)
+    default_temperature: float = temperature_field(0.0, "temperature when a call gives none")
+    system_prompt: str | None = Field(default=None, description="a system prompt sent with every request")
+    timeout_s: float = Field(default=60.0, gt=0, description="seconds one request may take", json_schema_extra=FIXED)
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers added to every request", json_schema_extra=FIXED
+    )
     max_retries: int = Field(
         default=0,
         ge=0,
@@ -49,8 +54,13 @@ class FrontierConfig(StrictModel):
 
 
 class ClaudeConfig(FrontierConfig):
-    model: str = "claude-sonnet-4-6"
-    api_key_env: str = "ANTHROPIC_API_KEY"
+    model: str = Field(default="claude-sonnet-4-6", min_length=1, description="the Anthropic model id")
+    api_key_env: str = Field(
+        default="ANTHROPIC_API_KEY",
+        min_length=1,
+        description="the environment variable holding the API key",
+        json_schema_extra=FIXED,
+    )
     temperature_in_body: bool = Field(
         default=False,
         description="anthropic 2.x has no temperature parameter: send it in the request body instead "
@@ -66,9 +76,16 @@ class ClaudeConfig(FrontierConfig):
 
 
 class OpenAIConfig(FrontierConfig):
-    model: str = "gpt-4o-mini"
-    api_key_env: str = "OPENAI_API_KEY"
-    organization: str | None = None
+    model: str = Field(default="gpt-4o-mini", min_length=1, description="the OpenAI (or compatible server's) model id")
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        min_length=1,
+        description="the environment variable holding the API key",
+        json_schema_extra=FIXED,
+    )
+    organization: str | None = Field(
+        default=None, description="the OpenAI organization id sent with requests", json_schema_extra=FIXED
+    )
     api: Literal["chat", "responses"] = Field(
         default="chat", description="Chat Completions (also served by OpenAI-compatible servers) or Responses"
     )
@@ -85,8 +102,13 @@ class OpenAIConfig(FrontierConfig):
 
 
 class GeminiConfig(FrontierConfig):
-    model: str = "gemini-2.5-flash"
-    api_key_env: str = "GEMINI_API_KEY"
+    model: str = Field(default="gemini-2.5-flash", min_length=1, description="the Gemini model id")
+    api_key_env: str = Field(
+        default="GEMINI_API_KEY",
+        min_length=1,
+        description="the environment variable holding the API key",
+        json_schema_extra=FIXED,
+    )
     fallback_api_key_env: str | None = Field(default="GOOGLE_API_KEY", description="read when api_key_env is unset")
     system_instruction: str | None = Field(default=None, description="Gemini's name for system_prompt")
     api_version: str | None = Field(default=None, description="v1 (the SDK's default) or v1beta")
@@ -110,8 +132,8 @@ class GeminiConfig(FrontierConfig):
 
 
 class JudgeSpec(StrictModel):
-    kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field(min_length=1, description="the judge's inference kind (claude, openai, gemini, ...)")
+    params: dict[str, Any] = Field(default_factory=dict, description="that inference kind's params")
 
 
 class LLMJudgeConfig(StrictModel):
@@ -122,12 +144,12 @@ class LLMJudgeConfig(StrictModel):
     judge_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="extra params per judge kind, e.g. {claude: {base_url: ...}}"
     )
-    rubric: str = ""
-    max_tokens: int = Field(default=1024, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)
+    rubric: str = Field(default="", description="what the judge grades against, when a task gives none")
+    max_tokens: int = Field(default=1024, ge=1, description="tokens the judge may write")
+    temperature: float = temperature_field(0.0, "the judge's sampling temperature")
     scale: float = Field(default=1.0, gt=0, description="the judge scores 0..scale; the reward is score/scale")
     max_attempts: int = Field(default=4, ge=1, description="tries per judgement on transient errors")
-    max_retry_after_s: float = Field(default=60.0, ge=0)
+    max_retry_after_s: float = Field(default=60.0, ge=0, description="longest Retry-After wait honoured, in seconds")
     template: str | None = Field(
         default=None,
         description="the judge prompt, with {rubric}, {prompt}, {completion}, {reference} and {scale} fields",

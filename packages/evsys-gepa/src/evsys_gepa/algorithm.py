@@ -26,6 +26,7 @@ from evsys_gepa.inference import SystemPromptMode
 from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import StrictModel
 from evsys_sdk.logger import get_logger
+from evsys_sdk.params import FIXED, temperature_field
 from evsys_sdk.protocols import RunContext, RunResult
 
 if TYPE_CHECKING:
@@ -62,7 +63,10 @@ class GEPAPromptConfig(StrictModel):
         default=8, ge=1, description="the validation set: the first N examples (None: all), scored per candidate"
     )
     minibatch_size: int = Field(default=3, ge=1, description="examples the reflection LM sees per proposal")
-    candidate_selection: CandidateSelection = "pareto"
+    candidate_selection: CandidateSelection = Field(
+        default="pareto",
+        description="how GEPA picks the candidate to mutate next (GEPA's candidate_selection_strategy)",
+    )
     perfect_score: float = Field(default=1.0, description="a per-example score counted as solved")
     stop_at_perfect: bool = Field(default=True, description="stop once a candidate reaches perfect_score")
     score_fn: str | None = Field(
@@ -72,13 +76,13 @@ class GEPAPromptConfig(StrictModel):
     metric: str | None = Field(
         default=None, description="a registered metric (predictions/targets style) scoring each non-Harbor row"
     )
-    metric_params: dict[str, Any] = Field(default_factory=dict)
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=0.0, ge=0)
-    reflection_max_tokens: int = Field(default=2048, ge=1)
-    reflection_temperature: float = Field(default=0.0, ge=0)
+    metric_params: dict[str, Any] = Field(default_factory=dict, description="params of the metric kind")
+    max_tokens: int = Field(default=256, ge=1, description="tokens the task LM generates per example")
+    temperature: float = temperature_field(0.0, "the task LM's sampling temperature")
+    reflection_max_tokens: int = Field(default=2048, ge=1, description="tokens the reflection LM generates")
+    reflection_temperature: float = temperature_field(0.0, "the reflection LM's sampling temperature")
     max_concurrency: int = Field(default=8, ge=1, description="task LM requests in flight per evaluation")
-    seed: int = 1729
+    seed: int = Field(default=1729, description="GEPA's random seed", json_schema_extra=FIXED)
 
     @model_validator(mode="after")
     def _one_scorer(self) -> GEPAPromptConfig:

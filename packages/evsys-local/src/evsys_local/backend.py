@@ -6,14 +6,23 @@ import gc
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from evsys_sdk.config import StrictModel
+from evsys_sdk.params import FIXED
 
 
 class LocalBackendConfig(StrictModel):
-    device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = Field(
+        default="auto", description="torch device (auto: cuda, then mps, else cpu)", json_schema_extra=FIXED
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="weights' dtype (auto: bfloat16 where supported, else float32)"
+    )
     # Off by default: remote code runs arbitrary Python from the model repository.
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(
+        default=False, description="run Python shipped with the model repository", json_schema_extra=FIXED
+    )
 
 
 class LocalBackend:

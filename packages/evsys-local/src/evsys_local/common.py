@@ -15,6 +15,7 @@ from pydantic import Field
 from evsys_sdk.config import StrictModel
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.families import TrainingParams, save_steps
+from evsys_sdk.params import FIXED, search
 from evsys_sdk.protocols import RunContext
 
 # TRL/transformers log keys -> evsys metric names.
@@ -36,17 +37,31 @@ METRIC_NAMES = {
 class LocalTrainerParams(StrictModel):
     """Params of the local (TRL/PEFT) implementations beyond the family's shared ones."""
 
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    warmup_steps: int = Field(default=0, ge=0)
-    lr_scheduler_type: Literal["linear", "constant", "cosine", "constant_with_warmup"] = "linear"
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, ge=0)
-    logging_steps: int = Field(default=1, ge=1)
-    lora_alpha: int | None = Field(default=None, ge=1, description="default: 2 x lora_rank")
-    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
-    lora_target_modules: str | list[str] = "all-linear"
+    gradient_accumulation_steps: int = Field(
+        default=1, ge=1, description="batches whose gradients add up to one optimizer step"
+    )
+    warmup_steps: int = Field(default=0, ge=0, description="steps the learning rate ramps up from 0")
+    lr_scheduler_type: Literal["linear", "constant", "cosine", "constant_with_warmup"] = Field(
+        default="linear", description="the learning-rate schedule after warm-up"
+    )
+    weight_decay: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="AdamW's decoupled weight decay",
+        json_schema_extra=search(uniform=(0.0, 0.1)),
+    )
+    max_grad_norm: float = Field(default=1.0, ge=0, description="clip the gradient norm to this (0 = no clipping)")
+    logging_steps: int = Field(default=1, ge=1, description="log metrics every N steps", json_schema_extra=FIXED)
+    lora_alpha: int | None = Field(default=None, ge=1, description="LoRA scaling numerator (default: 2 x lora_rank)")
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="dropout on the LoRA adapters' input")
+    lora_target_modules: str | list[str] = Field(
+        default="all-linear", description="modules that get adapters: PEFT's 'all-linear' or a list of names"
+    )
     # Off by default: on CPU it halves the step speed for no memory win on small models.
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(
+        default=False, description="recompute activations in the backward pass (less memory, slower)"
+    )
 
 
 def require_local(ctx: RunContext, algorithm: str) -> dict[str, Any]:

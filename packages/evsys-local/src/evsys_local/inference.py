@@ -9,19 +9,30 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from evsys_sdk.config import RunConfig, StrictModel
+from evsys_sdk.params import FIXED
 from evsys_sdk.protocols import InferenceClient, RunResult
 
 
 class LocalInferenceConfig(StrictModel):
     model_name: str = Field(description="a local model dir, a hub id, or a checkpoint dir of a local run")
-    adapter_path: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
+    adapter_path: str | None = Field(
+        default=None, description="a LoRA adapter dir loaded on top of model_name", json_schema_extra=FIXED
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="weights' dtype (auto: bfloat16 where supported, else float32)"
+    )
+    device: str = Field(
+        default="auto", description="torch device (auto: cuda, then mps, else cpu)", json_schema_extra=FIXED
+    )
     # Prompts are user turns rendered with the tokenizer's chat template (when it has one).
-    chat_template: bool = True
-    system_prompt: str | None = None
-    batch_size: int = Field(default=8, ge=1)
-    trust_remote_code: bool = False
+    chat_template: bool = Field(
+        default=True, description="render the prompt as a user turn of the tokenizer's chat template"
+    )
+    system_prompt: str | None = Field(default=None, description="a system message before each prompt")
+    batch_size: int = Field(default=8, ge=1, description="prompts generated together in generate_batch")
+    trust_remote_code: bool = Field(
+        default=False, description="run Python shipped with the model repository", json_schema_extra=FIXED
+    )
 
 
 class LocalInference:

@@ -22,12 +22,14 @@ class LocalRLConfig(RLParams, LocalTrainerParams):
     num_samples: int = Field(default=4, ge=2, description="GRPO group size (completions per prompt)")
     temperature: float = Field(default=1.0, gt=0, description="sampling temperature of rollouts")
     beta: float = Field(default=0.0, ge=0, description="KL coefficient; > 0 keeps a reference model")
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = "dapo"
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
+        default="dapo", description="TRL's GRPO loss normalisation"
+    )
     verifier_kind: str | None = Field(default=None, description="registry verifier for prompt rows")
-    verifier_params: dict[str, Any] = Field(default_factory=dict)
+    verifier_params: dict[str, Any] = Field(default_factory=dict, description="that verifier's params")
     verifier_name: str | None = Field(default=None, description="verifier fn for tasks without fn_name")
-    system_prompt: str | None = None
-    user_template: str = "{prompt}"
+    system_prompt: str | None = Field(default=None, description="a system message before each task")
+    user_template: str = Field(default="{prompt}", description="the prompt: a format string over the task's fields")
 
 
 Scorer = Callable[[str], float]

@@ -22,6 +22,7 @@ from pydantic import Field
 from evsys_local.common import LocalTrainerParams
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.families import SDFTParams, total_steps
+from evsys_sdk.params import FIXED
 from evsys_sdk.protocols import RunContext, RunResult
 
 DEMO_TEMPLATE = (
@@ -31,11 +32,21 @@ DEMO_TEMPLATE = (
 
 
 class LocalSDFTConfig(SDFTParams, LocalTrainerParams):
-    demo_template: str = DEMO_TEMPLATE
-    user_template: str = "{question}"
-    system_prompt: str | None = None
-    skip_first_n_tokens: int = Field(default=3, ge=0)
-    max_context_length: int = Field(default=2048, ge=8)
+    demo_template: str = Field(
+        default=DEMO_TEMPLATE,
+        description="the teacher's prompt: a format string over {question} and {answer}",
+        json_schema_extra=FIXED,
+    )
+    user_template: str = Field(
+        default="{question}", description="the student's prompt: a format string over the row's fields"
+    )
+    system_prompt: str | None = Field(default=None, description="a system message for student and teacher")
+    skip_first_n_tokens: int = Field(
+        default=3, ge=0, description="completion tokens left out of the distillation loss at its start"
+    )
+    max_context_length: int = Field(
+        default=2048, ge=8, description="tokens of teacher context kept (prompt + demonstration)"
+    )
 
 
 def topk_distill_loss(student_logits: Any, teacher_logits: Any, mask: Any, topk: int) -> tuple[Any, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from evsys_local.common import LocalTrainerParams
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.families import SFTParams, total_steps
@@ -12,8 +14,10 @@ from evsys_sdk.protocols import RunContext, RunResult
 
 class LocalSFTConfig(SFTParams, LocalTrainerParams):
     # assistant: loss on assistant tokens (chat rows) or on the completion (prompt/completion rows).
-    loss_on: Literal["assistant", "all"] = "assistant"
-    packing: bool = False
+    loss_on: Literal["assistant", "all"] = Field(
+        default="assistant", description="tokens the loss covers: the assistant turns / completion, or all"
+    )
+    packing: bool = Field(default=False, description="pack several rows into each max_seq_len sequence")
 
 
 def sft_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from evsys_sdk.config import StrictModel
 from evsys_sdk.families import DistillParams, DPOParams, RLParams, SDFTParams, SFTParams
+from evsys_sdk.params import FIXED, search
 
 DEFAULT_API_KEY_ENV = "TINKER_API_KEY"
 
@@ -25,16 +26,22 @@ DEFAULT_DEMO_TEMPLATE = (
 class ConnectionParams(StrictModel):
     """How to reach Tinker: the hosted service, or the offline emulator."""
 
-    api_key_env: str = Field(default=DEFAULT_API_KEY_ENV, min_length=1, description="env var holding the API key")
-    base_url: str | None = Field(default=None, description="service URL (default: TINKER_BASE_URL or the SDK's)")
+    api_key_env: str = Field(
+        default=DEFAULT_API_KEY_ENV, min_length=1, description="env var holding the API key", json_schema_extra=FIXED
+    )
+    base_url: str | None = Field(
+        default=None, description="service URL (default: TINKER_BASE_URL or the SDK's)", json_schema_extra=FIXED
+    )
     emulator: bool = Field(
         default=False,
         description="run against evsys_tinker's offline emulator (tiny numpy model, no key, no network)",
+        json_schema_extra=FIXED,
     )
     emulator_dir: str | None = Field(
         default=None,
         description="where the emulator keeps checkpoints (default: $EVSYS_TINKER_EMULATOR_DIR, "
         "else ~/.cache/evsys/tinker-emulator)",
+        json_schema_extra=FIXED,
     )
 
 
@@ -45,12 +52,26 @@ class TinkerBackendConfig(ConnectionParams):
 class TinkerTrainingParams(StrictModel):
     """Params the three Tinker algorithms share beyond their family's (BEHAVIOR 1.13, Tinker base)."""
 
-    lora_rank: int = Field(default=8, ge=1, description="Tinker trains LoRA adapters: rank >= 1")
-    adam_beta1: float = Field(default=0.9, ge=0, lt=1)
-    adam_beta2: float = Field(default=0.95, ge=0, lt=1)
-    adam_eps: float = Field(default=1e-8, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    grad_clip_norm: float = Field(default=0.0, ge=0)
+    lora_rank: int = Field(
+        default=8,
+        ge=1,
+        le=4096,
+        description="Tinker trains LoRA adapters: rank >= 1",
+        json_schema_extra=search(choice=[4, 8, 16, 32, 64, 128, 256]),
+    )
+    adam_beta1: float = Field(default=0.9, ge=0, lt=1, description="Adam's first-moment decay")
+    adam_beta2: float = Field(default=0.95, ge=0, lt=1, description="Adam's second-moment decay")
+    adam_eps: float = Field(
+        default=1e-8,
+        gt=0,
+        le=1,
+        description="Adam's denominator epsilon",
+        json_schema_extra=search(log_uniform=(1e-10, 1e-6)),
+    )
+    weight_decay: float = Field(
+        default=0.0, ge=0, le=1, description="decoupled weight decay", json_schema_extra=search(uniform=(0.0, 0.1))
+    )
+    grad_clip_norm: float = Field(default=0.0, ge=0, description="clip the gradient norm to this (0 = no clipping)")
     enable_thinking: bool | None = Field(
         default=None, description="passed to the chat template when set (Qwen3-style templates)"
     )
@@ -58,28 +79,44 @@ class TinkerTrainingParams(StrictModel):
 
 
 class TinkerSFTConfig(TinkerTrainingParams, SFTParams):
-    supervise: Literal["all_assistant", "last_assistant"] = "all_assistant"
+    supervise: Literal["all_assistant", "last_assistant"] = Field(
+        default="all_assistant", description="which assistant turns of a chat row the loss covers"
+    )
 
 
 class TinkerSDFTConfig(TinkerTrainingParams, SDFTParams):
     teacher_sync_every: int | None = Field(
         default=None, ge=1, description="refresh the teacher from the student every N steps (None: frozen base)"
     )
-    max_context_length: int = Field(default=2048, ge=8)
-    demo_template: str = DEFAULT_DEMO_TEMPLATE
-    system_prompt: str | None = None
-    skip_first_n_tokens: int = Field(default=3, ge=0)
-    user_template: str = "{question}"
+    max_context_length: int = Field(
+        default=2048, ge=8, description="tokens of teacher context kept (prompt + demonstration)"
+    )
+    demo_template: str = Field(
+        default=DEFAULT_DEMO_TEMPLATE,
+        description="the teacher's prompt: a format string over {question} and {answer}",
+        json_schema_extra=FIXED,
+    )
+    system_prompt: str | None = Field(default=None, description="a system message for student and teacher")
+    skip_first_n_tokens: int = Field(
+        default=3, ge=0, description="completion tokens left out of the distillation loss at its start"
+    )
+    user_template: str = Field(
+        default="{question}", description="the student's prompt: a format string over the row's fields"
+    )
 
 
 class TinkerRLConfig(TinkerTrainingParams, RLParams):
     verifier_name: str | None = Field(
         default=None, description="in-process verifier fn for tasks whose verifier has an empty fn_name"
     )
-    drop_constant_reward: bool = True
-    system_prompt: str | None = None
-    user_template: str = "{prompt}"
-    loss_fn: Literal["importance_sampling", "ppo", "cispo"] = "importance_sampling"
+    drop_constant_reward: bool = Field(
+        default=True, description="skip groups whose samples all got the same reward (no learning signal)"
+    )
+    system_prompt: str | None = Field(default=None, description="a system message before each task")
+    user_template: str = Field(default="{prompt}", description="the prompt: a format string over the task's fields")
+    loss_fn: Literal["importance_sampling", "ppo", "cispo"] = Field(
+        default="importance_sampling", description="Tinker's policy-gradient loss"
+    )
 
 
 # The DPO losses tinker_dpo computes client-side (pairwise in the log-ratio, plus NLL on the chosen reply).
@@ -112,8 +149,14 @@ class TinkerDistillConfig(TinkerTrainingParams, DistillParams):
 
 
 class TinkerInferenceConfig(ConnectionParams):
-    model_name: str = Field(min_length=1, description="the base model (also names the tokenizer)")
-    checkpoint_path: str | None = Field(default=None, description="tinker://.../sampler_weights/... to serve")
-    system_prompt: str | None = None
+    model_name: str = Field(
+        min_length=1, description="the base model (also names the tokenizer)", json_schema_extra=FIXED
+    )
+    checkpoint_path: str | None = Field(
+        default=None, description="tinker://.../sampler_weights/... to serve", json_schema_extra=FIXED
+    )
+    system_prompt: str | None = Field(default=None, description="a system message before each prompt")
     chat_template: bool = Field(default=True, description="render the prompt as a user turn of the chat template")
-    enable_thinking: bool | None = None
+    enable_thinking: bool | None = Field(
+        default=None, description="passed to the chat template when set (Qwen3-style templates)"
+    )

@@ -17,17 +17,19 @@ from evsys_sdk.protocols import RunContext, RunResult
 
 
 class ComboPhase(StrictModel):
-    kind: str
-    config: dict[str, Any] = Field(default_factory=dict)
-    name: str | None = None
+    kind: str = Field(min_length=1, description="the phase's algorithm or family (sft, rl, ...)")
+    config: dict[str, Any] = Field(default_factory=dict, description="the phase algorithm's params")
+    name: str | None = Field(default=None, description="label of the phase (default: phase<i>_<kind>)")
 
 
 class ComboAlgorithm:
     name: ClassVar[str] = "combo"
 
     class Config(StrictModel):
-        phases: list[ComboPhase] = Field(min_length=1)
-        fail_fast: bool = True
+        phases: list[ComboPhase] = Field(
+            min_length=1, description="the phases in order; each starts from the previous one's final checkpoint"
+        )
+        fail_fast: bool = Field(default=True, description="stop at the first phase that fails")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

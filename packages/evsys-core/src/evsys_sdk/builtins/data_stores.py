@@ -10,10 +10,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from evsys_sdk._io import atomic_write_json, atomic_write_text, iter_jsonl_values
 from evsys_sdk.config import StrictModel
+from evsys_sdk.params import FIXED
 from evsys_sdk.protocols import DataStore
 
 
@@ -31,7 +32,9 @@ class LocalDataStore:
     name: ClassVar[str] = "local"
 
     class Config(StrictModel):
-        root: Annotated[str, BeforeValidator(_fspath)] = "."
+        root: Annotated[str, BeforeValidator(_fspath)] = Field(
+            default=".", description="folder relative data paths resolve against", json_schema_extra=FIXED
+        )
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

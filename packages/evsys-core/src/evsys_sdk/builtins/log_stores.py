@@ -20,6 +20,7 @@ from evsys_sdk._io import atomic_write_json
 from evsys_sdk.config import StrictModel
 from evsys_sdk.install_hints import pip_install
 from evsys_sdk.logger import get_logger
+from evsys_sdk.params import FIXED
 from evsys_sdk.protocols import LogStore
 
 _log = get_logger("log_stores")
@@ -60,10 +61,21 @@ class JSONLLogStore:
     name: ClassVar[str] = "jsonl"
 
     class Config(StrictModel):
-        log_dir: str
-        metrics_file: str = "metrics.jsonl"
-        hyperparams_file: str = "hyperparams.json"
-        artifacts_file: str = "artifacts.json"
+        log_dir: str = Field(
+            min_length=1, description="folder of the files (default: <run_dir>/logs)", json_schema_extra=FIXED
+        )
+        metrics_file: str = Field(
+            default="metrics.jsonl",
+            min_length=1,
+            description="step metrics, one JSON line per call",
+            json_schema_extra=FIXED,
+        )
+        hyperparams_file: str = Field(
+            default="hyperparams.json", min_length=1, description="the run's hyperparams", json_schema_extra=FIXED
+        )
+        artifacts_file: str = Field(
+            default="artifacts.json", min_length=1, description="the artifacts logged", json_schema_extra=FIXED
+        )
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)
@@ -139,8 +151,8 @@ class NullLogStore:
 class ChildLogStore(StrictModel):
     """One store of a multiplex: a registered log-store kind and its params."""
 
-    kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    kind: str = Field(min_length=1, description="a registered log-store kind")
+    params: dict[str, Any] = Field(default_factory=dict, description="that store's params")
 
 
 class MultiplexLogStore:
@@ -149,7 +161,7 @@ class MultiplexLogStore:
     name: ClassVar[str] = "multiplex"
 
     class Config(StrictModel):
-        children: list[ChildLogStore]
+        children: list[ChildLogStore] = Field(description="the stores every call goes to, in order")
 
     def __init__(self, **params: Any) -> None:
         from evsys_sdk.registry import get_log_store  # the registry imports the built-ins: no cycle at import
@@ -204,8 +216,10 @@ class TensorBoardLogStore:
     name: ClassVar[str] = "tensorboard"
 
     class Config(StrictModel):
-        log_dir: str
-        flush_secs: float = Field(default=30, gt=0)
+        log_dir: str = Field(
+            min_length=1, description="the event files' folder (default: <run_dir>/logs)", json_schema_extra=FIXED
+        )
+        flush_secs: float = Field(default=30, gt=0, description="seconds between flushes to disk")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

@@ -130,7 +130,7 @@ class PassAtK:
     name: ClassVar[str] = "pass_at_k"
 
     class Config(StrictModel):
-        k: int = Field(default=1, ge=1)
+        k: int = Field(default=1, ge=1, description="samples per task the estimate is for (pass@k)")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)
@@ -164,7 +164,7 @@ class PassAt1(PassAtK):
     name: ClassVar[str] = "pass@1"
 
     class Config(PassAtK.Config):
-        k: Literal[1] = 1
+        k: Literal[1] = Field(default=1, description="fixed at 1 (use pass_at_k for another k)")
 
 
 class PassAt3(PassAtK):
@@ -173,7 +173,7 @@ class PassAt3(PassAtK):
     name: ClassVar[str] = "pass@3"
 
     class Config(PassAtK.Config):
-        k: Literal[3] = 3
+        k: Literal[3] = Field(default=3, description="fixed at 3 (use pass_at_k for another k)")
 
 
 class PassHat3(_Metric):

@@ -33,6 +33,7 @@ from evsys_sdk.families import (
     save_steps,
     total_steps,
 )
+from evsys_sdk.params import FIXED, learning_rate_field, search
 from evsys_sdk.protocols import InferenceClient, RunContext, RunResult
 
 MOCK_TEMPLATE = "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
@@ -42,7 +43,9 @@ class MockBackend:
     name: ClassVar[str] = "mock"
 
     class Config(StrictModel):
-        fail_on_prepare: bool = False
+        fail_on_prepare: bool = Field(
+            default=False, description="raise in prepare (to test failure handling)", json_schema_extra=FIXED
+        )
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)
@@ -148,8 +151,8 @@ class _MockTrainer:
         pause = getattr(self.config, "step_seconds", 0.0)
         for step in range(1, total + 1):
             ctx.check_budget()
-            if pause:
-                time.sleep(pause)
+            if pause:  # never past the budget: the next check stops the run
+                time.sleep(pause if ctx.budget is None else max(0.0, min(pause, ctx.budget.left())))
             last = self._step_metrics(step, total)
             ctx.log_store.log_metrics(last, step)
             if self._is_checkpoint(step, marks):
@@ -164,12 +167,18 @@ class _MockTrainer:
         return RunResult(ctx.run_id, "completed", metrics=self._final_metrics(last, total), artifacts=artifacts)
 
 
+def _step_seconds() -> Any:
+    return Field(
+        default=0.0, ge=0, le=60, description="wall time per step: a stand-in for real work", json_schema_extra=FIXED
+    )
+
+
 class MockSFTConfig(SFTParams):
-    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+    step_seconds: float = _step_seconds()
 
 
 class MockSDFTConfig(SDFTParams):
-    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+    step_seconds: float = _step_seconds()
 
 
 class MockSFT(_MockTrainer):
@@ -193,15 +202,40 @@ class MockSDFT(MockSFT):
 
 
 class MockRLConfig(RLParams):
-    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
-    num_steps: int = Field(default=100, ge=0)
-    num_generations: int = Field(default=4, ge=1)
-    kl_penalty_coef: float = 0.0
-    verifier_kind: str = "format_only"
-    verifier_params: dict[str, Any] = Field(default_factory=dict)
-    save_every: int = Field(default=50, ge=0)
-    lora_rank: int = Field(default=4, ge=0)
-    learning_rate: float = Field(default=5e-5, gt=0)
+    step_seconds: float = _step_seconds()
+    num_steps: int = Field(
+        default=100,
+        ge=0,
+        description="optimizer steps (max_steps overrides)",
+        json_schema_extra=search(int_uniform=(10, 1000)),
+    )
+    num_generations: int = Field(default=4, ge=1, description="completions sampled per prompt")
+    kl_penalty_coef: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of the KL penalty to the reference policy",
+        json_schema_extra=search(uniform=(0.0, 0.5)),
+    )
+    verifier_kind: str = Field(
+        default="format_only",
+        min_length=1,
+        description="the registered verifier scoring rewards",
+        json_schema_extra=FIXED,
+    )
+    verifier_params: dict[str, Any] = Field(
+        default_factory=dict, description="that verifier's params", json_schema_extra=FIXED
+    )
+    save_every: int = Field(
+        default=50, ge=0, description="checkpoint every N steps (0 = only the last)", json_schema_extra=FIXED
+    )
+    lora_rank: int = Field(
+        default=4,
+        ge=0,
+        le=4096,
+        description="rank of the LoRA adapters",
+        json_schema_extra=search(choice=[4, 8, 16, 32, 64, 128, 256]),
+    )
+    learning_rate: float = learning_rate_field(5e-5)
 
 
 class MockRL(_MockTrainer):
@@ -244,7 +278,7 @@ def _text(turns: Any) -> str:
 
 
 class MockDPOConfig(DPOParams):
-    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+    step_seconds: float = _step_seconds()
 
 
 class MockDPO(_MockTrainer):
@@ -281,7 +315,7 @@ class MockDPO(_MockTrainer):
 
 
 class MockDistillConfig(DistillParams):
-    step_seconds: float = Field(default=0.0, ge=0, description="wall time per step: a stand-in for real work")
+    step_seconds: float = _step_seconds()
 
 
 class MockDistill(_MockTrainer):
@@ -316,8 +350,12 @@ class MockInference:
     name: ClassVar[str] = "mock"
 
     class Config(StrictModel):
-        template: str = MOCK_TEMPLATE
-        memory: dict[str, str] = Field(default_factory=dict, description="prompt -> answer the model recalls")
+        template: str = Field(
+            default=MOCK_TEMPLATE, description="the completion: a format string over {prompt}", json_schema_extra=FIXED
+        )
+        memory: dict[str, str] = Field(
+            default_factory=dict, description="prompt -> answer the model recalls", json_schema_extra=FIXED
+        )
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

@@ -53,9 +53,13 @@ class JsonlToChat:
     pure: ClassVar[bool] = True
 
     class Config(StrictModel):
-        system_prompt: str = ""
-        user_template: str = "{query}"
-        assistant_template: str | None = None
+        system_prompt: str = Field(default="", description="a system message put first (empty: none)")
+        user_template: str = Field(
+            default="{query}", description="the user message: a format string over the row's fields"
+        )
+        assistant_template: str | None = Field(
+            default=None, description="the assistant message, a format string (default: the row's completion)"
+        )
 
         @field_validator("user_template", "assistant_template")
         @classmethod

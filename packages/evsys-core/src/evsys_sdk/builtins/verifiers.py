@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from evsys_sdk.config import StrictModel
 from evsys_sdk.protocols import VerificationResult
 
@@ -20,8 +22,8 @@ class FormatOnlyVerifier:
     name: ClassVar[str] = "format_only"
 
     class Config(StrictModel):
-        has_think_reward: float = 0.5
-        has_answer_reward: float = 0.5
+        has_think_reward: float = Field(default=0.5, ge=0, le=1, description="reward for a <think> block")
+        has_answer_reward: float = Field(default=0.5, ge=0, le=1, description="reward for an <answer> block")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)

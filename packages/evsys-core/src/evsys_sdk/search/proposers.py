@@ -100,7 +100,9 @@ class MutateProposer(Proposer):
     name: ClassVar[str] = "mutate"
 
     class Config(Proposer.Config):
-        selection: Literal["tournament", "pareto"] = "tournament"
+        selection: Literal["tournament", "pareto"] = Field(
+            default="tournament", description="how parents are picked: tournament on the score, or the Pareto front"
+        )
         elite: int = Field(default=4, ge=1, description="parents come from this many best scored candidates")
         tournament_size: int = Field(default=2, ge=1, description="elite candidates drawn per tournament")
         sigma: float = Field(default=0.15, gt=0, le=1, description="Gaussian step, as a fraction of the range")
