@@ -18,6 +18,8 @@ import nox
 nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["lint", "typecheck", "core", "plugin", "slurm", "e2e", "example_plugin"]
 CORE = "packages/evsys-core"
+# Core with its `testing` extra: the contract suites' property tests draw params with hypothesis.
+CORE_TESTING = f"{CORE}[testing]"
 # Every plugin package under packages/, tested with core and itself only (evsys-slurm in its own session:
 # it needs a Slurm cluster).
 OWN_SESSION = {"evsys-core", "evsys-slurm"}
@@ -57,7 +59,7 @@ PYTHONS = _interpreters()
 def core(session: nox.Session) -> None:
     """evsys-core alone (no plugin installed); its optional integrations are exercised on 3.11."""
     full = session.python == "3.11"
-    session.install(f"{CORE}[hf,tensorboard,plot]" if full else CORE, *PYTEST)
+    session.install(f"{CORE}[hf,tensorboard,plot,testing]" if full else CORE_TESTING, *PYTEST)
     marker = [] if full else ["-m", "not hf and not tensorboard and not plot"]
     session.run("pytest", f"{CORE}/tests", "-q", *TIMEOUT, *marker, *session.posargs, env=ENV)
 
@@ -70,7 +72,7 @@ def plugin(session: nox.Session, package: str) -> None:
     if package == "evsys-dashboard":
         _ensure_chromium(session)
     extra = "[test]" if "test" in _extras(path) else ""
-    session.install(CORE, f"{path}{extra}", *PYTEST, *PLUGIN_PINS.get(package, []))
+    session.install(CORE_TESTING, f"{path}{extra}", *PYTEST, *PLUGIN_PINS.get(package, []))
     session.run("pytest", f"{path}/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
@@ -92,7 +94,7 @@ def slurm(session: nox.Session) -> None:
     """evsys-slurm against a real one-node Slurm on this machine, which ci/start-slurm.sh installs from
     Debian's packages and starts (as root; a cluster already up is used as it is)."""
     session.run("bash", "packages/evsys-slurm/ci/start-slurm.sh", external=True)
-    session.install(CORE, "packages/evsys-slurm[test]", *PYTEST)
+    session.install(CORE_TESTING, "packages/evsys-slurm[test]", *PYTEST)
     session.run("pytest", "packages/evsys-slurm/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
@@ -106,14 +108,14 @@ def _extras(path: str) -> set[str]:
 @nox.session(python="3.11")
 def e2e(session: nox.Session) -> None:
     """Cross-package tests: the CLI, the examples end to end, third-party plugins through entry points."""
-    session.install(CORE, *PYTEST)
+    session.install(CORE_TESTING, *PYTEST)
     session.run("pytest", "tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
 @nox.session(python="3.11")
 def example_plugin(session: nox.Session) -> None:
     """The example third-party plugin, tested against the mock backend with core's contract suites."""
-    session.install(CORE, "examples/plugin", *PYTEST)
+    session.install(CORE_TESTING, "examples/plugin", *PYTEST)
     session.run("pytest", "examples/plugin/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
 
 
@@ -126,7 +128,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    session.install(CORE, "mypy", "types-PyYAML", *PYTEST)
+    session.install(CORE_TESTING, "mypy", "types-PyYAML", *PYTEST)
     session.run("mypy")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import Field, model_validator
 
 from evsys_sdk.config import StrictModel
 from evsys_sdk.plugins import PluginHost
@@ -15,6 +16,7 @@ from evsys_sdk.testing import (
     AlgorithmContract,
     BackendContract,
     DataStoreContract,
+    ExecutorContract,
     InferenceClientContract,
     LogStoreContract,
     MetricContract,
@@ -237,6 +239,18 @@ class TestMultiplexLogStore(LogStoreContract):
         return {"children": [{"kind": "jsonl", "params": {"log_dir": str(tmp_path / "logs")}}, {"kind": "null"}]}
 
 
+# --- executors ----------------------------------------------------------------------------------------
+
+
+class TestSequentialExecutor(ExecutorContract):
+    executor_kind = "sequential"
+
+
+class TestProcessExecutor(ExecutorContract):
+    executor_kind = "process"
+    params: ClassVar[dict[str, Any]] = {"max_workers": 2, "kill_grace_seconds": 1.0}
+
+
 # --- the suites catch broken extensions ---------------------------------------------------------------
 # The contract methods are plain functions: calling them on a suite pointed at a broken class must fail.
 
@@ -316,3 +330,49 @@ def test_suite_without_its_name_fails_clearly(tmp_path: Path) -> None:
 
     with pytest.raises(pytest.fail.Exception, match="must set `metric_kind`"):
         Unset().test_cases(tmp_path)
+
+
+class _OverflowingVerifier:
+    """A bound forgotten: a huge (schema-valid) ``scale`` overflows in a validator, as ``save_at_fractions:
+    [-1.8e308]`` once did in an arm."""
+
+    name: ClassVar[str] = "overflowing"
+
+    class Config(StrictModel):
+        scale: float = Field(default=1.0, description="reward multiplier")
+
+        @model_validator(mode="after")
+        def _as_int(self) -> _OverflowingVerifier.Config:
+            int(self.scale * 1e308 * 10)  # OverflowError for any |scale| >= 0.1797...
+            return self
+
+    def __init__(self, **params: Any) -> None:
+        self.config = self.Config(**params)
+
+    def verify(self, *, prompt: str, completion: str, target: dict[str, Any]) -> VerificationResult:
+        return VerificationResult(reward=1.0)
+
+
+class _UndescribedVerifier(_OverflowingVerifier):
+    name: ClassVar[str] = "undescribed"
+
+    class Config(StrictModel):
+        weight: float = 1.0
+
+
+def test_property_suite_catches_unbounded_and_undescribed_params(plugin_host: PluginHost, tmp_path: Path) -> None:
+    plugin_host.registries["verifier"].add(_OverflowingVerifier)
+    plugin_host.registries["verifier"].add(_UndescribedVerifier)
+
+    class Overflowing(VerifierContract):
+        verifier_kind = "overflowing"
+
+    class Undescribed(VerifierContract):
+        verifier_kind = "undescribed"
+
+    with pytest.raises(pytest.fail.Exception, match="raised OverflowError: cannot convert float infinity"):
+        Overflowing().test_schema_params_build_or_fail_validation(tmp_path)
+    Overflowing().test_params_are_described()
+    with pytest.raises(AssertionError, match=r"params without a description: \['weight'\]"):
+        Undescribed().test_params_are_described()
+    Undescribed().test_schema_params_build_or_fail_validation(tmp_path)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from pydantic import Field
 
 from evsys_sdk.config import StrictModel
 from evsys_sdk.hookspecs import hookimpl
@@ -30,13 +31,14 @@ class CountingAlgorithm:
     name: ClassVar[str] = "fixture_counter"
 
     class Config(StrictModel):
-        steps: int = 2
+        steps: int = Field(default=2, ge=1, description="training steps")
 
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)
 
     def train(self, ctx: RunContext) -> RunResult:
         for step in range(1, self.config.steps + 1):
+            ctx.check_budget()
             ctx.log_store.log_metrics({"train/loss": 1.0 / step}, step)
             ctx.validate(step)
         artifacts = {}

@@ -11,41 +11,40 @@ from evsys_sdk.testing import AlgorithmContract, BackendContract, InferenceClien
 MODEL = {"name": str(TINY)}
 
 
-class TestSFTFamily(AlgorithmContract):
-    algorithm_kind = "sft"
+class _OnTinyModel(AlgorithmContract):
     backend_kind = "local"
     model: ClassVar[dict[str, Any]] = MODEL
+    # A drawn config may make one step outlast any budget (a huge max_tokens): the process executor kills
+    # it; each drawn run starts a worker that imports torch, so draw a few.
+    property_executor = "process"
+    property_runs = 3
+
+
+class TestSFTFamily(_OnTinyModel):
+    algorithm_kind = "sft"
     params: ClassVar[dict[str, Any]] = {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-3}
 
 
-class TestRLFamily(AlgorithmContract):
+class TestRLFamily(_OnTinyModel):
     algorithm_kind = "rl"
-    backend_kind = "local"
-    model: ClassVar[dict[str, Any]] = MODEL
     rows = TASK_ROWS
     params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "num_samples": 2, "max_tokens": 4}
 
 
-class TestSDFTFamily(AlgorithmContract):
+class TestSDFTFamily(_OnTinyModel):
     algorithm_kind = "sdft"
-    backend_kind = "local"
-    model: ClassVar[dict[str, Any]] = MODEL
     rows = PROMPT_ROWS
     params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "max_tokens": 4}
 
 
-class TestDPOFamily(AlgorithmContract):
+class TestDPOFamily(_OnTinyModel):
     algorithm_kind = "dpo"
-    backend_kind = "local"
-    model: ClassVar[dict[str, Any]] = MODEL
     rows = PREFERENCE_ROWS
     params: ClassVar[dict[str, Any]] = {"max_steps": 2, "batch_size": 2, "save_at_fractions": [0.5, 1.0]}
 
 
-class TestDistillFamily(AlgorithmContract):
+class TestDistillFamily(_OnTinyModel):
     algorithm_kind = "distill"
-    backend_kind = "local"
-    model: ClassVar[dict[str, Any]] = MODEL
     rows = CHAT_ROWS
     params: ClassVar[dict[str, Any]] = {
         "max_steps": 2,
@@ -55,10 +54,8 @@ class TestDistillFamily(AlgorithmContract):
     }
 
 
-class TestSFTOnChatRows(AlgorithmContract):
+class TestSFTOnChatRows(_OnTinyModel):
     algorithm_kind = "local_sft"
-    backend_kind = "local"
-    model: ClassVar[dict[str, Any]] = MODEL
     rows = CHAT_ROWS
     params: ClassVar[dict[str, Any]] = {"max_steps": 2, "lora_rank": 0}
 

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, ClassVar
 
+from evsys_sdk.testing import ExecutorContract
 from evsys_sdk.yaml_loader import validate_yaml
 
 
@@ -42,3 +44,10 @@ def test_listed_and_validated_through_the_cli(tmp_path: Path) -> None:
     assert listed.stdout == "executors:\n  - process\n  - ray\n  - sequential\n", listed.stderr
     checked = subprocess.run([*cli, "validate", "--deep", str(path)], capture_output=True, text=True, timeout=120)
     assert checked.returncode == 1 and "max_concurent" in checked.stderr
+
+
+class TestRayExecutorContract(ExecutorContract):
+    """Registered, strict, every param described, built from any schema-drawn params without Ray."""
+
+    executor_kind = "ray"
+    params: ClassVar[dict[str, Any]] = {"max_concurrent": 2, "kill_grace_seconds": 1.0}

@@ -15,6 +15,9 @@ class _OnEmulator(AlgorithmContract):
     backend_kind = "tinker"
     backend_params: ClassVar[dict[str, Any]] = EMULATOR
     model: ClassVar[dict[str, Any]] = MODEL
+    # A drawn config may make one step outlast any budget (sampling a huge max_tokens): the process
+    # executor kills it.
+    property_executor = "process"
 
     def artifact_exists(self, uri: str) -> bool:
         """Tinker checkpoints are tinker:// URIs: they must resolve in the emulator's storage."""

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from evsys_sdk.config import RunConfig, StrictModel
+from evsys_sdk.errors import ConfigError
 from evsys_sdk.logger import get_logger
 from evsys_sdk.protocols import InferenceClient, RunResult
 
@@ -100,7 +101,7 @@ def build_task_client(
     if mode == "native":
         fields = getattr(getattr(cls, "Config", None), "model_fields", {})
         if "system_prompt" not in fields:
-            raise ValueError(
+            raise ConfigError(
                 f"system_prompt_mode 'native' needs an inference kind with a `system_prompt` param; "
                 f"'{kind}' has none (use system_prompt_mode: prefix)"
             )
@@ -130,9 +131,12 @@ class PromptedInference:
     class Config(StrictModel):
         base: str = Field(default="mock", description="the inference kind that answers")
         base_config: dict[str, Any] = Field(default_factory=dict, description="params of the base kind")
-        system_prompt: str | None = None
+        system_prompt: str | None = Field(default=None, description="the system prompt, given inline")
         prompt_file: str | None = Field(default=None, description="a prompts.json saved by gepa_prompt (or its dir)")
-        system_prompt_mode: SystemPromptMode = "prefix"
+        system_prompt_mode: SystemPromptMode = Field(
+            default="prefix",
+            description="prefix: '<prompt>\\n\\n<input>' to any client; native: the client's own system_prompt param",
+        )
 
         @model_validator(mode="after")
         def _one_prompt(self) -> PromptedInference.Config:
@@ -143,7 +147,10 @@ class PromptedInference:
     def __init__(self, **params: Any) -> None:
         self.config = self.Config(**params)
         c = self.config
-        prompt = c.system_prompt if c.system_prompt is not None else read_prompt(str(c.prompt_file))
+        try:
+            prompt = c.system_prompt if c.system_prompt is not None else read_prompt(str(c.prompt_file))
+        except (OSError, ValueError) as exc:  # a missing or malformed file named in the config
+            raise ConfigError(f"gepa_prompted: prompt_file {c.prompt_file}: {exc}") from exc
         self.system_prompt = prompt
         self.client = build_task_client(c.base, dict(c.base_config), prompt, c.system_prompt_mode)
 

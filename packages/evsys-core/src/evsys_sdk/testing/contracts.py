@@ -28,6 +28,7 @@ from typing import Any, ClassVar, NoReturn
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from evsys_sdk.errors import EvsysError
 from evsys_sdk.plugins import PluginHost, use_host
 from evsys_sdk.protocols import (
     Backend,
@@ -50,6 +51,7 @@ __all__ = [
     "BackendContract",
     "ContractRun",
     "DataStoreContract",
+    "ExecutorContract",
     "InferenceClientContract",
     "LogStoreContract",
     "MetricContract",
@@ -134,6 +136,64 @@ class _Contract:
         missing = set(self.contract_params(tmp_path)) - set(schema.get("properties", {}))
         assert not missing, f"params missing from the schema: {sorted(missing)}"
 
+    # How many param sets the property test draws (derandomized: the same ones every run).
+    property_examples: ClassVar[int] = 60
+    # Whether it also builds the extension from them: off for stores, which write where params point.
+    builds_from_schema: ClassVar[bool] = True
+
+    def test_params_are_described(self) -> None:
+        """Every param (nested models' too) has a ``description``: editors show it, and a search loop
+        reads what it mutates. Troubleshooting: ``Field(..., description="...")`` on each field."""
+        missing = undescribed(schema_for(self.registry_kind, self.extension_name()))
+        assert not missing, f"params without a description: {missing}"
+
+    def test_schema_params_build_or_fail_validation(self, tmp_path: Path) -> None:
+        """Params drawn from the extension's own JSON schema, or its keys with any JSON value, validate or
+        raise a ValidationError (and so does building the extension from them, or an EvsysError): never
+        another exception. Troubleshooting: give each field the bounds its domain has (``ge``, ``le``,
+        ``gt``), and raise ``ValueError`` in a validator, never ``TypeError``/``KeyError``/``OverflowError``."""
+        from hypothesis import HealthCheck, given, settings
+        from hypothesis import strategies as st
+
+        from evsys_sdk.testing.schema_strategies import schema_params, wild_params
+
+        cls = self.extension_class()
+        schema = schema_for(self.registry_kind, self.extension_name())
+        config = getattr(cls, "Config", None)
+
+        @settings(
+            max_examples=self.property_examples,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(st.one_of(schema_params(schema), wild_params(schema)))
+        def check(params: dict[str, Any]) -> None:
+            try:
+                if config is not None:
+                    config.model_validate(params)
+                if self.builds_from_schema:
+                    cls(**params)
+            except (ValidationError, EvsysError):
+                return
+            except Exception as exc:
+                _fail(f"params {params!r:.400} raised {type(exc).__name__}: {exc}, not a validation error")
+
+        check()
+
+
+def undescribed(schema: dict[str, Any]) -> list[str]:
+    """Dotted names of the properties of ``schema`` (and of its ``$defs``) that have no description."""
+    missing = [name for name, prop in schema.get("properties", {}).items() if not _described(prop)]
+    for def_name, sub in schema.get("$defs", {}).items():
+        missing += [f"{def_name}.{name}" for name in undescribed(sub)]
+    return missing
+
+
+def _described(prop: dict[str, Any]) -> bool:
+    return bool(prop.get("description"))
+
 
 class _StaticParams(_Contract):
     params: ClassVar[dict[str, Any]] = {}
@@ -144,6 +204,8 @@ class _StaticParams(_Contract):
 
 class _FactoryParams(_Contract):
     """Suites whose params depend on the test's ``tmp_path`` (stores writing files)."""
+
+    builds_from_schema = False
 
     def params(self, tmp_path: Path) -> dict[str, Any]:
         """Override to return the params for a store writing under ``tmp_path``."""
@@ -178,6 +240,12 @@ class AlgorithmContract(_StaticParams):
     rows: ClassVar[list[dict[str, Any]]] = DEFAULT_ROWS
     # Every training algorithm calls ctx.validate(step) in its loop; set False for one that has no loop.
     calls_validation: ClassVar[bool] = True
+    # Schema-valid configs the suite trains on ``backend_kind``, each under ``run.max_seconds``, with
+    # ``property_executor``: ``process`` kills an arm whose single step outlasts the budget (a generation
+    # of a huge ``max_tokens`` on a real model), which ``sequential`` cannot.
+    property_runs: ClassVar[int] = 6
+    property_max_seconds: ClassVar[float] = 1.0
+    property_executor: ClassVar[str] = "sequential"
 
     @classmethod
     def extension_name(cls) -> str:
@@ -237,6 +305,62 @@ class AlgorithmContract(_StaticParams):
         rows = [json.loads(line) for line in metrics_file.read_text(encoding="utf-8").splitlines() if line]
         assert rows, "metrics.jsonl is empty"
         assert all(row["metrics"] for row in rows), "a log_metrics call logged no metric"
+
+    def test_schema_valid_configs_finish_or_fail_recorded(self, tmp_path: Path) -> None:
+        """Configs drawn from the algorithm's JSON schema, run under a time budget, complete or fail with
+        the error recorded in run_result.json, and stop in about the budget: a search loop can sample the
+        schema. Troubleshooting: bound each param (a huge size must not crash or exhaust memory before
+        the first step) and call ``ctx.check_budget()`` once per step."""
+        import time
+
+        from hypothesis import HealthCheck, given, settings
+
+        from evsys_sdk.experiment import Experiment
+        from evsys_sdk.store import LocalStore
+        from evsys_sdk.testing.schema_strategies import schema_params
+        from evsys_sdk.yaml_loader import load_yaml
+
+        config_cls = self.extension_class().Config
+        drawn = iter(range(10**6))
+
+        @settings(
+            max_examples=self.property_runs,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(schema_params(schema_for(self.registry_kind, self.extension_name())))
+        def check(params: dict[str, Any]) -> None:
+            try:
+                config_cls.model_validate(params)
+            except ValidationError:
+                return  # a validator refused what the schema alone allows: the other test's business
+            out = tmp_path / f"draw{next(drawn)}"
+            config = mock_experiment_config(
+                out,
+                algorithm=self.algorithm_kind,
+                params=params,
+                rows=self.rows,
+                backend=self.backend_kind,
+                backend_params=self.backend_params,
+                model=self.model,
+            )
+            config["run"]["max_seconds"] = self.property_max_seconds
+            grace = {"kill_grace_seconds": 5} if self.property_executor != "sequential" else {}
+            config["executor"] = {"kind": self.property_executor, "params": grace}
+            started = time.monotonic()
+            result = Experiment(load_yaml(config), store=LocalStore(out / "store.db")).run()
+            elapsed = time.monotonic() - started
+            [arm] = result.arms
+            assert elapsed < self.property_max_seconds + 60, f"params {params!r:.400} ran {elapsed:.0f} s"
+            assert arm.status in ("completed", "failed"), (params, arm.status, arm.error)
+            assert arm.status == "completed" or arm.error, f"params {params!r:.400} failed with no error recorded"
+            record = out / "contract" / "run_result.json"
+            if record.is_file():  # not there only when the executor killed the arm
+                assert json.loads(record.read_text(encoding="utf-8"))["status"] == arm.status, (params, arm.error)
+
+        check()
 
     def test_calls_validation_callback(self, contract_run: ContractRun) -> None:
         """The in-loop validation callback (``ctx.validate(step)``) fires with int steps. Steps may
@@ -511,3 +635,19 @@ class LogStoreContract(_FactoryParams):
                     call()
             else:  # a discarding store (``null``) accepts and drops everything, even after close
                 call()
+
+
+class ExecutorContract(_StaticParams):
+    """An executor: registered, strict, described, and built from its params with at least one slot
+    (running arms is the executor test kit's business: ``evsys_sdk.testing.executors``)."""
+
+    registry_kind = "executor"
+    name_attr = "executor_kind"
+    executor_kind: ClassVar[str]
+
+    def test_builds_with_slots(self, tmp_path: Path) -> None:
+        from evsys_sdk.executors import Executor
+
+        executor = self.build(tmp_path)
+        assert isinstance(executor, Executor), f"{type(executor).__name__} must subclass evsys_sdk.executors.Executor"
+        assert executor.slots >= 1
