@@ -169,3 +169,13 @@ def test_an_arm_stuck_past_its_budget_is_killed_in_its_job(tmp_path: Path, host:
     assert result.arms[0].error == "time budget exceeded after 2 s"
     assert result.arms[0].metrics["train/loss"] == 1.5  # what it logged before it hung
     assert time.monotonic() - start < 60
+
+
+def test_a_job_that_fails_outside_its_arm_fails_that_arm_with_the_reason(tmp_path: Path, host: PluginHost) -> None:
+    """A hooks module the jobs cannot import: each job's Python raises before the arm starts."""
+    executor = local(tmp_path)
+    executor["params"]["plugins"] = [*executor["params"]["plugins"], "evsys_no_such_hooks"]  # type: ignore[index]
+    cfg = load_yaml(kit.executor_experiment(tmp_path / "out", executor, runs=[kit.mock_run("a")]))
+    (arm,) = Experiment(cfg).run().arms
+    assert arm.status == "failed"
+    assert arm.error == "RuntimeError: ModuleNotFoundError: No module named 'evsys_no_such_hooks'"

@@ -289,10 +289,11 @@ class SlurmExecutor(Executor):
             stopped = read_requeues(run_dir(task)).get("stopped")
             if stopped:
                 return _stopped(task, stopped)
-            if isinstance(exc, UncompletedJobError):
-                return WorkerDied(_died(job, self.config.cluster))
-            lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-            return RuntimeError(lines[-1] if lines else f"Slurm job {job.job_id} failed")
+            if isinstance(exc, FailedJobError):  # the job's Python raised outside the arm
+                parts = str(exc).split("-" * 22)  # submitit puts the traceback between two rules
+                lines = [line.strip() for line in (parts[1] if len(parts) > 2 else str(exc)).splitlines()]
+                return RuntimeError(next((line for line in reversed(lines) if line), f"job {job.job_id} failed"))
+            return WorkerDied(_died(job, self.config.cluster))
         # a re-attached job was submitted by an earlier driver: the records are this driver's
         result["arm"].update(run_id=task.run_id, group_id=task.group_id, group_name=task.group_name)
         return result
