@@ -153,7 +153,9 @@ def test_alias_bomb_is_refused_at_once() -> None:
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=r"bomb.yaml:1:\d+: YAML aliases expand to over \d+ values") as info:
         parse_yaml_text(billion_laughs(), "bomb.yaml")
-    assert time.perf_counter() - started < 1.0  # ~0.03 s on an idle machine
+    # The expansion budget refuses it (the match above); the clock only guards against a hang: 0.03-0.14 s
+    # measured idle, so 5 s cannot flake on a loaded machine.
+    assert time.perf_counter() - started < 5.0
     assert len(info.value.problems) == 1
     # aliases a config really uses (one anchor reused by a handful of runs) are fine
     data, _ = parse_yaml_text(billion_laughs(levels=3, width=9))
