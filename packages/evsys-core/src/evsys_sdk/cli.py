@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--store", default="local", help="where to record: local (the project's .evsys/evsys.db) or a plugin's store"
     )
     p.add_argument("--no-store", action="store_true", help="do not record the experiment")
-    p.add_argument("--executor", help="where arms run, overriding the config's executor.kind: sequential, process, ray")
+    p.add_argument("--executor", help="where arms run, overriding executor.kind: sequential, process, ray, slurm")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("runs", help="recorded experiments (the local tracking store)")

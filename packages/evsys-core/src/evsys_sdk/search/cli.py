@@ -24,7 +24,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("name", nargs="?", metavar="NAME_OR_ID", help="with `show`: the search's name (newest) or id")
     p.add_argument("--resume", action="store_true", help="continue the newest search of this config where it stopped")
     p.add_argument("--store", default="local", help="where to record: local (./.evsys/evsys.db) or a plugin's store")
-    p.add_argument("--executor", help="where arms run, overriding the config's executor.kind: sequential, process, ray")
+    p.add_argument("--executor", help="where arms run, overriding executor.kind: sequential, process, ray, slurm")
     p.add_argument("--json", action="store_true", help="with `show`: print the search as JSON")
     p.set_defaults(func=_cmd_evolve)
 
