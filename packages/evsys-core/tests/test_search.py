@@ -467,6 +467,7 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     cfg = search_config(
         tmp_path,
         n_repeats=1,
+        parallel=3,
         budget={"candidates": 6},
         space={"algorithm.params.learning_rate": {"log_uniform": [1e-5, 1e-2]}},
     )
@@ -478,18 +479,21 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     cli = [sys.executable, "-m", "evsys_sdk.cli", "evolve", str(path)]
     proc = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "out"
-    while not list(log.glob("search-*/c0002/run_result.json")):  # two candidates done, the third under way
-        time.sleep(0.02)
+    while not list(log.glob("search-*/c0001/arm_result.json")):  # the first generation's 2nd of 3 arms done
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and f"evsys evolve {path} --resume" in err
     db = LocalStore(tmp_path / "ws" / "evsys.db")
     assert db.list_experiments()[0]["status"] == "cancelled"
+    assert not db.query("SELECT 1 FROM search_events WHERE kind = 'scored'")  # interrupted in generation 0
     done = subprocess.run([*cli, "--resume"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "resuming 'evo'" in done.stderr and "[6/6]" in done.stderr
-    runs = db.query("SELECT name, status FROM runs")
+    runs = db.query("SELECT id, name, status FROM runs")
     assert len(runs) == len({r["name"] for r in runs}) == 6 and {r["status"] for r in runs} == {"completed"}
+    for run in runs:  # every arm's curve once, the re-recorded arms of the interrupted generation included
+        assert [r["step"] for r in db.step_metrics(run["id"], "train")] == [1, 2, 3, 4], run["name"]
 
 
 def test_every_eval_is_charged() -> None:

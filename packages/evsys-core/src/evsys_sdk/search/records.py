@@ -7,7 +7,9 @@ journal rebuilds the search exactly; a store that cannot be read back (the dashb
 experiment, groups and runs while the journal stays in the local workspace store.
 
 Groups and runs are created once per name: a resumed generation finds the rows its first attempt made
-(the journal remembers their ids), so the store never holds an arm twice.
+(the journal remembers their ids), so the store never holds an arm twice; in a LocalStore what the first
+attempt recorded under the row is replaced by the arm's records (a dashboard may keep both copies of
+the curves of an arm that finished in an interrupted generation).
 """
 
 from __future__ import annotations
@@ -97,10 +99,21 @@ class ArmRecords:
             self._journal.append(("group", {"name": name, "id": self._groups[name]}))
         return {"id": self._groups[name], "name": name}
 
+    def find_experiment(self, name_or_id: str) -> None:
+        """A generation is no experiment of its own: nothing to link a resumed one to."""
+        return None
+
     def create_run(self, *, experiment_id: str, **fields: Any) -> dict[str, Any]:
         name = fields.get("name")
         if name in self._runs:
-            self._store.update_run(self._runs[name], status=fields.get("status", "running"))
+            run_id = self._runs[name]
+            if isinstance(self._store, LocalStore):
+                # The arm records itself again (a resumed arm brings back its curves and evals): what its
+                # first attempt recorded goes, so the store holds it once.
+                with self._store.transaction() as tx:
+                    for table in ("step_metrics", "evals", "checkpoints", "predictions"):
+                        tx.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            self._store.update_run(run_id, status=fields.get("status", "running"))
         else:
             run_id = str(self._store.create_run(experiment_id=self._experiment_id, **fields)["id"])
             self._runs[str(name)] = run_id
