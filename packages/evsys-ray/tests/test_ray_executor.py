@@ -104,13 +104,13 @@ def test_ctrl_c_cancels_the_running_arm_then_resume_continues(tmp_path: Path, ho
 @pytest.mark.timeout(180)
 def test_an_arm_past_its_time_budget_is_killed(tmp_path: Path, host: PluginHost, ray_local: Any) -> None:
     executor = {**RAY, "params": {**RAY["params"], "kill_grace_seconds": 0.5}}
-    runs = [kit.stall_run("stuck", 1.0), kit.mock_run("fine")]
+    runs = [kit.stall_run("stuck", 5.0), kit.mock_run("fine")]  # 5 s: time to log its step under load
     store = LocalStore(tmp_path / "db.sqlite")
     started = time.monotonic()
     result = Experiment(load_yaml(kit.executor_experiment(tmp_path / "out", executor, runs=runs)), store=store).run()
     assert time.monotonic() - started < 90  # the stall would sleep 600 s
     assert [(a.name, a.status, a.error) for a in result.arms] == [
-        ("stuck", "failed", "time budget exceeded after 1 s"),
+        ("stuck", "failed", "time budget exceeded after 5 s"),
         ("fine", "completed", None),
     ]
     assert result.arms[0].metrics == {"train/loss": 1.5}  # what it logged before it hung

@@ -81,7 +81,7 @@ def test_continual_chains_run_stage_after_stage(tmp_path: Path, host: PluginHost
 def test_a_crashing_arm_and_one_stuck_past_its_budget_fail_alone(
     tmp_path: Path, host: PluginHost, slurm: Sacct
 ) -> None:
-    runs = [kit.mock_run("a"), kit.crash_run("dies"), kit.stall_run("stuck", max_seconds=2), kit.mock_run("b")]
+    runs = [kit.mock_run("a"), kit.crash_run("dies"), kit.stall_run("stuck", max_seconds=8), kit.mock_run("b")]
     executor = on_slurm(tmp_path, kill_grace_seconds=1)
     cfg = load_yaml(kit.executor_experiment(tmp_path / "out", executor, runs=runs, name=unique("crash")))
     result = Experiment(cfg).run()
@@ -93,7 +93,7 @@ def test_a_crashing_arm_and_one_stuck_past_its_budget_fail_alone(
     ]
     assert (result.arms[1].error or "").startswith("WorkerDied: the Slurm job ")
     assert "ended FAILED (killed by SIGKILL) without a result" in (result.arms[1].error or "")
-    assert result.arms[2].error == "time budget exceeded after 2 s"
+    assert result.arms[2].error == "time budget exceeded after 8 s"
     assert result.arms[2].metrics["train/loss"] == 1.5
 
 
