@@ -538,3 +538,15 @@ def test_resume_from_every_crash_point_of_the_journal(tmp_path: Path, host: Any)
         assert resumed["candidates"] == reference["candidates"], k
         assert resumed["rejected"] == reference["rejected"] and resumed["best"] == reference["best"], k
         assert resumed["spent"]["arms"] == reference["spent"]["arms"], k
+
+
+def test_space_auto_reads_the_families_search_hints(tmp_path: Path) -> None:
+    cfg = search_config(tmp_path, space="auto", n_repeats=1, budget={"candidates": 3})
+    cfg["run"]["algorithm"] = {"kind": "sft", "params": {"max_steps": 2}}
+    cfg["metadata"] = {"success_metric": "train/final_loss"}
+    cfg["search"]["direction"] = "minimize"
+    result = evolve(cfg)
+    axes = set(result.candidates[0].patch)
+    assert {"algorithm.params.learning_rate", "algorithm.params.lora_rank", "algorithm.params.num_epochs"} <= axes
+    assert not any(a.endswith((".seed", ".step_seconds")) for a in axes)  # hinted never to vary, or not bounded
+    assert [c.status for c in result.candidates] == ["scored"] * 3
