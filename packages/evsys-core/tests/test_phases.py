@@ -79,3 +79,10 @@ def test_runs_plot_draws_one_curve_per_combo_arm(tmp_path: Path, mock_run: Any) 
     assert exp is not None
     png = plot_metric(store, exp, "train/loss", tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seeded_repeats_reach_every_combo_phase(tmp_path: Path, mock_run: Any) -> None:
+    cfg = _combo_config(tmp_path, mock_run).model_copy(update={"n_repeats": 2})
+    a, b = Experiment(cfg).run().arms
+    assert a.metrics["rl/train/final_reward"] != b.metrics["rl/train/final_reward"]  # seeds 42 and 43
+    assert a.metrics["phase1_sft/train/final_loss"] != b.metrics["phase1_sft/train/final_loss"]

@@ -50,7 +50,10 @@ class ComboAlgorithm:
         for i, phase in enumerate(phases, start=1):
             label = phase.name or f"phase{i}_{phase.kind}"
             try:
-                algo = registry("algorithm").get(resolve_algorithm(phase.kind, backend_kind))(**phase.config)
+                cls = registry("algorithm").get(resolve_algorithm(phase.kind, backend_kind))
+                # A phase without a seed of its own trains with the run's: seeded repeats reach every phase.
+                seeded = "seed" in getattr(getattr(cls, "Config", None), "model_fields", {})
+                algo = cls(**{**({"seed": ctx.run_config.seed} if seeded else {}), **phase.config})
             except Exception as exc:  # a bad phase is this run's failure, not a crash of the sweep
                 failures.append(f"phase {label} could not be constructed: {exc}")
                 if self.config.fail_fast:

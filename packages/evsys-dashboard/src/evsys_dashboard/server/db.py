@@ -594,10 +594,12 @@ class ServerDB:
     # ------------------------------------------------------------- reads for the UI (read connections)
 
     def experiments(self) -> list[dict[str, Any]]:
-        """The index: only the columns it shows (configs and free text stay unread)."""
+        """The index: only the columns it shows (configs stay unread; of the hypothesis, its start)."""
         return self.read(
             "SELECT e.id, e.name, e.status, e.best_score, e.created_at, p.project_id,"
-            " (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS n_runs"
+            " substr(e.hypothesis, 1, 200) AS hypothesis,"
+            " (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id"
+            " AND COALESCE(r.recipe_kind, '') != 'baseline') AS n_runs"
             " FROM experiments e LEFT JOIN dash_experiment_projects p ON p.experiment_id = e.id"
             " ORDER BY e.created_at DESC"
         )

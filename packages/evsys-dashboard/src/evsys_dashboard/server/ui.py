@@ -48,6 +48,8 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
+        if value.is_integer() and abs(value) < 1e15:  # a count (metrics arrive as floats): 30, not 30.0000
+            return str(int(value))
         return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
     return "-" if value is None else str(value)
 
