@@ -61,6 +61,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     "verifier": {"llm_judge": "evsys-frontier"},
     "log_store": {"tensorboard": "evsys-core[tensorboard]"},
     "executor": {"ray": "evsys-ray"},
+    "proposer": {"tpe": "evsys-optuna"},
 }
 
 

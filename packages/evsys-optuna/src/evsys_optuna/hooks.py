@@ -1,0 +1,19 @@
+"""evsys-optuna's hooks (entry point ``optuna``). Imports only evsys_sdk: listing and validating a
+search imports no optuna (the proposers import it at their first ask)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from evsys_sdk.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from evsys_sdk.registry import Registry
+
+
+@hookimpl
+def evsys_register_proposers(registry: Registry[Any]) -> None:
+    from evsys_optuna.proposers import PROPOSER_CLASSES
+
+    for cls in PROPOSER_CLASSES:
+        registry.add(cls)
