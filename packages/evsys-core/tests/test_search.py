@@ -550,3 +550,24 @@ def test_space_auto_reads_the_families_search_hints(tmp_path: Path) -> None:
     assert {"algorithm.params.learning_rate", "algorithm.params.lora_rank", "algorithm.params.num_epochs"} <= axes
     assert not any(a.endswith((".seed", ".step_seconds")) for a in axes)  # hinted never to vary, or not bounded
     assert [c.status for c in result.candidates] == ["scored"] * 3
+
+
+def test_pareto_selection_draws_parents_from_the_front(tmp_path: Path, host: Any) -> None:
+    from evsys_sdk.search.engine import Candidate
+    from evsys_sdk.search.proposers import MutateProposer
+
+    def cand(cid: str, mean: float, seconds: float) -> Candidate:
+        return Candidate(cid, [], "t", {}, None, mean=mean, status="scored", seconds=seconds)  # type: ignore[arg-type]
+
+    pool = [cand("fast", 0.5, 1.0), cand("good", 0.9, 5.0), cand("worse", 0.4, 3.0), cand("slow", 0.9, 9.0)]
+    proposer = MutateProposer(selection="pareto")
+    assert [c.id for c in proposer._front(pool)] == ["fast", "good"]
+    result = evolve(search_config(tmp_path, proposer={"kind": "mutate", "params": {"selection": "pareto"}}))
+    assert any(c.operator in ("mutate", "crossover") for c in result.candidates)
+
+
+def test_full_schema_lists_the_proposers() -> None:
+    from evsys_sdk.schema import full_schema
+
+    variants = full_schema()["$defs"]["ProposerSpec"]["oneOf"]
+    assert {v["properties"]["kind"]["const"] for v in variants} == {"mutate", "random"}

@@ -19,6 +19,7 @@ _SPEC_KINDS = {
     "DataStoreSpec": "data_store",
     "LogStoreSpec": "log_store",
     "ExecutorSpec": "executor",
+    "ProposerSpec": "proposer",
 }
 
 
