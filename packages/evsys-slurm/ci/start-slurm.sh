@@ -13,7 +13,11 @@ MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
 LOG=${EVSYS_SLURM_LOG:-/var/log/slurm}
 CONF=/etc/slurm
 
-up() { scontrol ping 2>/dev/null | grep -q UP && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; }
+# Up means every daemon answers: sacct fails while MariaDB or slurmdbd is down, and submitit needs it.
+up() {
+  scontrol ping 2>/dev/null | grep -q UP && sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)' &&
+    sacct -n -X -S now >/dev/null 2>&1
+}
 if command -v scontrol >/dev/null && up; then echo "slurm: already up"; sinfo; exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "start-slurm.sh: run as root (it installs packages and starts daemons)" >&2; exit 1; }
 
