@@ -1,0 +1,58 @@
+"""What an MLflow server has acknowledged, kept in evsys's store beside the records it came from.
+
+MLflow appends metric points: a batch sent twice is stored twice. So every acknowledged batch moves a
+per-run, per-stream counter here in the same step, and a re-run or a resumed export (after kill -9 at any
+point) sends only the points past it. The one window left, a batch the server stored but whose ack was
+lost, is resent with identical points (same key, step, timestamp and value): MLflow's SQL store keeps one
+of identical points, so that window adds nothing either.
+"""
+
+from __future__ import annotations
+
+from evsys_sdk.store import LocalStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlflow_runs (
+    uri TEXT NOT NULL, evsys_id TEXT NOT NULL, experiment_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    artifact_uri TEXT NOT NULL, digest TEXT, PRIMARY KEY (uri, evsys_id));
+CREATE TABLE IF NOT EXISTS mlflow_acks (
+    uri TEXT NOT NULL, run_id TEXT NOT NULL, stream TEXT NOT NULL, acked INTEGER NOT NULL,
+    PRIMARY KEY (uri, run_id, stream));
+"""
+
+
+class Ledger:
+    def __init__(self, store: LocalStore, uri: str):
+        store.extend_schema(_SCHEMA)
+        self.store, self.uri = store, uri
+
+    def run(self, evsys_id: str) -> dict[str, str] | None:
+        """The MLflow run an evsys experiment (its parent run) or arm was exported as."""
+        return self.store.one("SELECT * FROM mlflow_runs WHERE uri = ? AND evsys_id = ?", (self.uri, evsys_id))
+
+    def add_run(self, evsys_id: str, experiment_id: str, run_id: str, artifact_uri: str) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO mlflow_runs (uri, evsys_id, experiment_id, run_id, artifact_uri)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self.uri, evsys_id, experiment_id, run_id, artifact_uri),
+            )
+
+    def set_digest(self, evsys_id: str, digest: str) -> None:
+        """The run's params, tags, status and artifacts as last sent: unchanged, they are not sent again."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE mlflow_runs SET digest = ? WHERE uri = ? AND evsys_id = ?", (digest, self.uri, evsys_id))
+
+    def acked(self, run_id: str, stream: str) -> int:
+        row = self.store.one(
+            "SELECT acked FROM mlflow_acks WHERE uri = ? AND run_id = ? AND stream = ?", (self.uri, run_id, stream)
+        )
+        return int(row["acked"]) if row else 0
+
+    def ack(self, run_id: str, stream: str, acked: int) -> None:
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO mlflow_acks VALUES (?, ?, ?, ?) ON CONFLICT (uri, run_id, stream) DO UPDATE SET"
+                " acked = excluded.acked",
+                (self.uri, run_id, stream, acked),
+            )
