@@ -121,7 +121,7 @@ MALFORMED: list[tuple[str, str, Any]] = [
     ("runs/{rid}/checkpoints/", {"uri": ""}, None),
     ("runs/{rid}/checkpoints/", {"label": "final"}, None),
     ("runs/{rid}/predictions/", {"predictions": [1, 2]}, None),
-    ("runs/{rid}/predictions/", {"predictions": [{}], "uids": ["a", "b"]}, None),
+    ("runs/{rid}/predictions/", {"predictions": [{}], "uids": [5]}, None),
     ("benchmarks/", {"name": "b", "version": 0}, None),
     ("benchmarks/no-such/rows/", {"rows": [{"a": 1}]}, 404),
     ("datasets/", {"nom": "d"}, None),

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 SET_ASIDE_AFTER = 3  # 5xx answers to one write before it is set aside
 DOWN_STATUSES = {408, 429, 502, 503, 504}  # "the server is down or busy": retried for as long as it takes
-MAX_REQUEST_ROWS = 2000  # predictions or dataset rows per request
+MAX_REQUEST_ROWS = 2000  # predictions or dataset rows per request (the server's limit)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # and their JSON per request, well under the server's limit (16 MiB)
 
 log = logging.getLogger("evsys.dashboard")

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evsys_dashboard.constants import API_PREFIX
 from evsys_dashboard.server import models as m
-from evsys_dashboard.server.db import Conflict, Invalid, NotFound, ServerDB
+from evsys_dashboard.server.db import Conflict, NotFound, ServerDB
 from evsys_dashboard.server.guard import DEFAULT_MAX_BODY_BYTES, Guard, allowed_hosts, request_project
 
 log = logging.getLogger("evsys.dashboard.server")
@@ -167,7 +167,7 @@ def create_app(
 
     @sdk.post("/runs/{run_id}/predictions/")
     def log_predictions(run_id: str, body: m.Predictions, project: Project) -> dict[str, Any]:
-        inserted = db.add_predictions(project, run_id, body.predictions, body.uids)
+        inserted = db.add_predictions(project, run_id, body.predictions, body.keys())
         return {"ok": True, "inserted": inserted, "duplicates": len(body.predictions) - inserted}
 
     # -------------------------------------------------------------- datasets and benchmarks
@@ -188,7 +188,7 @@ def create_app(
             record_id: str,
             project: Project,
             limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-            offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+            offset: Annotated[int, Query(ge=0, le=m.MAX_INT)] = 0,
         ) -> dict[str, Any]:
             return {"rows": db.data_rows(project, kind, record_id, limit, offset)}
 
@@ -243,11 +243,6 @@ def create_app(
     def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return _error(404, str(exc))
 
-    @app.exception_handler(Invalid)
-    def _invalid_reference(request: Request, exc: Invalid) -> JSONResponse:
-        field, _, msg = str(exc).partition(": ")
-        return _error(422, "invalid request", detail=[{"loc": ["body", field], "msg": msg, "type": "value_error"}])
-
     @app.exception_handler(Conflict)
     def _conflict(request: Request, exc: Conflict) -> JSONResponse:
         return _error(409, str(exc))
@@ -261,7 +256,10 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette names the first matching route's methods; a path has several
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(_methods(app, request.scope)))}
+        return _error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(UnicodeError)
     def _unicode(request: Request, exc: UnicodeError) -> JSONResponse:
@@ -284,6 +282,17 @@ def create_app(
         max_body_bytes=max_body_bytes,
     )
     return app
+
+
+def _methods(app: FastAPI, scope: dict[str, Any]) -> set[str]:
+    """Every method some route serves at the request's path."""
+    from starlette.routing import Match, Route
+
+    found: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
+            found |= route.methods
+    return found
 
 
 def _html(body: str) -> HTMLResponse:

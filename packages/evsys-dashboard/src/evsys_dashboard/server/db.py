@@ -74,10 +74,6 @@ class Conflict(Exception):
     pass
 
 
-class Invalid(Exception):
-    """A body that validates but names something it may not (answered 422)."""
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -301,13 +297,13 @@ class ServerDB:
         return sid, True
 
     def _group_in(self, db: sqlite3.Connection, project: str, group_id: str | None, experiment_sid: str) -> str | None:
-        """The stored id of a group of the run's own experiment; Invalid for any other."""
+        """The stored id of a group of the run's own experiment; NotFound for any other (as for no group)."""
         if group_id is None:
             return None
         sid = self._stored_id(db, project, "group", group_id)
         row = db.execute("SELECT experiment_id FROM groups WHERE id = ?", (sid,)).fetchone()
         if row is None or row["experiment_id"] != experiment_sid:
-            raise Invalid(f"group_id: no group {group_id} in this run's experiment")
+            raise NotFound(f"group {group_id} not found in this run's experiment")
         return sid
 
     # ------------------------------------------------------------- experiments, groups, runs
@@ -505,10 +501,9 @@ class ServerDB:
         return cid, True
 
     def add_predictions(
-        self, project: str, run_id: str, predictions: list[dict[str, Any]], uids: list[str | None] | None
+        self, project: str, run_id: str, predictions: list[dict[str, Any]], keys: list[str | None]
     ) -> int:
         now = time.time()
-        keys: list[str | None] = list(uids) if uids is not None else [None] * len(predictions)
         with self.local.transaction() as db:
             rid, _ = self._own(db, project, "run", run_id)
             values = [

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator, with_config
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, on Python < 3.12
 
 from evsys_sdk.store import json_text
 
 MAX_FIELD_BYTES = 1 << 20  # one free-form field (a config, a prediction, a dataset row...) once serialized
 MAX_TEXT = 1_000_000  # characters of a text field (hypothesis, conclusion, error message...)
-MAX_BATCH = 20_000  # rows of one step-metric, prediction or dataset-row request
+MAX_BATCH = 20_000  # rows of one step-metric request
+MAX_ITEMS = 2_000  # predictions or dataset rows of one request (the client sends at most this many)
+MAX_INT = 2**53 - 1  # steps and seeds: integers a JSON number (a double) holds exactly
+
+
+def _integral(value: Any) -> Any:
+    """JSON has numbers, not integers: ``5.0`` is the integer 5 (JSON Schema agrees); ``5.5``, ``"5"`` and
+    ``true`` stay refused by the strict ``int`` after this."""
+    return int(value) if type(value) is float and value.is_integer() else value
 
 
 def _storable(value: Any) -> Any:
@@ -32,10 +40,11 @@ def _storable(value: Any) -> Any:
     return value
 
 
+Integral = BeforeValidator(_integral)  # after the bounds in Annotated[...], so the JSON schema keeps them
 RecordId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Uid = Annotated[str, Field(min_length=1, max_length=200)]
-Step = Annotated[int, Field(ge=-(2**62), le=2**62)]
-Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Step = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT), Integral]
+Seed = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT), Integral]
 Name = Annotated[str, Field(min_length=1, max_length=1000)]
 Ref = Annotated[str, Field(max_length=4000)]  # ids of other systems, paths, URLs, labels
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -130,15 +139,19 @@ class StepMetrics(_Closed):
         extra="forbid",
         strict=True,
         json_schema_extra={
-            "oneOf": [{"required": ["step", "metrics"], "not": {"required": ["rows"]}}, {"required": ["rows"]}],
+            "oneOf": [
+                {"required": ["step", "metrics"], "not": {"required": ["rows"]}},
+                {"required": ["rows"], "not": {"anyOf": [{"required": ["step"]}, {"required": ["metrics"]}]}},
+            ],
         },
     )
 
-    step: Step | None = None
+    # omitted, never null: the schema's oneOf says which combination a body has
+    step: Step = Field(default=None)
     split: Split = "train"
-    metrics: Metrics | None = None
+    metrics: Metrics = Field(default=None)
     uid: Uid | None = None
-    rows: Annotated[list[StepRow], Field(max_length=MAX_BATCH)] | None = None
+    rows: Annotated[list[StepRow], Field(max_length=MAX_BATCH)] = Field(default=None)
 
     @model_validator(mode="after")
     def _one_or_batch(self) -> StepMetrics:
@@ -179,27 +192,31 @@ class CheckpointCreate(_Open):
 
 
 class Predictions(_Closed):
-    predictions: Annotated[list[JsonObject], Field(max_length=MAX_BATCH)]
-    uids: Annotated[list[Uid | None], Field(max_length=MAX_BATCH)] | None = None
+    predictions: Annotated[list[JsonObject], Field(max_length=MAX_ITEMS)]
+    uids: Annotated[
+        list[Uid | None],
+        Field(
+            max_length=MAX_ITEMS,
+            description="replay ids by position: uids[i] names predictions[i]; a prediction without one "
+            "(null, or past the end of the list) is always recorded",
+        ),
+    ] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _same_length(self) -> Predictions:
-        if self.uids is not None and len(self.uids) != len(self.predictions):
-            raise ValueError("uids must have one entry per prediction")
-        return self
+    def keys(self) -> list[str | None]:
+        return [self.uids[i] if i < len(self.uids) else None for i in range(len(self.predictions))]
 
 
 class DataCreate(_Closed):
     name: Name
     format: Ref | None = None
-    version: Annotated[int, Field(ge=1, le=2**31)] | None = None
+    version: Annotated[int, Field(ge=1, le=2**31), Integral] | None = None
     source_kind: Ref | None = None
     metadata: JsonObject | None = None
     transform: Json = None
 
 
 class DataRows(_Closed):
-    rows: Annotated[list[JsonObject], Field(max_length=MAX_BATCH)]
+    rows: Annotated[list[JsonObject], Field(max_length=MAX_ITEMS)]
 
 
 class Error(BaseModel):
