@@ -99,25 +99,35 @@ _OWNER = {
     " LEFT JOIN dash_experiment_projects p ON p.experiment_id = r.experiment_id WHERE c.id = ?",
 }
 
-# Step rows exploded into (split, name, step, value) by SQLite's JSON functions and thinned to about
-# CHART_POINTS per series (first and last kept), so a page never decodes 100,000s of rows in Python.
-# Rows holding NaN/Infinity (not JSON to SQLite) are read with those values as null: charts skip them.
-_STEP_SERIES = """
-WITH src AS (
-    SELECT split, step, CASE WHEN json_valid(metrics) THEN metrics ELSE
-        replace(replace(replace(metrics, '-Infinity', 'null'), 'Infinity', 'null'), 'NaN', 'null') END AS m
+
+def _metrics_object(column: str) -> str:
+    """SQL for a step row's metrics as JSON SQLite reads: NaN/Infinity (which the store writes, and SQLite
+    does not parse) become null (charts skip them anyway); anything else unreadable becomes {}."""
+    fixed = f"replace(replace(replace({column}, '-Infinity', 'null'), 'Infinity', 'null'), 'NaN', 'null')"
+    return f"CASE WHEN json_valid({column}) THEN {column} WHEN json_valid({fixed}) THEN {fixed} ELSE '{{}}' END"
+
+
+_NUMBERS = "typeof(j.key) = 'text' AND j.type IN ('integer', 'real')"
+# Charts: about CHART_POINTS rows per split, picked by row number on the (run_id, split, step) index, and
+# only those rows' JSON read, by SQLite. A page never decodes 100,000s of rows, and never in Python.
+_SAMPLED_POINTS = f"""
+WITH counts AS (SELECT split, COUNT(*) AS n FROM step_metrics WHERE run_id = :run GROUP BY split),
+numbered AS (SELECT rowid AS id, split, ROW_NUMBER() OVER (PARTITION BY split ORDER BY step) AS rn
     FROM step_metrics WHERE run_id = :run),
-pts AS (
-    SELECT src.split, j.key AS name, src.step, j.value AS value FROM src,
-        json_each(CASE WHEN json_valid(src.m) THEN (CASE WHEN json_type(src.m) = 'object' THEN src.m ELSE '{}' END)
-                  ELSE '{}' END) AS j
-    WHERE j.type IN ('integer', 'real')),
-ranked AS (
-    SELECT split, name, step, value, ROW_NUMBER() OVER (PARTITION BY split, name ORDER BY step) AS rn,
-        COUNT(*) OVER (PARTITION BY split, name) AS n FROM pts)
-SELECT split, name, step, value FROM ranked
-WHERE (rn - 1) % ((n + :points - 1) / :points) = 0 OR rn = n
-ORDER BY split, name, rn
+picked AS (SELECT numbered.id FROM numbered JOIN counts USING (split)
+    WHERE (rn - 1) % ((n + :points - 1) / :points) = 0 OR rn = n)
+SELECT s.split, j.key AS name, s.step, j.value AS value
+FROM picked JOIN step_metrics s ON s.rowid = picked.id, json_each({_metrics_object("s.metrics")}) AS j
+WHERE {_NUMBERS} ORDER BY s.split, j.key, s.step
+"""
+# Every metric a run has (so that one logged on few rows is charted too, though no sampled row holds it)
+_METRIC_NAMES = f"""
+SELECT DISTINCT s.split, j.key AS name FROM step_metrics s, json_each({_metrics_object("s.metrics")}) AS j
+WHERE s.run_id = :run AND {_NUMBERS}
+"""
+_ONE_METRIC = f"""
+SELECT s.step, j.value FROM step_metrics s, json_each({_metrics_object("s.metrics")}) AS j
+WHERE s.run_id = :run AND s.split = :split AND j.key = :name AND {_NUMBERS} ORDER BY s.step
 """
 
 
@@ -634,12 +644,19 @@ class ServerDB:
 
     def step_series(self, run_ids: list[str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
         """run id -> metric name (``val/`` prefixed for the val split) -> [(step, value)] in step order,
-        about CHART_POINTS per series, picked by SQLite."""
+        about CHART_POINTS per series, read by SQLite on this thread's read connection."""
         out: dict[str, dict[str, list[tuple[int, float]]]] = {rid: {} for rid in run_ids}
         for rid in run_ids:
-            series = out[rid]
-            for row in self.read(_STEP_SERIES, {"run": rid, "points": CHART_POINTS}):
-                split, key = row["split"], str(row["name"])
+            by_key: dict[tuple[str, str], list[tuple[int, float]]] = {}
+            for row in self.read(_SAMPLED_POINTS, {"run": rid, "points": CHART_POINTS}):
+                by_key.setdefault((row["split"], row["name"]), []).append((int(row["step"]), float(row["value"])))
+            for row in self.read(_METRIC_NAMES, {"run": rid}):
+                split, name = row["split"], row["name"]
+                if (split, name) not in by_key:  # on too few rows to be in the sample: its own query
+                    pts = [(int(r["step"]), float(r["value"])) for r in self.read(_ONE_METRIC, {"run": rid, **row})]
+                    stride = max(1, -(-len(pts) // CHART_POINTS))
+                    by_key[(split, name)] = pts[::stride] + ([pts[-1]] if (len(pts) - 1) % stride else [])
+            for (split, key), pts in sorted(by_key.items()):
                 name = key if split == "train" or key.startswith(f"{split}/") else f"{split}/{key}"
-                series.setdefault(name, []).append((int(row["step"]), float(row["value"])))
+                out[rid][name] = pts
         return out
