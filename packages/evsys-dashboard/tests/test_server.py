@@ -64,7 +64,7 @@ def test_create_key_cli_prints_the_key_last_and_stores_only_a_digest(
     assert stored and key.encode() not in stored and key[6:].encode() not in stored
     from evsys_dashboard.server.db import ServerDB
 
-    assert ServerDB(db).project_for_key(key) == "research"
+    assert ServerDB(db).check_key(key)[0] == "research"
 
 
 def test_creates_are_idempotent_by_client_id(server: Server) -> None:

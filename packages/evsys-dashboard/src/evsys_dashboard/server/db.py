@@ -233,9 +233,6 @@ class ServerDB:
         due = row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_EVERY_S
         return str(row["project_id"]), "", due
 
-    def project_for_key(self, key: str) -> str | None:
-        return self.check_key(key)[0]
-
     def touch_key(self, key: str) -> None:
         with self.local.transaction() as db:
             db.execute("UPDATE dash_api_keys SET last_used_at = ? WHERE key_hash = ?", (time.time(), hash_key(key)))
