@@ -236,7 +236,7 @@ def test_a_run_may_not_name_another_experiments_group(server: Server) -> None:
             a.post(f"{P}/runs/{rid}/", json={"group_id": gid}),
             a.post(f"{P}/runs/", json={"experiment_id": eid, "group_id": "no-such-group"}),
         ):
-            assert resp.status_code == 404 and "group" in resp.json()["error"], resp.text
+            assert resp.status_code == 409 and "group_id: no group" in resp.json()["error"], resp.text
         mine = a.post(f"{P}/experiments/{eid}/groups/", json={"name": "g"}).json()["group"]["id"]
         assert a.post(f"{P}/runs/", json={"experiment_id": eid, "group_id": mine}).status_code == 201
 

@@ -74,7 +74,8 @@ def _schemathesis(
     for header in headers:
         command += ["-H", header]
     env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600, env=env)
+    # run in the test's folder: schemathesis keeps a cache (.schemathesis/) in its working directory
+    return subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600, env=env, cwd=report.parent)
 
 
 @pytest.mark.timeout(1000)

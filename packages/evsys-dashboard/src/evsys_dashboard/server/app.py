@@ -66,7 +66,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: _error_response("no API key, or one that is unknown, revoked or expired"),
     403: _error_response("the body names another project than the key's"),
     404: _error_response("no such record in the key's project"),
-    409: _error_response("the id is taken by another record of the key's project"),
+    409: _error_response(
+        "the id is taken by another record of the project, or group_id names no group of the run's experiment"
+    ),
     413: _error_response("the body is over the server's limit (serve --max-body-mb)"),
     422: _error_response("the body or query does not validate; `detail` names the fields"),
 }

@@ -304,13 +304,14 @@ class ServerDB:
         return sid, True
 
     def _group_in(self, db: sqlite3.Connection, project: str, group_id: str | None, experiment_sid: str) -> str | None:
-        """The stored id of a group of the run's own experiment; NotFound for any other (as for no group)."""
+        """The stored id of a group of the run's own experiment; Conflict for any other group id, another
+        project's answered as one that does not exist (409: the run exists, its body names no group of it)."""
         if group_id is None:
             return None
         sid = self._stored_id(db, project, "group", group_id)
         row = db.execute("SELECT experiment_id FROM groups WHERE id = ?", (sid,)).fetchone()
         if row is None or row["experiment_id"] != experiment_sid:
-            raise NotFound(f"group {group_id} not found in this run's experiment")
+            raise Conflict(f"group_id: no group {group_id} in this run's experiment")
         return sid
 
     # ------------------------------------------------------------- experiments, groups, runs
