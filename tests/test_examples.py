@@ -139,3 +139,7 @@ def test_evolve_example_searches_the_quickstart_recipe(repo_copy: Path) -> None:
     assert again.returncode == 0, again.stderr
     losses = [a["metrics"]["train/final_loss"] for a in json.loads(again.stdout)]
     assert losses == best["scores"]
+    # a minimised objective stays minimised: the best arm of best.yaml is its lowest loss
+    record = json.loads(evsys("runs", "show", "quickstart_evolve", "--json", cwd=repo_copy).stdout)
+    lowest = min(record["arms"], key=lambda a: a["metrics"]["train/final_loss"])
+    assert record["experiment"]["best_arm"] == lowest["name"], record["experiment"]

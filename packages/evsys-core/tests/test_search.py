@@ -483,7 +483,7 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and f"evsys evolve {path} --resume" in err
+    assert proc.returncode == 130 and f"evsys evolve {path} --resume" in err, err
     db = LocalStore(tmp_path / "ws" / "evsys.db")
     assert db.list_experiments()[0]["status"] == "cancelled"
     assert not db.query("SELECT 1 FROM search_events WHERE kind = 'scored'")  # interrupted in generation 0

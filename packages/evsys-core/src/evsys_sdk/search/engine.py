@@ -464,13 +464,24 @@ class Search:
         if best is not None:
             run = best.run_config.model_copy(update={"name": self.base.name})
             best_path = str(Path(self.cfg.output_dir).expanduser() / "best.yaml")
-            dump_yaml(self.cfg.model_copy(update={"search": None, "run": run}), path=best_path)
+            dump_yaml(
+                self.cfg.model_copy(update={"search": None, "run": run, "metadata": self._best_metadata()}),
+                path=best_path,
+            )
         result = self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
         patch: dict[str, Any] = {"status": "completed" if best else "failed", "conclusion": conclusion(result)}
         if best is not None and best.mean is not None:
             patch["best_score"] = best.mean
         self.store.update_experiment(self.journal.experiment_id, **patch)
         return result
+
+    def _best_metadata(self) -> dict[str, Any]:
+        """The metadata of best.yaml: a minimised objective says so in ``metadata.expect``, or ``evsys run``
+        would pick its highest seed as the best arm (an experiment's best is the max unless told)."""
+        meta = dict(self.cfg.metadata)
+        if self.cfg.search is not None and self.cfg.search.direction == "minimize" and "expect" not in meta:
+            meta["expect"] = {"metric": self.metric, "better": "lower"}
+        return meta
 
     # output
 
