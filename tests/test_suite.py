@@ -12,8 +12,24 @@ from conftest import ROOT
 # Every test that interrupts a process with SIGINT.
 CTRL_C_TESTS = [
     "packages/evsys-core/tests/test_executors.py::test_ctrl_c_cancels_running_and_pending_arms_then_resume_continues",
+    "packages/evsys-core/tests/test_search.py::test_ctrl_c_then_resume",
     "tests/test_examples.py::test_ctrl_c_then_resume_reruns_only_unfinished_arms",
 ]
+
+
+def test_every_test_that_sends_sigint_restores_it() -> None:
+    """A test module that sends SIGINT restores its default first (``kit.interruptible()`` in this
+    process, ``preexec_fn=default_sigint`` for a child), or it hangs or fails under ``nohup nox &``."""
+    senders = [
+        path
+        for path in [*ROOT.glob("packages/*/tests/test_*.py"), *ROOT.glob("tests/test_*.py")]
+        if path.name != "test_suite.py"
+        and any(sends in path.read_text(encoding="utf-8") for sends in ("SIGINT", "interrupt_once_run"))
+    ]
+    assert len(senders) >= 4, senders
+    for path in senders:
+        text = path.read_text(encoding="utf-8")
+        assert "interruptible()" in text or "preexec_fn=default_sigint" in text, path
 
 
 def test_every_nox_pytest_run_has_a_timeout() -> None:

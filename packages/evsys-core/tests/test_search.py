@@ -24,6 +24,7 @@ from evsys_sdk.search.ledger import ArmCost, Ledger
 from evsys_sdk.search.space import Axis
 from evsys_sdk.store import LocalStore
 from evsys_sdk.testing import search as search_kit
+from evsys_sdk.testing.executors import default_sigint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -477,7 +478,10 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     path = write(tmp_path, cfg)
     env = {**os.environ, "EVSYS_WORKSPACE": str(tmp_path / "ws")}
     cli = [sys.executable, "-m", "evsys_sdk.cli", "evolve", str(path)]
-    proc = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # preexec_fn: Ctrl-C reaches it even when the tests run with SIGINT ignored (nohup nox &)
+    proc = subprocess.Popen(
+        cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     log = tmp_path / "out"
     while not list(log.glob("search-*/c0001/arm_result.json")):  # the first generation's 2nd of 3 arms done
         time.sleep(0.01)
