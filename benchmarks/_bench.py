@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-_OPS = {"<": operator.lt, ">=": operator.ge}
+_OPS = {"<": operator.lt, "<=": operator.le, ">=": operator.ge}
 _BASE_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
 # Subprocesses read cached bytecode, as from an installed wheel, kept out of the source tree.
 CACHED = {**_BASE_ENV, "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "evsys-bench-pycache")}

@@ -26,4 +26,6 @@ def test_bare_import_loads_nothing_heavy() -> None:
 def test_registry_lookup_loads_no_training_stack() -> None:
     loaded = _modules_after("import evsys_sdk; evsys_sdk.list_algorithms(); evsys_sdk.schema_for('algorithm', 'sft')")
     assert not loaded & set(HEAVY)
-    assert "evsys_sdk.builtins.mock" in loaded
+    # Kinds are registered by import path: listing them imports no class module and no pydantic.
+    listed = _modules_after("import evsys_sdk; evsys_sdk.list_algorithms(); evsys_sdk.list_executors()")
+    assert not listed & {"evsys_sdk.builtins.mock", "evsys_sdk.executors", "pydantic"}

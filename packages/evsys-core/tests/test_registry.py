@@ -153,3 +153,44 @@ def test_strict_mode_makes_a_broken_plugin_fatal(host: PluginHost, monkeypatch: 
     monkeypatch.setenv("EVSYS_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match=r"plugin 'broken' \(evsys-broken\) failed to load: RuntimeError: boom"):
         host.add_plugin(Broken(), "broken", "evsys-broken")
+
+
+def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost) -> None:
+    import subprocess
+    import sys
+
+    from evsys_sdk.builtins.hooks import BUILTINS
+    from evsys_sdk.registry import registry
+
+    listing = (
+        "import sys, evsys_sdk; from evsys_sdk.registry import KINDS, registry; "
+        "[registry(k).list() for k in KINDS]; evsys_sdk.list_algorithms(); "
+        "print(sorted(m for m in ('pydantic', 'evsys_sdk.builtins.mock', 'evsys_sdk.executors') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"  # listing every registry built no class and no pydantic model
+    for kind, table in BUILTINS.items():
+        assert set(table) <= set(registry(kind).list())
+        for name, target in table.items():
+            cls = registry(kind).get(name)
+            assert (cls.name, f"{cls.__module__}:{cls.__qualname__}") == (name, target)
+
+
+def test_a_plugin_registers_by_import_path(host: PluginHost) -> None:
+    from evsys_sdk.registry import registry
+
+    class Lazy:
+        @hookimpl
+        def evsys_register_algorithms(self, registry: Registry[Any]) -> None:
+            registry.add_lazy("lazy_toy", "test_registry:Toy")
+            registry.add_lazy("lazy_missing", "no_such_module_xyz:Thing")
+
+    host.add_plugin(Lazy(), name="lazy-plugin")
+    assert {"lazy_toy", "lazy_missing"} <= set(registry("algorithm").list())
+    assert registry("algorithm").source_of("lazy_toy") == "lazy-plugin"
+    assert registry("algorithm").get("lazy_toy") is Toy and Toy.name == "lazy_toy"
+    Toy.name = "toy"
+    with pytest.raises(PluginError, match=r"algorithm 'lazy_missing' from lazy-plugin failed to load"):
+        registry("algorithm").get("lazy_missing")
+    with pytest.raises(ValueError, match="'sft' is an algorithm family"):
+        registry("algorithm").add_lazy("sft", "test_registry:Toy")

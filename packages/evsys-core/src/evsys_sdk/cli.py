@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     from evsys_sdk.plugins import current_host
 
     host = current_host()
-    host.ensure_loaded()
+    host.ensure_plugins()  # the verbs only: registries fill at their first look-up
     for impl in host.pm.hook.evsys_register_commands.get_hookimpls():
         try:
             impl.function(subparsers=sub)

@@ -84,24 +84,31 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self.current_source = "user code"
         self._use_entry_points = entry_points
+        self._plugins_loaded = False
         self._loaded = False
         self._lock = threading.RLock()
         self._sources: dict[str, str] = {}
 
+    def ensure_plugins(self) -> None:
+        """Every plugin's hooks module loaded, no registration hook run yet: enough to build the CLI."""
+        if not self._plugins_loaded:
+            with self._lock:
+                if not self._plugins_loaded:
+                    from evsys_sdk.builtins import hooks as builtin_hooks
+
+                    self._plugins_loaded = True
+                    self._add(builtin_hooks, "core", CORE)
+                    if self._use_entry_points:
+                        self._load_entry_points()
+
     def ensure_loaded(self) -> None:
+        """Plugins loaded and their registration hooks run (the registries filled)."""
         if not self._loaded:
             with self._lock:  # double-checked: registries may be first used from several threads
                 if not self._loaded:
                     self._loaded = True  # set first: hook bodies may look registries up
-                    self._discover()
-
-    def _discover(self) -> None:
-        from evsys_sdk.builtins import hooks as builtin_hooks
-
-        self._add(builtin_hooks, "core", CORE)
-        if self._use_entry_points:
-            self._load_entry_points()
-        self._run_registration_hooks()
+                    self.ensure_plugins()
+                    self._run_registration_hooks()
 
     def add_plugin(self, module: ModuleType | object, name: str, dist: str | None = None) -> None:
         """Register a plugin object (a hooks module) by hand; tests and notebooks use this."""

@@ -13,7 +13,6 @@ from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from evsys_sdk.errors import PluginError, UnknownKindError, did_you_mean
-from evsys_sdk.families import FAMILIES
 from evsys_sdk.install_hints import pip_install
 
 if TYPE_CHECKING:
@@ -22,6 +21,10 @@ if TYPE_CHECKING:
     from evsys_sdk.protocols import InferenceFactory
 
 T = TypeVar("T")
+
+# The algorithm families (their params: evsys_sdk.families.FAMILIES), named here so that listing and
+# name checks build no pydantic model.
+FAMILY_NAMES = ("sft", "sdft", "rl", "dpo", "distill")
 
 # kind -> plural, in the order `evsys list` shows them.
 KINDS: dict[str, str] = {
@@ -93,6 +96,10 @@ def _set_name(cls: Any, name: str) -> None:
         pass
 
 
+def _path(cls: type[Any]) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 @dataclass
 class _Entry:
     target: type[Any] | EntryPoint
@@ -120,17 +127,25 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def add(self, cls: type[T], name: str | None = None) -> None:
-        key = name or getattr(cls, "name", None)
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"{cls!r} has no `name` and register_{self.kind} was called without one")
-        if self.kind == "algorithm" and key in FAMILIES:
+    def _check_name(self, key: str) -> None:
+        if self.kind == "algorithm" and key in FAMILY_NAMES:
             raise ValueError(
                 f"'{key}' is an algorithm family, resolved by backend: register a concrete name "
                 f"(e.g. 'mybackend_{key}') and route it with the evsys_resolve_algorithm hook"
             )
-        source = self._host.current_source if self._host is not None else "user code"
+
+    def _source(self) -> str:
+        return self._host.current_source if self._host is not None else "user code"
+
+    def add(self, cls: type[T], name: str | None = None) -> None:
+        key = name or getattr(cls, "name", None)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{cls!r} has no `name` and register_{self.kind} was called without one")
+        self._check_name(key)
+        source = self._source()
         old = self._entries.get(key)
+        if old is not None and isinstance(old.target, EntryPoint) and old.target.value == _path(cls):
+            old.target = cls  # the class a lazy entry names, now imported
         if old is not None and old.target is not cls:
             if old.source != source:
                 raise PluginError(
@@ -141,10 +156,15 @@ class Registry(Generic[T]):
         _set_name(cls, key)
         self._entries[key] = _Entry(cls, source)
 
-    def add_lazy(self, name: str, entry_point: EntryPoint, source: str) -> None:
-        """A legacy per-kind entry point, imported only when the name is looked up."""
+    def add_lazy(self, name: str, target: str | EntryPoint, source: str | None = None) -> None:
+        """Register ``name`` as ``"module:Class"`` (or an entry point), imported at its first look-up:
+        listing and name checks then import nothing. Hooks of plugins with many or heavy classes use it."""
+        self._check_name(name)
+        source = source or self._source()
+        if isinstance(target, str):
+            target = EntryPoint(name=name, value=target, group=f"evsys_sdk.{self.kind}")
         if name not in self._entries:
-            self._entries[name] = _Entry(entry_point, source)
+            self._entries[name] = _Entry(target, source)
         elif self._entries[name].source != source:
             raise PluginError(f"{self.kind} '{name}' is registered by both {self._entries[name].source} and {source}")
 
@@ -167,10 +187,10 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         available = ", ".join(self.list()) or "(none)"
-        hint = did_you_mean(name, [*self.list(), *(FAMILIES if self.kind == "algorithm" else ())])
+        hint = did_you_mean(name, [*self.list(), *(FAMILY_NAMES if self.kind == "algorithm" else ())])
         msg = f"No {self.kind} registered under '{name}'{hint}{' ' if hint else '. '}Available: {available}."
         if self.kind == "algorithm":
-            msg += f" Families (resolved by backend): {', '.join(sorted(FAMILIES))}."
+            msg += f" Families (resolved by backend): {', '.join(sorted(FAMILY_NAMES))}."
         return msg + install_hint(self.kind, name)
 
     def has(self, name: str) -> bool:
@@ -230,8 +250,10 @@ class AlgorithmFamily:
     the params every implementation shares, ``resolve(backend_kind)`` is the implementation for a backend."""
 
     def __init__(self, name: str):
+        from evsys_sdk.families import FAMILIES as PARAMS
+
         self.name = name
-        self.Config = FAMILIES[name]
+        self.Config = PARAMS[name]
 
     def resolve(self, backend_kind: str) -> type[Any]:
         """The algorithm class serving this family on ``backend_kind`` (an install hint when none does)."""
@@ -248,21 +270,23 @@ class AlgorithmFamily:
 
 def get_algorithm(name: str) -> Any:
     """The algorithm class registered as ``name``, or for a family name its ``AlgorithmFamily``."""
-    if name in FAMILIES:
+    if name in FAMILY_NAMES:
         return AlgorithmFamily(name)
     return _get_registered_algorithm(name)
 
 
 def list_algorithms() -> list[str]:
     """Every registered algorithm and every family, sorted."""
-    return sorted({*_list_registered_algorithms(), *FAMILIES})
+    return sorted({*_list_registered_algorithms(), *FAMILY_NAMES})
 
 
 def schema_for(kind: str, name: str) -> dict[str, Any]:
     """The JSON schema of a registered class's ``Config`` (an algorithm family gives its shared params)."""
     k = normalize_kind(kind)
-    if k == "algorithm" and name in FAMILIES and not registry(k).has(name):
-        return FAMILIES[name].model_json_schema()
+    if k == "algorithm" and name in FAMILY_NAMES and not registry(k).has(name):
+        from evsys_sdk.families import FAMILIES as PARAMS
+
+        return PARAMS[name].model_json_schema()
     config = getattr(registry(k).get(name), "Config", None)
     if config is None or not hasattr(config, "model_json_schema"):
         return {"type": "object", "properties": {}, "additionalProperties": False}
@@ -277,7 +301,7 @@ def resolve_algorithm(kind: str, backend_kind: str) -> str:
     algorithms = registry("algorithm")
     if algorithms.has(kind):
         return kind
-    if kind in FAMILIES:
+    if kind in FAMILY_NAMES:
         name = current_host().pm.hook.evsys_resolve_algorithm(kind=kind, backend_kind=backend_kind)
         if isinstance(name, str):
             return name

@@ -35,14 +35,16 @@ __all__ = [
 VerifierFn = Callable[[str, Any, dict[str, Any]], float]
 F = TypeVar("F", bound=VerifierFn)
 
-_REGISTRY: dict[str, VerifierFn] = {}
+_REGISTRY: dict[str, VerifierFn | str] = {}
 
 
-def register(name: str, fn: VerifierFn, *, replace: bool = False) -> None:
-    """Register ``fn`` as ``name``. Re-registering the same function is a no-op; taking a name that
-    holds another function needs ``replace=True``, so two plugins can't silently shadow each other."""
+def register(name: str, fn: VerifierFn | str, *, replace: bool = False) -> None:
+    """Register ``fn`` as ``name``: a function, or ``"module:function"``, imported at its first use (a
+    plugin's hooks register so at discovery without importing its module). Re-registering the same
+    function is a no-op; taking a name that holds another needs ``replace=True``, so two plugins can't
+    silently shadow each other."""
     current = _REGISTRY.get(name)
-    if current is not None and current is not fn and not replace:
+    if current is not None and current is not fn and current != fn and not replace:
         raise ValueError(
             f"verifier fn '{name}' is already registered ({_describe(current)}); pass replace=True to override it"
         )
@@ -67,9 +69,15 @@ def unregister(name: str) -> None:
 def get_fn(name: str) -> VerifierFn:
     """The function registered as ``name``; ValueError listing the registered names otherwise."""
     try:
-        return _REGISTRY[name]
+        fn = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"Unknown verifier fn {name!r}; registered: {list_fns()}") from None
+    if isinstance(fn, str):
+        import importlib
+
+        module, _, attr = fn.partition(":")
+        fn = _REGISTRY[name] = getattr(importlib.import_module(module), attr)
+    return fn
 
 
 def list_fns() -> list[str]:
@@ -77,8 +85,8 @@ def list_fns() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _describe(fn: Callable[..., Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+def _describe(fn: Callable[..., Any] | str) -> str:
+    return fn if isinstance(fn, str) else f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def _ignore_case(params: dict[str, Any]) -> bool:

@@ -6,18 +6,17 @@ online client is built, and the server lives in ``evsys_dashboard.server`` (the 
 
 from __future__ import annotations
 
-from evsys_dashboard.client import DashboardClient
-from evsys_dashboard.constants import API_PREFIX
-from evsys_dashboard.errors import DashboardClientError, DashboardUnavailableError, EvsysAuthError
-from evsys_dashboard.run import ExperimentRun
+from evsys_sdk._lazy import lazy_getattr
 
 __version__ = "0.1.0"
-__all__ = [
-    "API_PREFIX",
-    "DashboardClient",
-    "DashboardClientError",
-    "DashboardUnavailableError",
-    "EvsysAuthError",
-    "ExperimentRun",
-    "__version__",
-]
+_WHERE = {
+    "API_PREFIX": "evsys_dashboard.constants",
+    "DashboardClient": "evsys_dashboard.client",
+    "DashboardClientError": "evsys_dashboard.errors",
+    "DashboardUnavailableError": "evsys_dashboard.errors",
+    "EvsysAuthError": "evsys_dashboard.errors",
+    "ExperimentRun": "evsys_dashboard.run",
+}
+__all__ = [*_WHERE, "__version__"]
+# Names resolve at first use: evsys loads this package's hooks at plugin discovery (every `evsys` start).
+__getattr__ = lazy_getattr(__name__, _WHERE)

@@ -14,17 +14,15 @@ if TYPE_CHECKING:
 
 @hookimpl
 def evsys_register_inference_clients(registry: Registry[Any]) -> None:
-    from evsys_frontier.claude import ClaudeInference
-    from evsys_frontier.gemini import GeminiInference
-    from evsys_frontier.openai_inference import OpenAIInference
-
-    for cls in (ClaudeInference, OpenAIInference, GeminiInference):
-        registry.add(cls)
+    registry.add_lazy("claude", "evsys_frontier.claude:ClaudeInference")
+    registry.add_lazy("openai", "evsys_frontier.openai_inference:OpenAIInference")
+    registry.add_lazy("gemini", "evsys_frontier.gemini:GeminiInference")
 
 
 @hookimpl
 def evsys_register_verifiers(registry: Registry[Any]) -> None:
-    from evsys_frontier.judge import LLMJudge, register_judge_fn
+    from evsys_sdk.verifier_fns import register
 
-    registry.add(LLMJudge)
-    register_judge_fn()  # Harbor tasks name it as an in-process fn: {"fn_name": "llm_judge", ...}
+    registry.add_lazy("llm_judge", "evsys_frontier.judge:LLMJudge")
+    # Harbor tasks name it as an in-process fn: {"fn_name": "llm_judge", ...}
+    register("llm_judge", "evsys_frontier.judge:llm_judge_fn")

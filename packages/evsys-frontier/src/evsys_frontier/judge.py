@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from evsys_frontier.config import LLMJudgeConfig
 
-__all__ = ["DEFAULT_TEMPLATE", "LLMJudge", "llm_judge_fn", "parse_score", "register_judge_fn"]
+__all__ = ["DEFAULT_TEMPLATE", "LLMJudge", "llm_judge_fn", "parse_score"]
 
 _logger = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ SCORE: <a number from 0 to {scale}>"""
 
 _REFERENCE = "\nA reference answer:\n<reference>\n{expected}\n</reference>\n"
 _SCORE = re.compile(r"score\W{0,3}[:=]\W{0,3}(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?", re.IGNORECASE)
-FN_NAME = "llm_judge"
 _BASE_URL_ENVS = ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
 
 
@@ -172,10 +171,3 @@ def llm_judge_fn(model_output: str, expected: Any, params: dict[str, Any]) -> fl
     target = {"judge_model": params.get("judge_model"), "rubric": params.get("rubric"), "expected": expected}
     result = judge.verify(prompt=str(params.get("prompt", "")), completion=model_output, target=target)
     return float(result.reward)
-
-
-def register_judge_fn() -> None:
-    """Register ``llm_judge`` in core's verifier-fn registry (idempotent; the plugin's hooks call it)."""
-    from evsys_sdk.verifier_fns import register
-
-    register(FN_NAME, llm_judge_fn)

@@ -17,26 +17,21 @@ ALGORITHM = "gepa_prompt"
 
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
-    from evsys_gepa.algorithm import GEPAPromptAlgorithm
-
-    registry.add(GEPAPromptAlgorithm)
+    registry.add_lazy(ALGORITHM, "evsys_gepa.algorithm:GEPAPromptAlgorithm")
 
 
 @hookimpl
 def evsys_register_inference_clients(registry: Registry[Any]) -> None:
-    from evsys_gepa.inference import PromptedInference
-    from evsys_gepa.testing import ToyReflectionLM, ToyTaskLM
-
-    for cls in (PromptedInference, ToyTaskLM, ToyReflectionLM):
-        registry.add(cls)
+    registry.add_lazy("gepa_prompted", "evsys_gepa.inference:PromptedInference")
+    registry.add_lazy("gepa_toy", "evsys_gepa.testing:ToyTaskLM")
+    registry.add_lazy("gepa_toy_reflector", "evsys_gepa.testing:ToyReflectionLM")
 
 
 @hookimpl
 def evsys_register_verifiers(registry: Registry[Any]) -> None:
-    from evsys_gepa.tasks import partial_match
     from evsys_sdk.verifier_fns import register
 
-    register("gepa_partial_match", partial_match)  # an in-process fn Harbor tasks name
+    register("gepa_partial_match", "evsys_gepa.tasks:partial_match")  # an in-process fn Harbor tasks name
 
 
 # tryfirst: a gepa arm is served by its prompt whatever its backend (whose own factory would serve weights)

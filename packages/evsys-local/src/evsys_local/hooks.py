@@ -25,30 +25,30 @@ LOCAL_FAMILY = {
 }
 
 
+# Registered by import path: a module loads at its kind's first use, never at discovery.
+ALGORITHMS = {
+    "local_sft": "evsys_local.sft:LocalSFT",
+    "local_rl": "evsys_local.rl:LocalRL",
+    "local_sdft": "evsys_local.sdft:LocalSDFT",
+    "local_dpo": "evsys_local.dpo:LocalDPO",
+    "local_distill": "evsys_local.distill:LocalDistill",
+}
+
+
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
-    from evsys_local.distill import LocalDistill
-    from evsys_local.dpo import LocalDPO
-    from evsys_local.rl import LocalRL
-    from evsys_local.sdft import LocalSDFT
-    from evsys_local.sft import LocalSFT
-
-    for cls in (LocalSFT, LocalRL, LocalSDFT, LocalDPO, LocalDistill):
-        registry.add(cls)
+    for name, target in ALGORITHMS.items():
+        registry.add_lazy(name, target)
 
 
 @hookimpl
 def evsys_register_backends(registry: Registry[Any]) -> None:
-    from evsys_local.backend import LocalBackend
-
-    registry.add(LocalBackend)
+    registry.add_lazy("local", "evsys_local.backend:LocalBackend")
 
 
 @hookimpl
 def evsys_register_inference_clients(registry: Registry[Any]) -> None:
-    from evsys_local.inference import LocalInference
-
-    registry.add(LocalInference)
+    registry.add_lazy("local", "evsys_local.inference:LocalInference")
 
 
 @hookimpl

@@ -10,6 +10,4 @@ from evsys_sdk import hookimpl
 
 @hookimpl
 def evsys_register_executors(registry: Any) -> None:
-    from evsys_ray.executor import RayExecutor
-
-    registry.add(RayExecutor)
+    registry.add_lazy("ray", "evsys_ray.executor:RayExecutor")  # imported when an experiment uses it

@@ -10,6 +10,4 @@ from evsys_sdk import hookimpl
 
 @hookimpl
 def evsys_register_executors(registry: Any) -> None:
-    from evsys_slurm.executor import SlurmExecutor
-
-    registry.add(SlurmExecutor)
+    registry.add_lazy("slurm", "evsys_slurm.executor:SlurmExecutor")  # imported when an experiment uses it

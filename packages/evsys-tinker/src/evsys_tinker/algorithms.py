@@ -117,13 +117,3 @@ class TinkerDistill(_TinkerAlgorithm):
         handles["init_from_checkpoint"] = student_init
         extras = {**ctx.extras, "backend_handles": handles, "init_checkpoint": student_init, "distill_teacher": teacher}
         return super().train(dataclasses.replace(ctx, extras=extras))
-
-
-ALGORITHMS = (TinkerSFT, TinkerSDFT, TinkerRL, TinkerDPO, TinkerDistill)
-FAMILY = {
-    "sft": "tinker_sft",
-    "sdft": "tinker_sdft",
-    "rl": "tinker_rl",
-    "dpo": "tinker_dpo",
-    "distill": "tinker_distill",
-}

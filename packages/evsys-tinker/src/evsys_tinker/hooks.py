@@ -13,35 +13,36 @@ if TYPE_CHECKING:
     from evsys_sdk.registry import Registry
 
 
+# Registered by import path: a module loads at its kind's first use, never at discovery.
+ALGORITHMS = {
+    "tinker_sft": "evsys_tinker.algorithms:TinkerSFT",
+    "tinker_sdft": "evsys_tinker.algorithms:TinkerSDFT",
+    "tinker_rl": "evsys_tinker.algorithms:TinkerRL",
+    "tinker_dpo": "evsys_tinker.algorithms:TinkerDPO",
+    "tinker_distill": "evsys_tinker.algorithms:TinkerDistill",
+}
+
+
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
-    from evsys_tinker.algorithms import ALGORITHMS
-
-    for cls in ALGORITHMS:
-        registry.add(cls)
+    for name, target in ALGORITHMS.items():
+        registry.add_lazy(name, target)
 
 
 @hookimpl
 def evsys_register_backends(registry: Registry[Any]) -> None:
-    from evsys_tinker.backend import TinkerBackend
-
-    registry.add(TinkerBackend)
+    registry.add_lazy("tinker", "evsys_tinker.backend:TinkerBackend")
 
 
 @hookimpl
 def evsys_register_inference_clients(registry: Registry[Any]) -> None:
-    from evsys_tinker.inference import TinkerInference
-
-    registry.add(TinkerInference)
+    registry.add_lazy("tinker", "evsys_tinker.inference:TinkerInference")
 
 
 @hookimpl
 def evsys_resolve_algorithm(kind: str, backend_kind: str) -> str | None:
-    if backend_kind != "tinker":
-        return None
-    from evsys_tinker.algorithms import FAMILY
-
-    return FAMILY.get(kind)
+    name = f"tinker_{kind}"
+    return name if backend_kind == "tinker" and name in ALGORITHMS else None
 
 
 @hookimpl

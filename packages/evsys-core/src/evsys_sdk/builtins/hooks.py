@@ -2,100 +2,134 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.config import RunConfig
 from evsys_sdk.hookspecs import hookimpl
-from evsys_sdk.protocols import InferenceFactory
-from evsys_sdk.registry import Registry
+
+if TYPE_CHECKING:
+    from evsys_sdk.config import RunConfig
+    from evsys_sdk.protocols import InferenceFactory
+    from evsys_sdk.registry import Registry
 
 MOCK_FAMILY = {"sft": "mock_sft", "sdft": "mock_sdft", "rl": "mock_rl", "dpo": "mock_dpo", "distill": "mock_distill"}
 
 
+# Every built-in by kind: name -> "module:Class", imported at its first look-up, so listing, name checks
+# and the CLI build no class (and no pydantic model) they do not use.
+BUILTINS: dict[str, dict[str, str]] = {
+    "algorithm": {
+        "mock_sft": "evsys_sdk.builtins.mock:MockSFT",
+        "mock_sdft": "evsys_sdk.builtins.mock:MockSDFT",
+        "mock_rl": "evsys_sdk.builtins.mock:MockRL",
+        "mock_dpo": "evsys_sdk.builtins.mock:MockDPO",
+        "mock_distill": "evsys_sdk.builtins.mock:MockDistill",
+        "combo": "evsys_sdk.builtins.combo:ComboAlgorithm",
+    },
+    "backend": {"mock": "evsys_sdk.builtins.mock:MockBackend"},
+    "inference_client": {"mock": "evsys_sdk.builtins.mock:MockInference"},
+    "metric": {
+        name: f"evsys_sdk.builtins.metrics:{cls}"
+        for name, cls in (
+            ("mean_reward", "MeanReward"),
+            ("avg", "Avg"),
+            ("pass_rate", "PassRate"),
+            ("pass_at_k", "PassAtK"),
+            ("pass@1", "PassAt1"),
+            ("pass@3", "PassAt3"),
+            ("pass^3", "PassHat3"),
+            ("exact_match", "ExactMatch"),
+            ("toolkit_match", "ToolkitMatch"),
+        )
+    },
+    "verifier": {"format_only": "evsys_sdk.builtins.verifiers:FormatOnlyVerifier"},
+    "transform": {
+        "identity": "evsys_sdk.builtins.transforms:IdentityTransform",
+        "jsonl_to_chat": "evsys_sdk.builtins.transforms:JsonlToChat",
+        "on_policy_pairs": "evsys_sdk.builtins.transforms:OnPolicyPairs",
+    },
+    "data_store": {
+        "local": "evsys_sdk.builtins.data_stores:LocalDataStore",
+        "in_memory": "evsys_sdk.builtins.data_stores:InMemoryDataStore",
+    },
+    "log_store": {
+        "jsonl": "evsys_sdk.builtins.log_stores:JSONLLogStore",
+        "null": "evsys_sdk.builtins.log_stores:NullLogStore",
+        "multiplex": "evsys_sdk.builtins.log_stores:MultiplexLogStore",
+        "tensorboard": "evsys_sdk.builtins.log_stores:TensorBoardLogStore",
+    },
+    "callback": {
+        "jsonl": "evsys_sdk.callbacks:JsonlCallback",
+        "tensorboard": "evsys_sdk.callbacks:TensorBoardCallback",
+    },
+    "executor": {
+        "sequential": "evsys_sdk.executors:SequentialExecutor",
+        "process": "evsys_sdk.executors:ProcessExecutor",
+    },
+    "proposer": {
+        "random": "evsys_sdk.search.proposers:RandomProposer",
+        "mutate": "evsys_sdk.search.proposers:MutateProposer",
+    },
+}
+
+
+def _add_builtins(registry: Registry[Any]) -> None:
+    for name, target in BUILTINS[registry.kind].items():
+        registry.add_lazy(name, target)
+
+
 @hookimpl
 def evsys_register_algorithms(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.combo import ComboAlgorithm
-    from evsys_sdk.builtins.mock import MockDistill, MockDPO, MockRL, MockSDFT, MockSFT
-
-    for cls in (MockSFT, MockSDFT, MockRL, MockDPO, MockDistill, ComboAlgorithm):
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_backends(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.mock import MockBackend
-
-    registry.add(MockBackend)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_inference_clients(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.mock import MockInference
-
-    registry.add(MockInference)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_metrics(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.metrics import METRIC_CLASSES
-
-    for cls in METRIC_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_verifiers(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.verifiers import FormatOnlyVerifier
-
-    registry.add(FormatOnlyVerifier)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_transforms(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.transforms import TRANSFORM_CLASSES
-
-    for cls in TRANSFORM_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_data_stores(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.data_stores import DATA_STORE_CLASSES
-
-    for cls in DATA_STORE_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_log_stores(registry: Registry[Any]) -> None:
-    from evsys_sdk.builtins.log_stores import LOG_STORE_CLASSES
-
-    for cls in LOG_STORE_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_callbacks(registry: Registry[Any]) -> None:
-    from evsys_sdk.callbacks import CALLBACK_CLASSES
-
-    for cls in CALLBACK_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_executors(registry: Registry[Any]) -> None:
-    from evsys_sdk.executors import EXECUTOR_CLASSES
-
-    for cls in EXECUTOR_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl
 def evsys_register_proposers(registry: Registry[Any]) -> None:
-    from evsys_sdk.search.proposers import PROPOSER_CLASSES
-
-    for cls in PROPOSER_CLASSES:
-        registry.add(cls)
+    _add_builtins(registry)
 
 
 @hookimpl(trylast=True)

@@ -8,7 +8,6 @@ sub-command action whichever hook runs first (it is also kept as ``BENCHMARK_COM
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -70,6 +69,8 @@ def _accepted(cls: type[Any]) -> set[str] | None:
         names |= {f.alias for f in fields.values() if isinstance(getattr(f, "alias", None), str)}
         extra = getattr(config, "model_config", {}).get("extra")
         return None if extra == "allow" else names
+    import inspect  # only for the verb that runs: `evsys --help` never needs it
+
     params = inspect.signature(cls).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
