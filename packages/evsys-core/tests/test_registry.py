@@ -169,6 +169,25 @@ def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost
     )
     out = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"  # listing every registry built no class and no pydantic model
+    from evsys_sdk.builtins.data_stores import DATA_STORE_CLASSES
+    from evsys_sdk.builtins.log_stores import LOG_STORE_CLASSES
+    from evsys_sdk.builtins.metrics import METRIC_CLASSES
+    from evsys_sdk.builtins.transforms import TRANSFORM_CLASSES
+    from evsys_sdk.callbacks import CALLBACK_CLASSES
+    from evsys_sdk.executors import EXECUTOR_CLASSES
+    from evsys_sdk.search.proposers import PROPOSER_CLASSES
+
+    catalogs = {
+        "metric": METRIC_CLASSES,
+        "transform": TRANSFORM_CLASSES,
+        "data_store": DATA_STORE_CLASSES,
+        "log_store": LOG_STORE_CLASSES,
+        "callback": CALLBACK_CLASSES,
+        "executor": EXECUTOR_CLASSES,
+        "proposer": PROPOSER_CLASSES,
+    }
+    for kind, classes in catalogs.items():  # a class added to a module's catalog is in the lazy table too
+        assert BUILTINS[kind] == {c.name: f"{c.__module__}:{c.__qualname__}" for c in classes}, kind
     for kind, table in BUILTINS.items():
         assert set(table) <= set(registry(kind).list())
         for name, target in table.items():

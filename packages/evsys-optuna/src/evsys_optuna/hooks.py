@@ -13,7 +13,4 @@ if TYPE_CHECKING:
 
 @hookimpl
 def evsys_register_proposers(registry: Registry[Any]) -> None:
-    from evsys_optuna.proposers import PROPOSER_CLASSES
-
-    for cls in PROPOSER_CLASSES:
-        registry.add(cls)
+    registry.add_lazy("tpe", "evsys_optuna.proposers:TPEProposer")  # imported when a search uses it

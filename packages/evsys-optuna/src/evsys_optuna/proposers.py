@@ -125,6 +125,3 @@ class TPEProposer(OptunaProposer):
                 group=c.multivariate,
                 constant_liar=c.constant_liar,
             )
-
-
-PROPOSER_CLASSES: tuple[type[Proposer], ...] = (TPEProposer,)
