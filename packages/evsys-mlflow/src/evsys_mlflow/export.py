@@ -52,7 +52,8 @@ def _key(key: str) -> str:
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict) and value:
+    """``{"a": {"b": 1}}`` as ``("a.b", "1")``; a list or an empty dict is one JSON value."""
+    if isinstance(value, dict) and (value or not prefix):
         for k, v in value.items():
             yield from _flatten(v, f"{prefix}{k}.")
     else:
