@@ -135,5 +135,5 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """The performance budgets of ARCHITECTURE.md section 12; figures go to benchmarks/README.md."""
-    session.install(CORE)
+    session.install(CORE, "packages/evsys-optuna")  # evolve_optuna.py compares tpe with Optuna itself
     session.run("python", "benchmarks/run_all.py", *session.posargs, env=ENV)
