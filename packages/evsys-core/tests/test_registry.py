@@ -175,6 +175,7 @@ def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost
     from evsys_sdk.builtins.transforms import TRANSFORM_CLASSES
     from evsys_sdk.callbacks import CALLBACK_CLASSES
     from evsys_sdk.executors import EXECUTOR_CLASSES
+    from evsys_sdk.search.llm import LLMProposer
     from evsys_sdk.search.proposers import PROPOSER_CLASSES
 
     catalogs = {
@@ -184,7 +185,7 @@ def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost
         "log_store": LOG_STORE_CLASSES,
         "callback": CALLBACK_CLASSES,
         "executor": EXECUTOR_CLASSES,
-        "proposer": PROPOSER_CLASSES,
+        "proposer": (*PROPOSER_CLASSES, LLMProposer),
     }
     for kind, classes in catalogs.items():  # a class added to a module's catalog is in the lazy table too
         assert BUILTINS[kind] == {c.name: f"{c.__module__}:{c.__qualname__}" for c in classes}, kind

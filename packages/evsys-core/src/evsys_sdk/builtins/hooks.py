@@ -68,6 +68,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     "proposer": {
         "random": "evsys_sdk.search.proposers:RandomProposer",
         "mutate": "evsys_sdk.search.proposers:MutateProposer",
+        "llm": "evsys_sdk.search.llm:LLMProposer",
     },
 }
 

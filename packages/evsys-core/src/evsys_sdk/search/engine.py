@@ -334,6 +334,7 @@ class Search:
                 checked = self._check(p, cid, out)
                 if isinstance(checked, str):
                     reasons.append(checked)
+                    self.proposer.reject(p.patch, checked)
                     events.append(("rejected", {"patch": p.patch, "reason": checked, "ask": ask}))
                     continue
                 c = Candidate(cid, list(p.parents), p.operator, dict(p.patch), checked, generation=generation)
@@ -469,6 +470,9 @@ class Search:
                 path=best_path,
             )
         result = self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
+        usage = self.proposer.usage()
+        if usage:  # apart from the evaluation budget
+            result.spent["proposer"] = usage
         patch: dict[str, Any] = {"status": "completed" if best else "failed", "conclusion": conclusion(result)}
         if best is not None and best.mean is not None:
             patch["best_score"] = best.mean

@@ -61,6 +61,13 @@ class Proposer:
     def tell(self, candidate: Candidate) -> None:
         """A candidate was scored (or failed); called in proposal order."""
 
+    def reject(self, patch: dict[str, Any], reason: str) -> None:
+        """A proposal of the last ask was rejected before it was charged, and why."""
+
+    def usage(self) -> dict[str, Any]:
+        """What the proposer itself spent (model calls, tokens), reported in ``spent["proposer"]``."""
+        return {}
+
 
 def _key(patch: dict[str, Any]) -> str:
     return repr(sorted(patch.items()))
