@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from evsys_sdk.config import StrictModel
 from evsys_sdk.params import FIXED
@@ -23,6 +24,77 @@ class LocalBackendConfig(StrictModel):
     trust_remote_code: bool = Field(
         default=False, description="run Python shipped with the model repository", json_schema_extra=FIXED
     )
+    num_processes: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="training processes of one arm (1: train in the driver; more: not implemented yet)",
+        json_schema_extra=FIXED,
+    )
+    strategy: Literal["ddp", "fsdp"] = Field(
+        default="ddp",
+        description="how several processes share the work: replicate (ddp) or shard the weights (fsdp)",
+        json_schema_extra=FIXED,
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        default="no",
+        description="autocast the forward pass over float32 master weights (no: compute in the weights' dtype)",
+    )
+    # Off by default: on CPU it halves the step speed for no memory win on small models.
+    gradient_checkpointing: bool = Field(
+        default=False, description="recompute activations in the backward pass (less memory, slower)"
+    )
+    quantization: Literal["none", "4bit", "8bit"] = Field(
+        default="none",
+        description="load the frozen base weights quantized by bitsandbytes (QLoRA; needs CUDA; not implemented yet)",
+        json_schema_extra=FIXED,
+    )
+
+    @model_validator(mode="after")
+    def _runs_here(self) -> LocalBackendConfig:
+        """Refuse what cannot work on this machine or is not built yet, before any arm starts."""
+        if self.num_processes > 1:
+            raise ValueError(
+                f"num_processes: {self.num_processes} is not implemented yet (evsys-local trains an arm in one "
+                "process); use num_processes: 1"
+            )
+        if self.strategy == "fsdp":
+            raise ValueError("strategy: fsdp shards weights across processes and needs num_processes > 1; use ddp")
+        allowed = {"no": (self.dtype,), "bf16": ("auto", "float32", "bfloat16"), "fp16": ("float32",)}
+        if self.dtype not in allowed[self.mixed_precision]:
+            raise ValueError(
+                f"mixed_precision: {self.mixed_precision} autocasts over float32 master weights, not dtype "
+                f"{self.dtype}; set dtype: float32"
+            )
+        cuda = self.quantization != "none" or self.mixed_precision == "fp16"
+        if cuda and not self.device.startswith("cuda") and not (self.device == "auto" and _has_cuda()):
+            what = f"quantization: {self.quantization}" if self.quantization != "none" else "mixed_precision: fp16"
+            raise ValueError(f"{what} needs a CUDA GPU and this device is {self._device_text()}; " + self._fix())
+        if self.quantization != "none":
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ValueError(
+                    f"quantization: {self.quantization} needs bitsandbytes, which is not installed: "
+                    "pip install bitsandbytes (on a CUDA machine)"
+                )
+            raise ValueError(f"quantization: {self.quantization} is not implemented yet; use quantization: none")
+        return self
+
+    def _device_text(self) -> str:
+        return "cpu (auto found no CUDA)" if self.device == "auto" else self.device
+
+    def _fix(self) -> str:
+        if self.quantization != "none":
+            return "use quantization: none here, or a CUDA machine with pip install bitsandbytes"
+        return "use mixed_precision: bf16 or no here"
+
+
+def _has_cuda() -> bool:
+    """Whether torch sees a CUDA GPU; torch is imported only for the options that need one."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 class LocalBackend:
@@ -77,6 +149,8 @@ class LocalBackend:
             "init_from_checkpoint": init,
             "load_checkpoint_path": model.get("load_checkpoint_path"),
             "load": load,
+            "mixed_precision": self.config.mixed_precision,
+            "gradient_checkpointing": self.config.gradient_checkpointing,
         }
 
     def teardown(self, handles: dict[str, Any]) -> None:

@@ -58,10 +58,6 @@ class LocalTrainerParams(StrictModel):
     lora_target_modules: str | list[str] = Field(
         default="all-linear", description="modules that get adapters: PEFT's 'all-linear' or a list of names"
     )
-    # Off by default: on CPU it halves the step speed for no memory win on small models.
-    gradient_checkpointing: bool = Field(
-        default=False, description="recompute activations in the backward pass (less memory, slower)"
-    )
 
 
 def require_local(ctx: RunContext, algorithm: str) -> dict[str, Any]:
@@ -101,10 +97,12 @@ def peft_config(params: TrainingParams, local: LocalTrainerParams) -> Any:
 
 
 def trainer_args(params: Any, handles: dict[str, Any], output_dir: str, total: int) -> dict[str, Any]:
-    """Keyword args shared by SFTConfig and GRPOConfig, with the CPU-safe settings spelled out
-    (TRL 1.x defaults to bf16 and gradient checkpointing even on CPU)."""
+    """Keyword args shared by the TRL configs, with the CPU-safe settings spelled out (TRL 1.x defaults
+    to bf16 and gradient checkpointing even on CPU); the backend's mixed_precision and
+    gradient_checkpointing decide them. bfloat16 weights on CUDA compute in bf16 as before."""
     device = str(handles.get("device", "cpu"))
-    bf16 = handles.get("dtype") == "bfloat16" and device.startswith("cuda")
+    precision = handles.get("mixed_precision", "no")
+    bf16 = precision == "bf16" or (handles.get("dtype") == "bfloat16" and device.startswith("cuda"))
     return {
         "output_dir": output_dir,
         "max_steps": total,
@@ -115,12 +113,12 @@ def trainer_args(params: Any, handles: dict[str, Any], output_dir: str, total: i
         "weight_decay": params.weight_decay,
         "max_grad_norm": params.max_grad_norm,
         "logging_steps": params.logging_steps,
-        "gradient_checkpointing": params.gradient_checkpointing,
+        "activation_checkpointing": bool(handles.get("gradient_checkpointing", False)),  # transformers 5 name
         "seed": params.seed,
         "data_seed": params.seed,
         "use_cpu": device == "cpu",
         "bf16": bf16,
-        "fp16": False,
+        "fp16": precision == "fp16",
         "report_to": "none",
         "save_strategy": "no",  # the evsys callback decides when to save (save_at_fractions, save_every)
         "save_only_model": False,

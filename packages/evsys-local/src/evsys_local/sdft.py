@@ -101,6 +101,9 @@ class LocalSDFT:
         from evsys_local.common import require_local
 
         handles = require_local(ctx, self.name)
+        for key, off in (("mixed_precision", "no"), ("gradient_checkpointing", False)):
+            if handles.get(key, off) != off:  # its own torch loop has neither yet: say so, never ignore it
+                raise EvsysError(f"local_sdft does not support backend {key} yet; set backend.params.{key}: {off}")
         examples = self._examples(list(ctx.extras.get("train_rows") or []))
         if not examples:
             raise EvsysError("local_sdft: no train rows (check run.data)")
