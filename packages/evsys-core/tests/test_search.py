@@ -575,3 +575,28 @@ def test_full_schema_lists_the_proposers() -> None:
 
     variants = full_schema()["$defs"]["ProposerSpec"]["oneOf"]
     assert {"mutate", "random"} <= {v["properties"]["kind"]["const"] for v in variants}  # and plugins' proposers
+
+
+def test_ctrl_c_between_an_arms_row_and_its_journal_event_leaves_no_duplicate(tmp_path: Path) -> None:
+    """The run row and the journal event naming it commit together: interrupted between the two, the
+    resumed generation re-records the arm under one row, never a second."""
+    from evsys_sdk.search.records import ArmRecords, Journal
+
+    store = LocalStore(tmp_path / "evsys.db")
+    eid = store.create_experiment(experiment_name="evo")["id"]
+    journal = Journal(store, eid)
+    journal.append(("start", {"name": "evo"}))
+
+    def interrupted(*events: Any) -> None:
+        raise KeyboardInterrupt
+
+    journal.append = interrupted  # type: ignore[method-assign]
+    for create in (lambda r: r.create_group(eid, "c0000"), lambda r: r.create_run(experiment_id=eid, name="c0000")):
+        with pytest.raises(KeyboardInterrupt):
+            create(ArmRecords(store, eid, journal))
+    resumed = ArmRecords(store, eid, Journal(store, eid))
+    group = resumed.create_group(eid, "c0000")["id"]
+    run = resumed.create_run(experiment_id=eid, name="c0000", group_id=group)["id"]
+    assert resumed.create_run(experiment_id=eid, name="c0000", group_id=group)["id"] == run
+    assert [(r["id"], r["group_id"]) for r in store.experiment_runs(eid)] == [(run, group)]
+    assert [g["id"] for g in store.experiment_groups(eid)] == [group]

@@ -121,6 +121,7 @@ class LocalStore:
         self.path = Path(path) if path is not None else workspace_root() / "evsys.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._in_transaction = False  # transaction() is open on this connection (nested ones join it)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = _row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -134,15 +135,29 @@ class LocalStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: writers from other processes wait, never interleave)."""
+        """One write transaction (BEGIN IMMEDIATE: writers from other processes wait, never interleave);
+        one opened inside another joins it, so several writes can commit together.
+
+        Interrupt-safe: a KeyboardInterrupt may land anywhere, also just after BEGIN returns (it waits for
+        other writers, so Ctrl-C often arrives then) or after COMMIT; whatever is still open is rolled
+        back before the exception goes on, so the next write (the cancel path's) starts afresh."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            if self._in_transaction:
                 yield self._db
+                return
+            try:
+                self._in_transaction = True
+                if self._db.in_transaction:  # left open by a write interrupted outside this method
+                    self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            finally:
+                self._in_transaction = False
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -7,14 +7,17 @@ journal rebuilds the search exactly; a store that cannot be read back (the dashb
 experiment, groups and runs while the journal stays in the local workspace store.
 
 Groups and runs are created once per name: a resumed generation finds the rows its first attempt made
-(the journal remembers their ids), so the store never holds an arm twice; in a LocalStore what the first
-attempt recorded under the row is replaced by the arm's records (a dashboard may keep both copies of
-the curves of an arm that finished in an interrupted generation).
+(the journal remembers their ids; in a LocalStore a row and its journal event commit in one transaction,
+so a Ctrl-C between them leaves no row the journal does not know), so the store never holds an arm
+twice; in a LocalStore what the first attempt recorded under the row is replaced by the arm's records
+(a dashboard may keep both copies of the curves of an arm that finished in an interrupted generation).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -93,10 +96,21 @@ class ArmRecords:
     def update_experiment(self, experiment_id: str, **patch: Any) -> dict[str, Any]:
         return {"id": experiment_id}  # the search concludes its own record
 
+    @contextmanager
+    def _with_journal(self) -> Iterator[None]:
+        """A row created in here commits together with its journal event when both live in one store."""
+        if self._store is self._journal.db:
+            with self._journal.db.transaction():
+                yield
+        else:
+            yield
+
     def create_group(self, experiment_id: str, name: str) -> dict[str, Any]:
         if name not in self._groups:
-            self._groups[name] = str(self._store.create_group(self._experiment_id, name)["id"])
-            self._journal.append(("group", {"name": name, "id": self._groups[name]}))
+            with self._with_journal():
+                group_id = str(self._store.create_group(self._experiment_id, name)["id"])
+                self._journal.append(("group", {"name": name, "id": group_id}))
+            self._groups[name] = group_id
         return {"id": self._groups[name], "name": name}
 
     def find_experiment(self, name_or_id: str) -> None:
@@ -113,11 +127,14 @@ class ArmRecords:
                 with self._store.transaction() as tx:
                     for table in ("step_metrics", "evals", "checkpoints", "predictions"):
                         tx.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            self._store.update_run(run_id, status=fields.get("status", "running"))
+                    self._store.update_run(run_id, status=fields.get("status", "running"))
+            else:
+                self._store.update_run(run_id, status=fields.get("status", "running"))
         else:
-            run_id = str(self._store.create_run(experiment_id=self._experiment_id, **fields)["id"])
+            with self._with_journal():
+                run_id = str(self._store.create_run(experiment_id=self._experiment_id, **fields)["id"])
+                self._journal.append(("run", {"name": name, "id": run_id}))
             self._runs[str(name)] = run_id
-            self._journal.append(("run", {"name": name, "id": run_id}))
         return {"id": self._runs[str(name)], **fields}
 
     def worker_opener(self) -> Any:
