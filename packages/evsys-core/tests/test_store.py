@@ -12,8 +12,9 @@ from evsys_sdk.store import LocalStore
 
 
 class _InterruptAfter:
-    """The store's connection, raising KeyboardInterrupt once just after ``sql`` returns: where Python delivers
-    a SIGINT that arrived while SQLite ran the statement (BEGIN IMMEDIATE waits for other writers)."""
+    """The store's connection, raising KeyboardInterrupt once just after ``sql`` returns: where Python raises
+    a Ctrl-C that arrived while SQLite ran the statement (BEGIN IMMEDIATE waits for other writers). No signal
+    is sent: the exception is injected where the signal handler would raise it."""
 
     def __init__(self, db: sqlite3.Connection, sql: str):
         self._db, self._sql = db, sql
