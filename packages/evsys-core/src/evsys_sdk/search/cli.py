@@ -26,6 +26,9 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--store", default="local", help="where to record: local (./.evsys/evsys.db) or a plugin's store")
     p.add_argument("--executor", help="where arms run, overriding executor.kind: sequential, process, ray, slurm")
     p.add_argument("--json", action="store_true", help="with `show`: print the search as JSON")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="with `show`: save best-so-far against budget and score against each param"
+    )
     p.set_defaults(func=_cmd_evolve)
 
 
@@ -33,7 +36,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     if args.target == "show":
         if not args.name:
             raise EvsysError("usage: evsys evolve show NAME_OR_ID [--json]")
-        return _show(args.name, as_json=args.json)
+        return _show(args.name, as_json=args.json, plot=args.plot)
     if args.name:
         raise EvsysError(f"unexpected argument '{args.name}': evsys evolve PATH [--resume] [--store NAME]")
     from evsys_sdk.cli import _tracking_store
@@ -94,7 +97,7 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _show(name_or_id: str, *, as_json: bool) -> int:
+def _show(name_or_id: str, *, as_json: bool, plot: str | None = None) -> int:
     from evsys_sdk.cli import _open_store
     from evsys_sdk.errors import did_you_mean
     from evsys_sdk.report import table
@@ -112,6 +115,13 @@ def _show(name_or_id: str, *, as_json: bool) -> int:
     cfg, state, experiment_id = found
     metric = str(cfg.metadata.get("success_metric"))
     result = state.result(cfg.name, experiment_id, metric)
+    if plot:
+        from evsys_sdk.search.plot import plot_search
+
+        space = cfg.search.space if cfg.search is not None else "auto"
+        logs = {p for p, d in space.items() if d.kind == "log_uniform"} if isinstance(space, dict) else set()
+        print(f"wrote {plot_search(result, plot, logs)}")
+        return 0
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
