@@ -45,9 +45,9 @@ def record(workspace: Path, name: str, *, arms: int, seeds: int, steps: int, met
     return exp
 
 
-def export(workspace: Path, uri: str, name: str, **kw) -> subprocess.Popen:
+def export(workspace: Path, uri: str, name: str, *flags: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "EVSYS_WORKSPACE": str(workspace)}
-    cmd = [sys.executable, "-m", "evsys_sdk.cli", "mlflow", "export", name, "--uri", uri]
+    cmd = [sys.executable, "-m", "evsys_sdk.cli", "mlflow", "export", name, "--uri", uri, *flags]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -81,6 +81,11 @@ def test_an_experiment_reads_back_whole_from_mlflow(mlflow_uri: str, tmp_path: P
     assert "0 metric points sent (607 already there)" in stdout
     assert len(client.get_metric_history(child.info.run_id, "m1")) == 50
     assert len(client.search_runs([mexp.experiment_id], max_results=100)) == 7
+
+    elsewhere = export(tmp_path / "ws", mlflow_uri, "lr_sweep", "--experiment", "lr_sweep_copy")
+    stdout, stderr = elsewhere.communicate(timeout=240)
+    assert elsewhere.returncode == 0, stderr
+    assert "607 metric points sent (0 already there)" in stdout  # another MLflow experiment: its own ledger
 
 
 def _server_points(client: RealClient, experiment_id: str) -> int:

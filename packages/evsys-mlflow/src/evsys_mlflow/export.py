@@ -110,11 +110,11 @@ def _batches(points: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 class Exporter:
     def __init__(self, store: LocalStore, client: MlflowClient, *, say: Callable[[str], None] = lambda _: None):
         self.store, self.client, self.say = store, client, say
-        self.ledger = Ledger(store, client.uri)
         self.project_root = store.path.parent.parent
 
     def export(self, experiment: dict[str, Any], mlflow_experiment: str | None = None) -> ExportSummary:
         exp_id = self.client.experiment_id(mlflow_experiment or experiment["name"])
+        self.ledger = Ledger(self.store, self.client.uri, exp_id)
         parent = self._run(exp_id, experiment["id"], experiment["name"], experiment["created_at"], {})
         summary = ExportSummary(exp_id, parent["run_id"])
         runs = self.store.experiment_runs(experiment["id"])
@@ -158,7 +158,7 @@ class Exporter:
         info = self.client.find_run(exp_id, "evsys.id", evsys_id) or self.client.create_run(
             exp_id, name=name, start_ms=int(created_at * 1000), tags={"evsys.id": evsys_id, **tags}
         )
-        self.ledger.add_run(evsys_id, exp_id, info["run_id"], info["artifact_uri"])
+        self.ledger.add_run(evsys_id, info["run_id"], info["artifact_uri"])
         return {"run_id": info["run_id"], "artifact_uri": info["artifact_uri"], "digest": ""}
 
     def _stream(self, run: dict[str, str], stream: str, points: list[dict[str, Any]], summary: ExportSummary) -> None:

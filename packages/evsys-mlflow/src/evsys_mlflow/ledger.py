@@ -12,9 +12,9 @@ from __future__ import annotations
 from evsys_sdk.store import LocalStore
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS mlflow_runs (
-    uri TEXT NOT NULL, evsys_id TEXT NOT NULL, experiment_id TEXT NOT NULL, run_id TEXT NOT NULL,
-    artifact_uri TEXT NOT NULL, digest TEXT, PRIMARY KEY (uri, evsys_id));
+CREATE TABLE IF NOT EXISTS mlflow_exports (
+    uri TEXT NOT NULL, experiment_id TEXT NOT NULL, evsys_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    artifact_uri TEXT NOT NULL, digest TEXT, PRIMARY KEY (uri, experiment_id, evsys_id));
 CREATE TABLE IF NOT EXISTS mlflow_acks (
     uri TEXT NOT NULL, run_id TEXT NOT NULL, stream TEXT NOT NULL, acked INTEGER NOT NULL,
     PRIMARY KEY (uri, run_id, stream));
@@ -22,26 +22,33 @@ CREATE TABLE IF NOT EXISTS mlflow_acks (
 
 
 class Ledger:
-    def __init__(self, store: LocalStore, uri: str):
+    def __init__(self, store: LocalStore, uri: str, experiment_id: str):
+        """What was sent to the MLflow experiment ``experiment_id`` of the server ``uri``."""
         store.extend_schema(_SCHEMA)
-        self.store, self.uri = store, uri
+        self.store, self.uri, self.experiment_id = store, uri, experiment_id
 
     def run(self, evsys_id: str) -> dict[str, str] | None:
         """The MLflow run an evsys experiment (its parent run) or arm was exported as."""
-        return self.store.one("SELECT * FROM mlflow_runs WHERE uri = ? AND evsys_id = ?", (self.uri, evsys_id))
+        return self.store.one(
+            "SELECT * FROM mlflow_exports WHERE uri = ? AND experiment_id = ? AND evsys_id = ?",
+            (self.uri, self.experiment_id, evsys_id),
+        )
 
-    def add_run(self, evsys_id: str, experiment_id: str, run_id: str, artifact_uri: str) -> None:
+    def add_run(self, evsys_id: str, run_id: str, artifact_uri: str) -> None:
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO mlflow_runs (uri, evsys_id, experiment_id, run_id, artifact_uri)"
+                "INSERT OR REPLACE INTO mlflow_exports (uri, experiment_id, evsys_id, run_id, artifact_uri)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (self.uri, evsys_id, experiment_id, run_id, artifact_uri),
+                (self.uri, self.experiment_id, evsys_id, run_id, artifact_uri),
             )
 
     def set_digest(self, evsys_id: str, digest: str) -> None:
         """The run's params, tags, status and artifacts as last sent: unchanged, they are not sent again."""
         with self.store.transaction() as db:
-            db.execute("UPDATE mlflow_runs SET digest = ? WHERE uri = ? AND evsys_id = ?", (digest, self.uri, evsys_id))
+            db.execute(
+                "UPDATE mlflow_exports SET digest = ? WHERE uri = ? AND experiment_id = ? AND evsys_id = ?",
+                (digest, self.uri, self.experiment_id, evsys_id),
+            )
 
     def acked(self, run_id: str, stream: str) -> int:
         row = self.store.one(
