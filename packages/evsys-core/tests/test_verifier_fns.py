@@ -294,3 +294,17 @@ class TestFormatOnlyVerifier:
 def test_module_exports() -> None:
     for name in verifier_fns.__all__:
         assert hasattr(verifier_fns, name), name
+
+
+def test_a_path_registration_again_after_its_first_use_is_a_no_op() -> None:
+    """A second plugin host re-runs the hooks: the path it registers names the function already resolved."""
+    name = "scratch_path_again"
+    try:
+        verifier_fns.register(name, "evsys_sdk.verifier_fns:exact_match")
+        assert verifier_fns.get_fn(name) is verifier_fns.exact_match  # resolved: the registry now holds the fn
+        verifier_fns.register(name, "evsys_sdk.verifier_fns:exact_match")
+        assert verifier_fns.get_fn(name) is verifier_fns.exact_match
+        with pytest.raises(ValueError, match="already registered"):
+            verifier_fns.register(name, "evsys_sdk.verifier_fns:regex_match")
+    finally:
+        verifier_fns.unregister(name)

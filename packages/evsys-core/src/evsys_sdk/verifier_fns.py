@@ -44,7 +44,12 @@ def register(name: str, fn: VerifierFn | str, *, replace: bool = False) -> None:
     function is a no-op; taking a name that holds another needs ``replace=True``, so two plugins can't
     silently shadow each other."""
     current = _REGISTRY.get(name)
-    if current is not None and current is not fn and current != fn and not replace:
+    same = current is fn or ((isinstance(current, str) or isinstance(fn, str)) and _path(current) == _path(fn))
+    if current is not None and same:
+        if isinstance(current, str):  # a path resolved since, or the function itself: keep the function
+            _REGISTRY[name] = fn
+        return
+    if current is not None and not replace:
         raise ValueError(
             f"verifier fn '{name}' is already registered ({_describe(current)}); pass replace=True to override it"
         )
@@ -83,6 +88,11 @@ def get_fn(name: str) -> VerifierFn:
 def list_fns() -> list[str]:
     """Registered names, sorted."""
     return sorted(_REGISTRY)
+
+
+def _path(fn: Callable[..., Any] | str | None) -> str:
+    """``module:qualname``, the form a path registration names, so both forms of one function compare equal."""
+    return fn if isinstance(fn, str) else f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', id(fn))}"
 
 
 def _describe(fn: Callable[..., Any] | str) -> str:
