@@ -134,6 +134,6 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """The performance budgets of ARCHITECTURE.md section 12; figures go to benchmarks/README.md."""
+    """The performance budgets (benchmarks/*.py); figures go to benchmarks/README.md."""
     session.install(CORE, "packages/evsys-optuna")  # evolve_optuna.py compares tpe with Optuna itself
     session.run("python", "benchmarks/run_all.py", *session.posargs, env=ENV)

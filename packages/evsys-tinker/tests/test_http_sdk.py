@@ -1,5 +1,5 @@
 """The real tinker SDK, over HTTP, against a loopback fake of the service: catches SDK upgrades that
-break evsys-tinker (ADAPTERS.md 1.11). Pinned to the wire format of tinker 0.38."""
+break evsys-tinker (the routes and payloads of tinker_http_fake). Pinned to the wire format of tinker 0.38."""
 
 from __future__ import annotations
 

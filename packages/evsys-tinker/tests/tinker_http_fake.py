@@ -1,4 +1,4 @@
-"""A loopback fake of the Tinker HTTP endpoints the SDK uses (ADAPTERS.md 1.11), computing with the
+"""A loopback fake of the Tinker HTTP endpoints the SDK uses (as tinker 0.38 sends them), computing with the
 emulator's model, so the real ``tinker`` SDK can be driven end to end without a network.
 
 The wire format (JSON futures, protobuf for forward_backward and sampling) is the SDK's own; this fake
