@@ -51,21 +51,7 @@ def search_config(tmp_path: Path, *, space: Any = None, n_repeats: int = 2, **se
         },
         **search,
     }
-    return {
-        "name": "evo",
-        "output_dir": str(tmp_path / "out"),
-        "n_repeats": n_repeats,
-        "base_seed": 0,
-        "metadata": {"success_metric": "score"},
-        "run": {
-            "name": "syn",
-            "data": {"source_kind": "in_memory", "rows": [{"q": 1}]},
-            "model": {"name": "none"},
-            "backend": {"kind": "mock"},
-            "algorithm": {"kind": "synthetic", "params": {"objective": "bowl"}},
-        },
-        "search": block,
-    }
+    return search_kit.experiment(tmp_path / "out", block, n_repeats=n_repeats)
 
 
 def write(tmp_path: Path, cfg: dict[str, Any], name: str = "search.yaml") -> Path:

@@ -37,25 +37,12 @@ def host(plugin_host: Any) -> Any:
 
 def search_config(tmp_path: Path, *, n_repeats: int = 1, **search: Any) -> dict[str, Any]:
     """A search over the synthetic bowl with ``tpe``; ``search`` overrides the block's keys."""
-    return {
-        "name": "evo",
-        "output_dir": str(tmp_path / "out"),
-        "n_repeats": n_repeats,
-        "base_seed": 0,
-        "metadata": {"success_metric": "score"},
-        "run": {
-            "name": "syn",
-            "data": {"source_kind": "in_memory", "rows": [{"q": 1}]},
-            "model": {"name": "none"},
-            "backend": {"kind": "mock"},
-            "algorithm": {"kind": "synthetic", "params": {"objective": "bowl"}},
-        },
-        "search": {
-            "proposer": {"kind": "tpe"},
-            "budget": {"candidates": 12},
-            "parallel": 2,
-            "seed": 0,
-            "space": BOWL_SPACE,
-            **search,
-        },
+    block = {
+        "proposer": {"kind": "tpe"},
+        "budget": {"candidates": 12},
+        "parallel": 2,
+        "seed": 0,
+        "space": BOWL_SPACE,
+        **search,
     }
+    return search_kit.experiment(tmp_path / "out", block, n_repeats=n_repeats)

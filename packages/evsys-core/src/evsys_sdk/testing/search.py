@@ -22,12 +22,32 @@ from pydantic import Field
 from evsys_sdk.config import StrictModel
 from evsys_sdk.hookspecs import hookimpl
 
-__all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "regret", "score"]
+__all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "experiment", "regret", "score"]
 
 # The optimum of both objectives; ``regret(params) == 0`` there.
 OPTIMUM_X, OPTIMUM_LR, OPTIMUM_DEPTH = 1.5, 1e-3, 5
 OPTIMUM: dict[str, Any] = {"x": OPTIMUM_X, "learning_rate": OPTIMUM_LR, "depth": OPTIMUM_DEPTH, "activation": "gelu"}
 _ACTIVATION = {"relu": 0.3, "gelu": 0.0, "tanh": 0.6, "sigmoid": 1.0}
+
+
+def experiment(output_dir: str | Path, search: dict[str, Any], *, n_repeats: int = 1) -> dict[str, Any]:
+    """An experiment config searching the synthetic ``bowl`` with the ``search`` block given
+    (``metadata.success_metric`` is ``score``)."""
+    return {
+        "name": "evo",
+        "output_dir": str(output_dir),
+        "n_repeats": n_repeats,
+        "base_seed": 0,
+        "metadata": {"success_metric": "score"},
+        "run": {
+            "name": "syn",
+            "data": {"source_kind": "in_memory", "rows": [{"q": 1}]},
+            "model": {"name": "none"},
+            "backend": {"kind": "mock"},
+            "algorithm": {"kind": "synthetic", "params": {"objective": "bowl"}},
+        },
+        "search": search,
+    }
 
 
 def regret(objective: str, x: float, learning_rate: float, depth: int, activation: str) -> float:
