@@ -14,6 +14,12 @@ probability ``explore``): a model advisor is then never worse than random search
 and its operator names (``llm`` / ``random`` / ``base``) keep the two apart in the records. Proposer
 calls and the model's token usage (when the client reports it, as evsys-frontier's do) are counted in
 ``spent["proposer"]``, apart from the evaluation budget.
+
+The client is built in ``setup`` (a missing API key or SDK stops the search before any arm). A call that
+fails transiently (429, 5xx, timeouts: the eval engine's retry rule, honouring Retry-After) is tried
+``attempts`` times; one still failing leaves its slots to random proposals and is counted as a
+``failed_calls``; any other error (a 4xx: a wrong model name, a bad key) stops the search with the
+provider's message.
 """
 
 from __future__ import annotations
@@ -61,7 +67,10 @@ class LLMProposer(Proposer):
         include_base: bool = Field(default=True, description="propose the base run's own values first")
         history: int = Field(default=8, ge=1, le=200, description="best and recent candidates shown in the prompt")
         max_tokens: int = Field(default=1024, ge=16, le=32000, description="tokens the model may answer with")
-        temperature: float = Field(default=0.7, ge=0, le=2, description="the model's sampling temperature")
+        temperature: float | None = Field(
+            default=None, ge=0, le=2, description="the model's sampling temperature (default: the client's own)"
+        )
+        attempts: int = Field(default=3, ge=1, le=10, description="tries per model call on transient errors")
 
     config: Config
 
@@ -70,17 +79,26 @@ class LLMProposer(Proposer):
         self._client: Any = None
         self._rejected: list[str] = []  # reasons since the last prompt
         self.calls = 0
+        self.failed = 0  # calls that still failed transiently after ``attempts`` tries
         self.unparsed = 0
         self.unfit = 0  # patches the proposer rejected itself (outside the space); the search's own are apart
+
+    def setup(self, space: Space, *, maximize: bool) -> None:
+        super().setup(space, maximize=maximize)
+        self._client_of()
 
     def reject(self, patch: dict[str, Any], reason: str) -> None:
         self._rejected.append(f"{json.dumps(patch, default=str)}: {reason}")
 
     def usage(self) -> dict[str, Any]:
         out: dict[str, Any] = {"calls": self.calls, "unparsed_answers": self.unparsed, "unfit_patches": self.unfit}
-        reported = getattr(self._client, "usage", None)
+        if self.failed:
+            out["failed_calls"] = self.failed
+        reported = getattr(self._client, "usage", None)  # evsys-frontier's is a property; a method is read too
         if callable(reported):
-            out.update({k: v for k, v in reported().items() if k in ("input_tokens", "output_tokens")})
+            reported = reported()
+        if isinstance(reported, dict):
+            out.update({k: v for k, v in reported.items() if k in ("input_tokens", "output_tokens")})
         return out
 
     def ask(self, history: list[Candidate], n: int) -> list[Proposal]:
@@ -108,13 +126,27 @@ class LLMProposer(Proposer):
             self._client = registry("inference_client").get(spec.kind)(**spec.params)
         return self._client
 
+    def _generate(self, prompt: str) -> str | None:
+        """The model's answer, or None when the call still failed transiently after ``attempts`` tries."""
+        from evsys_sdk.eval.retry import RetryPolicy, retry_sync
+
+        client, c = self._client_of(), self.config
+        sampling = {} if c.temperature is None else {"temperature": c.temperature}  # unset: the client's default
+        self.calls += 1
+        answer = retry_sync(
+            RetryPolicy(max_attempts=c.attempts, rng=self.rng.random),
+            lambda: client.generate(prompt=prompt, max_tokens=c.max_tokens, **sampling),
+        )
+        if answer is None:
+            self.failed += 1
+        return answer
+
     def _propose(self, history: list[Candidate], n: int) -> list[dict[str, Any]]:
         prompt = self.prompt(history, n)
         self._rejected = []
-        self.calls += 1
-        answer = self._client_of().generate(
-            prompt=prompt, max_tokens=self.config.max_tokens, temperature=self.config.temperature
-        )
+        answer = self._generate(prompt)
+        if answer is None:
+            return []
         parsed = parse_patches(answer)
         if isinstance(parsed, str):
             self.unparsed += 1
