@@ -175,3 +175,17 @@ def test_runs_plot_works_after_resume(tmp_path: Path, bench_dir: Path, capsys: A
     png = tmp_path / "loss.png"
     assert main(["runs", "plot", "rec", "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_store_and_find_experiment_are_the_public_way_in(tmp_path: Path) -> None:
+    import evsys_sdk
+    from evsys_sdk.errors import EvsysError
+
+    with pytest.raises(EvsysError, match=r"no experiments recorded yet .*evsys.db does not exist"):
+        evsys_sdk.open_store(tmp_path / "ws")
+    LocalStore(tmp_path / "ws" / "evsys.db").create_experiment(experiment_name="lr_sweep")
+    store = evsys_sdk.open_store(tmp_path / "ws")
+    found = evsys_sdk.find_experiment(store, "lr_sweep")
+    assert evsys_sdk.find_experiment(store, found["id"])["name"] == "lr_sweep"
+    with pytest.raises(EvsysError, match=r"^no experiment named or with id 'lr_sweeq'; did you mean 'lr_sweep'\?$"):
+        evsys_sdk.find_experiment(store, "lr_sweeq")

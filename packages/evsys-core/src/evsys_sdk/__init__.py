@@ -91,6 +91,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "evsys_sdk.benchmark": ("Benchmark", "BenchmarkScore", "BenchmarkTaskResult"),
     "evsys_sdk.workspace": ("Workspace", "MaterializedDataset"),
     "evsys_sdk.store": ("TrackingStore", "LocalStore"),
+    "evsys_sdk.records": ("open_store", "find_experiment"),
     "evsys_sdk.sweep": ("Sweep", "expand_runs"),
     "evsys_sdk.search": ("evolve", "SearchResult", "Candidate", "SearchConfig", "Proposal", "Proposer"),
     "evsys_sdk.hookspecs": ("hookimpl", "hookspec"),

@@ -84,18 +84,10 @@ def _tracking_store(name: str) -> Any:
     return store
 
 
-def _open_store() -> Any:
-    from evsys_sdk.store import LocalStore, workspace_root
-
-    path = workspace_root() / "evsys.db"
-    if not path.exists():
-        raise EvsysError(f"no experiments recorded yet ({path} does not exist); run one with `evsys run CONFIG`")
-    return LocalStore(path)
-
-
 def _cmd_runs(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from evsys_sdk.records import open_store
     from evsys_sdk.report import fmt, table
 
     rows = [
@@ -107,7 +99,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             fmt(e["best_score"]),
             e["id"],
         ]
-        for e in _open_store().list_experiments()
+        for e in open_store().list_experiments()
     ]
     print(
         table(["experiment", "date", "status", "arms", "best score", "id"], rows) if rows else "no experiments recorded"
@@ -115,23 +107,13 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find(store: Any, name_or_id: str) -> dict[str, Any]:
-    found: dict[str, Any] | None = store.find_experiment(name_or_id)
-    if found is None:
-        from evsys_sdk.errors import did_you_mean
-
-        names = sorted({e["name"] for e in store.list_experiments()})
-        raise EvsysError(f"no experiment named or with id '{name_or_id}'{did_you_mean(name_or_id, names)}")
-    return found
-
-
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    from evsys_sdk.records import load_result, stored_record
+    from evsys_sdk.records import find_experiment, load_result, open_store, stored_record
     from evsys_sdk.report import fmt, table
     from evsys_sdk.results import baseline_model
 
-    store = _open_store()
-    exp = _find(store, args.experiment)
+    store = open_store()
+    exp = find_experiment(store, args.experiment)
     if args.json:
         print(json.dumps(stored_record(store, exp), indent=2, default=str))
         return 0
@@ -163,9 +145,10 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 def _cmd_runs_plot(args: argparse.Namespace) -> int:
     from evsys_sdk.plots import plot_metric
+    from evsys_sdk.records import find_experiment, open_store
 
-    store = _open_store()
-    path = plot_metric(store, _find(store, args.experiment), args.metric, args.output)
+    store = open_store()
+    path = plot_metric(store, find_experiment(store, args.experiment), args.metric, args.output)
     print(f"OK: wrote {path}")
     return 0
 

@@ -7,16 +7,39 @@ Baselines are stored as runs of kind ``baseline`` (one per model, an eval per be
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import ValidationError
 
 from evsys_sdk.config import AlgorithmConfig, ModelConfig, RunConfig
+from evsys_sdk.errors import EvsysError, did_you_mean
 from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
+from evsys_sdk.store import LocalStore, workspace_root
 
 BASELINE_KIND = "baseline"  # the recipe_kind of a stored baseline's run
 
-__all__ = ["BASELINE_KIND", "load_result", "stored_record"]
+__all__ = ["BASELINE_KIND", "find_experiment", "load_result", "open_store", "stored_record"]
+
+
+def open_store(workspace: str | os.PathLike[str] | None = None) -> LocalStore:
+    """The store ``evsys run`` records into: ``<workspace>/evsys.db``, the workspace as ``workspace_root``
+    finds it (``workspace``, else ``$EVSYS_WORKSPACE``, else the project's ``.evsys``). Nothing recorded
+    there yet is an EvsysError saying how to record something."""
+    path = workspace_root(workspace) / "evsys.db"
+    if not path.exists():
+        raise EvsysError(f"no experiments recorded yet ({path} does not exist); run one with `evsys run CONFIG`")
+    return LocalStore(path)
+
+
+def find_experiment(store: Any, name_or_id: str) -> dict[str, Any]:
+    """The recorded experiment (a search is one too) with this id, else the newest with this name; an
+    EvsysError with a did-you-mean when there is none."""
+    found: dict[str, Any] | None = store.find_experiment(name_or_id)
+    if found is None:
+        names = sorted({e["name"] for e in store.list_experiments()})
+        raise EvsysError(f"no experiment named or with id '{name_or_id}'{did_you_mean(name_or_id, names)}")
+    return found
 
 
 def _eval(row: dict[str, Any]) -> EvalResult:

@@ -7,12 +7,12 @@ import time
 
 from evsys_mlflow.client import MlflowClient
 from evsys_mlflow.export import Exporter
-from evsys_sdk.cli import _find, _open_store
+from evsys_sdk import find_experiment, open_store
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _open_store()
-    experiment = _find(store, args.experiment)
+    store = open_store()
+    experiment = find_experiment(store, args.experiment)
     client = MlflowClient(args.uri)
     started = time.perf_counter()
     try:

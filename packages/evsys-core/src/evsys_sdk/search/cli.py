@@ -98,13 +98,13 @@ def _short(value: Any) -> str:
 
 
 def _show(name_or_id: str, *, as_json: bool, plot: str | None = None) -> int:
-    from evsys_sdk.cli import _open_store
     from evsys_sdk.errors import did_you_mean
+    from evsys_sdk.records import open_store
     from evsys_sdk.report import table
     from evsys_sdk.search.engine import conclusion, read_search
     from evsys_sdk.search.records import list_searches
 
-    db = _open_store()
+    db = open_store()
     found = read_search(db, name_or_id)
     if found is None:
         names = list_searches(db)
