@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient as RealClient
 
+from evsys_sdk.search import evolve
 from evsys_sdk.store import LocalStore
+from evsys_sdk.testing import search as search_kit
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -138,3 +140,38 @@ def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     (line,) = stderr.strip().splitlines()
     assert line.startswith("ERROR: MLflow server http://127.0.0.1:9 is unreachable")
+
+
+def test_a_search_exports_each_candidate_with_its_lineage_and_run_result(
+    mlflow_uri: str, tmp_path: Path, plugin_host
+) -> None:
+    plugin_host.add_plugin(search_kit, "search_kit")
+    block = {
+        "proposer": {"kind": "mutate"},
+        "budget": {"candidates": 3},
+        "seed": 0,
+        "space": {"algorithm.params.x": {"uniform": [-5, 5]}},
+    }
+    store = LocalStore(tmp_path / "ws" / "evsys.db")
+    result = evolve(search_kit.experiment(tmp_path / "out", block), store=store)
+    store.close()
+    proc = export(tmp_path / "ws", mlflow_uri, "evo")
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+
+    client = RealClient(tracking_uri=mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("evo").experiment_id], max_results=100)
+    parent = next(r for r in runs if r.data.tags.get("evsys.id") == result.experiment_id)
+    assert parent.data.tags["evsys.kind"] == "search"
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best.yaml"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    candidates = {c.id: c for c in result.candidates}
+    assert {r.data.tags["evsys.candidate"] for r in children} == set(candidates)
+    for child in children:
+        candidate = candidates[child.data.tags["evsys.candidate"]]
+        assert child.data.tags["evsys.parents"] == ",".join(candidate.parents)
+        assert child.data.tags["evsys.operator"] == candidate.operator
+        (artifact,) = client.list_artifacts(child.info.run_id)
+        assert artifact.path == "run_result.json"
+        local = Path(client.download_artifacts(child.info.run_id, "run_result.json", str(tmp_path / child.info.run_id)))
+        assert json.loads(local.read_text())["status"] == "completed"

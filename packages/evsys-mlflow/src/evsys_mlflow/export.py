@@ -120,6 +120,9 @@ class Exporter:
         runs = self.store.experiment_runs(experiment["id"])
         lineage = self._lineage(experiment["id"])
         output_dir = (experiment.get("config") or {}).get("output_dir")
+        arms_dir = self._path(output_dir) if output_dir else None
+        if arms_dir is not None and lineage:  # evsys evolve runs a search's arms in <output_dir>/search-<id[:8]>
+            arms_dir /= f"search-{experiment['id'][:8]}"
         baselines: list[dict[str, Any]] = []
         for run in runs:
             if run.get("recipe_kind") == BASELINE_KIND:
@@ -131,10 +134,10 @@ class Exporter:
             self._stream(child, "steps", step_points(self.store, run["id"]), summary)
             self._stream(child, "evals", _eval_points(self.store.run_evals(run["id"]), "eval/"), summary)
             artifacts = {}
-            if output_dir and run.get("name"):
-                run_dir = self._path(output_dir) / safe_run_name(run["name"])
-                if (run_dir / "run_result.json").is_file():
-                    artifacts["run_result.json"] = (run_dir / "run_result.json").read_bytes()
+            if arms_dir is not None and run.get("name"):
+                result = arms_dir / safe_run_name(run["name"]) / "run_result.json"
+                if result.is_file():
+                    artifacts["run_result.json"] = result.read_bytes()
             params = dict(_flatten(run.get("run_config") or {}))
             self._meta(run["id"], child, params, tags, run, artifacts)
             summary.runs += 1
@@ -204,7 +207,8 @@ class Exporter:
         for key in ("seed", "group_name", "recipe_kind", "error_message"):
             if run.get(key) is not None:
                 tags[f"evsys.{key.removesuffix('_name').removesuffix('_message')}"] = str(run[key])
-        candidate = lineage.get(str(run.get("group_name")))
+        # A candidate's seeds are its replicate group; with one seed its run is named like it.
+        candidate = lineage.get(str(run.get("group_name") or run.get("name")))
         if candidate is not None:
             tags.update(
                 {
