@@ -440,6 +440,58 @@ def test_records_go_to_the_given_store_and_the_journal_to_the_workspace(tmp_path
     assert found is not None and [c.id for c in found[1].candidates] == [c.id for c in result.candidates]
 
 
+def test_the_experiment_record_carries_the_search(tmp_path: Path, host: Any) -> None:
+    """Through the store's ordinary experiment update (a dashboard never sees the journal): candidates with
+    their lineage, patch, generation, scores, CI and seconds; rejections with reasons; spend; the space."""
+    from evsys_sdk.registry import registry
+
+    registry("proposer").add(_Invalid)
+    remote = LocalStore(tmp_path / "remote.db")
+    updates: list[dict[str, Any]] = []
+
+    class Recording(_ForwardingStore):
+        def update_experiment(self, experiment_id: str, **patch: Any) -> dict[str, Any]:
+            updates.append(patch)
+            return self.inner.update_experiment(experiment_id, **patch)
+
+    cfg = search_config(tmp_path, proposer={"kind": "invalid_every_other"}, parallel=2)
+    result = evolve(cfg, store=Recording(remote))
+    (exp,) = remote.list_experiments()
+    record = exp["extra"]["search"]
+    shown = result.to_json()
+    assert [{k: c[k] for k in shown["candidates"][0]} for c in record["candidates"]] == shown["candidates"]
+    assert [c["generation"] for c in record["candidates"]] == [c.generation for c in result.candidates]
+    assert [c["seconds"] for c in record["candidates"]] == [round(c.seconds, 3) for c in result.candidates]
+    assert record["rejected"] == result.rejected and record["spent"] == result.spent and record["omitted"] == 0
+    assert record["best"] == result.best.id and record["metric"] == "score" and record["direction"] == "maximize"
+    assert record["space"]["algorithm.params.depth"] == {"kind": "int_uniform", "values": [1, 12], "base": 1}
+    assert record["budget"] == {"candidates": 8}
+    # one update per generation (a running search shows up as it goes), then the conclusion's
+    progress = [len(u["search"]["candidates"]) for u in updates]
+    assert progress == [2, 4, 6, 8, 8] and updates[-1]["status"] == "completed"
+
+
+def test_a_large_search_keeps_its_newest_candidates_and_the_best_on_the_record(tmp_path: Path, host: Any) -> None:
+    from evsys_sdk.config import RunConfig
+    from evsys_sdk.search.engine import Candidate, SearchResult
+    from evsys_sdk.search.records import MAX_RECORD_BYTES, search_record
+    from evsys_sdk.search.space import Space
+
+    base = RunConfig.model_validate(search_config(tmp_path)["run"])
+
+    def candidate(i: int) -> Candidate:
+        c = Candidate(f"c{i:04d}", [], "random", {"p": "x" * 2000}, base)
+        c.mean, c.scores, c.status = float(i == 3), [float(i == 3)], "scored"
+        return c
+
+    cands = [candidate(i) for i in range(600)]
+    result = SearchResult("big", "e", "m", "maximize", cands[3], cands, [], {"candidates": 600})
+    record = search_record(result, Space(base, []), BudgetSpec(candidates=600))
+    kept = [c["id"] for c in record["candidates"]]
+    assert len(json.dumps(record)) <= MAX_RECORD_BYTES and record["omitted"] == 600 - len(kept) > 0
+    assert kept[0] == "c0003" and kept[1:] == [c.id for c in cands[600 - len(kept) + 1 :]]
+
+
 def test_the_same_seed_gives_the_same_search_under_the_process_executor(tmp_path: Path, host: Any) -> None:
     cfg = search_config(tmp_path / "seq", budget={"candidates": 6})
     sequential = evolve(cfg, store=LocalStore(tmp_path / "seq.db")).to_json()

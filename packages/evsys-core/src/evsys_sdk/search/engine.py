@@ -26,7 +26,7 @@ from evsys_sdk.search.config import SearchConfig
 from evsys_sdk.search.ledger import ArmCost, Ledger
 from evsys_sdk.search.promotion import promotes
 from evsys_sdk.search.proposers import Proposal, Proposer
-from evsys_sdk.search.records import ArmRecords, Journal, find_search
+from evsys_sdk.search.records import ArmRecords, Journal, find_search, search_record
 from evsys_sdk.search.space import Space, build_space
 from evsys_sdk.stats import summarize
 
@@ -432,6 +432,7 @@ class Search:
             assert told is not None
             self.proposer.tell(told)
             self._progress(told, self.state.best is not before)
+        self.store.update_experiment(self.journal.experiment_id, search=self._record(self._result()))
 
     def _run_confirmation(self, executor: Any) -> None:
         best = self.state.best
@@ -469,15 +470,26 @@ class Search:
                 self.cfg.model_copy(update={"search": None, "run": run, "metadata": self._best_metadata()}),
                 path=best_path,
             )
-        result = self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
-        usage = self.proposer.usage()
-        if usage:  # apart from the evaluation budget
-            result.spent["proposer"] = usage
-        patch: dict[str, Any] = {"status": "completed" if best else "failed", "conclusion": conclusion(result)}
+        result = self._result(best_path)
+        patch: dict[str, Any] = {
+            "status": "completed" if best else "failed",
+            "conclusion": conclusion(result),
+            "search": self._record(result),
+        }
         if best is not None and best.mean is not None:
             patch["best_score"] = best.mean
         self.store.update_experiment(self.journal.experiment_id, **patch)
         return result
+
+    def _result(self, best_path: str | None = None) -> SearchResult:
+        result = self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
+        usage = self.proposer.usage()
+        if usage:  # apart from the evaluation budget
+            result.spent["proposer"] = usage
+        return result
+
+    def _record(self, result: SearchResult) -> dict[str, Any]:
+        return search_record(result, self.space, self.search.budget)
 
     def _best_metadata(self) -> dict[str, Any]:
         """The metadata of best.yaml: a minimised objective says so in ``metadata.expect``, or ``evsys run``

@@ -11,17 +11,32 @@ Groups and runs are created once per name: a resumed generation finds the rows i
 so a Ctrl-C between them leaves no row the journal does not know), so the store never holds an arm
 twice; in a LocalStore what the first attempt recorded under the row is replaced by the arm's records
 (a dashboard may keep both copies of the curves of an arm that finished in an interrupted generation).
+
+After every generation the search also writes a summary of itself onto its experiment record (the extra
+``search``, ``search_record``) through the store's ordinary experiment update, so a store that never sees
+the journal (the dashboard's search page) shows the candidates, their lineage, the rejections and the spend.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evsys_sdk.store import LocalStore, json_text
+
+if TYPE_CHECKING:
+    from evsys_sdk.search.config import BudgetSpec
+    from evsys_sdk.search.engine import SearchResult
+    from evsys_sdk.search.space import Space
+
+# The summary on the experiment record stays well under a tracking server's 1 MiB per field.
+MAX_RECORD_BYTES = 512 * 1024
+MAX_RECORD_REJECTED = 100  # the latest rejections kept (``spent.rejected`` counts them all)
+MAX_ERROR_CHARS = 300
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS search_events (
@@ -143,3 +158,48 @@ class ArmRecords:
             return partial(LocalStore, self._store.path)
         opener = getattr(self._store, "worker_opener", None)
         return opener() if callable(opener) else None
+
+
+def search_record(result: SearchResult, space: Space, budget: BudgetSpec) -> dict[str, Any]:
+    """The search as its experiment record holds it (the extra ``search``): objective, space (each axis's
+    distribution and base value), budget and spend, every candidate (lineage, patch, generation, scores,
+    mean and 95% CI, arm seconds, error), the latest rejections and the confirmation. A search too large
+    for ``MAX_RECORD_BYTES`` keeps its newest candidates and the best (``omitted`` counts the others)."""
+    candidates = [
+        {
+            **c.to_json(),
+            "generation": c.generation,
+            "seconds": round(c.seconds, 3),
+            "error": c.error[:MAX_ERROR_CHARS] if c.error else None,
+        }
+        for c in result.candidates
+    ]
+    record: dict[str, Any] = {
+        "name": result.name,
+        "metric": result.metric,
+        "direction": result.direction,
+        "space": {
+            a.path: {"kind": a.kind, "values": _values(a.dist), "base": space.base_patch[a.path]} for a in space.axes
+        },
+        "budget": budget.model_dump(exclude_none=True),
+        "spent": dict(result.spent),
+        "best": result.best.id if result.best else None,
+        "confirm": result.confirm,
+        "candidates": candidates,
+        "rejected": [
+            {"patch": r["patch"], "reason": str(r["reason"])[:MAX_ERROR_CHARS]}
+            for r in result.rejected[-MAX_RECORD_REJECTED:]
+        ],
+        "omitted": 0,
+    }
+    while len(json.dumps(record, default=str)) > MAX_RECORD_BYTES and len(record["candidates"]) > 1:
+        drop = len(record["candidates"]) // 2
+        kept = [c for i, c in enumerate(record["candidates"]) if i >= drop or c["id"] == record["best"]]
+        record["omitted"] += len(record["candidates"]) - len(kept)
+        record["candidates"] = kept
+    return record
+
+
+def _values(dist: Any) -> list[Any]:
+    """An axis's range ([low, high], as given) or its choices."""
+    return list(getattr(dist, dist.kind))
