@@ -104,7 +104,8 @@ def test_the_index_reads_only_the_columns_it_shows(server: Server) -> None:
     rows = db.experiments()
     db.close()
     assert len(rows) == 3
-    assert set(rows[0]) == {"id", "name", "status", "best_score", "created_at", "project_id", "n_runs", "hypothesis"}
+    shown = {"id", "name", "status", "best_score", "created_at", "project_id", "n_runs", "hypothesis", "is_search"}
+    assert set(rows[0]) == shown
 
 
 def test_an_explicit_null_status_answers_422_not_sqlites_text(server: Server) -> None:

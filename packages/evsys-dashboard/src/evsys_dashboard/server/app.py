@@ -213,6 +213,8 @@ def create_app(
     # -------------------------------------------------------------- web UI
 
     from evsys_dashboard.server import ui
+    from evsys_dashboard.server.search_page import search_page as render_search
+    from evsys_dashboard.server.search_view import Order, SortKey
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -223,6 +225,13 @@ def create_app(
         page = ui.experiment_page(db, experiment_id)
         if page is None:
             raise ApiError(404, f"experiment {experiment_id} not found")
+        return _html(page)
+
+    @app.get("/searches/{experiment_id}", response_class=HTMLResponse, include_in_schema=False)
+    def search_page(experiment_id: str, sort: SortKey = "mean", order: Order | None = None) -> HTMLResponse:
+        page = render_search(db, experiment_id, sort, order)
+        if page is None:
+            raise ApiError(404, f"search {experiment_id} not found (an experiment evsys evolve did not record)")
         return _html(page)
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)

@@ -1,14 +1,17 @@
-"""Line charts drawn as inline SVG on the server: no JavaScript, no third-party code, works offline.
+"""Charts drawn as inline SVG on the server: no JavaScript, no third-party code, works offline.
 
 Overlapping lines stay apart: each series has its own colour, dash pattern and marker shape; hovering a
 line or its legend entry highlights it, and the legend's checkboxes hide and show lines (CSS ``:has``,
-still no script). A multi-phase run's phase starts are dotted vertical lines.
+still no script). A multi-phase run's phase starts are dotted vertical lines. ``xy_chart`` draws markers
+with error bars and a step line (a search's best so far, a score against a param), hover titles on each.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
+from dataclasses import dataclass
 from html import escape
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
@@ -28,6 +31,9 @@ CHART_CSS = "".join(
     ".chart-box .series:hover{opacity:1;stroke-width:3.2}.chart .phase-start{stroke:#6b7280;stroke-dasharray:2 3}"
     ".legend{display:flex;flex-wrap:wrap;gap:2px 12px;padding:0 12px;font-size:12px;max-width:536px}"
     ".legend label{cursor:pointer;white-space:nowrap}.legend svg{vertical-align:middle;margin-right:3px}"
+    ".chart.xy .best-line{stroke:#1f77b4;stroke-width:2}.chart.xy .ci{stroke:#9aa3af;stroke-width:1.4}"
+    ".chart.xy .point{fill:#1f77b4;fill-opacity:.55;stroke:#1f4e79}.chart.xy .point.best{fill:#2ca02c;fill-opacity:1;"
+    "stroke:#14532d}.chart.xy .point.failed{fill:#d62728}.chart.xy .point:hover{r:6;fill-opacity:1}"
 )
 
 Series = tuple[str, list[tuple[int, float]]]
@@ -166,3 +172,115 @@ def line_chart(
         )
     out.append("</svg>")
     return f'<div class="chart-box">{"".join(out)}<div class="legend">{"".join(legend)}</div></div>'
+
+
+@dataclass(frozen=True)
+class Point:
+    """A marker at (x, y), with an optional error bar (``low`` .. ``high``) and a hover ``label``; ``cls``
+    styles it (``best``, ``failed``)."""
+
+    x: float
+    y: float
+    label: str
+    low: float | None = None
+    high: float | None = None
+    cls: str = ""
+
+
+def xy_chart(
+    title: str,
+    *,
+    x_label: str,
+    y_label: str,
+    points: list[Point] | None = None,
+    steps: list[tuple[float, float]] | None = None,
+    log_x: bool = False,
+    categories: list[str] | None = None,
+    width: int = 420,
+    height: int = 260,
+) -> str:
+    """One SVG chart of markers (with error bars, clipped to the plot) and a step line (a running best:
+    flat until the next point). ``categories``: x holds their indices and is labelled with them;
+    ``log_x``: a log axis (values > 0). The y range fits the markers and the line, not the error bars,
+    so one wide interval does not flatten the rest."""
+    points = [p for p in points or [] if math.isfinite(p.x) and math.isfinite(p.y) and (p.x > 0 or not log_x)]
+    steps = [(x, y) for x, y in steps or [] if math.isfinite(x) and math.isfinite(y) and (x > 0 or not log_x)]
+    left, right, top, bottom = 56, 12, 26, 40
+    pw, ph = width - left - right, height - top - bottom
+    out = [
+        f'<svg class="chart xy" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+    xs = [p.x for p in points] + [x for x, _ in steps]
+    ys = [p.y for p in points] + [y for _, y in steps]
+    if not xs:
+        out.append(f'<text x="{left}" y="{height // 2}">nothing scored yet</text></svg>')
+        return "".join(out)
+
+    def tx(x: float) -> float:
+        return math.log10(x) if log_x else x
+
+    x0, x1 = min(map(tx, xs)), max(map(tx, xs))
+    y0, y1 = min(ys), max(ys)
+    if categories is not None:  # x holds category indices, each in a slot of width 1
+        x0, x1 = -0.5, len(categories) - 0.5
+    else:
+        pad_x = (x1 - x0) * 0.05 or 0.5
+        x0, x1 = x0 - pad_x, x1 + pad_x
+    pad_y = (y1 - y0) * 0.08 or abs(y0) * 0.05 or 1.0
+    y0, y1 = y0 - pad_y, y1 + pad_y
+
+    def px(x: float) -> float:
+        return left + (tx(x) - x0) / (x1 - x0) * pw
+
+    def py(y: float) -> float:
+        return top + (1 - (y - y0) / (y1 - y0)) * ph
+
+    def clamp(y: float) -> float:
+        return min(max(py(y), top), top + ph)
+
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="plot-area"/>')
+    for t in _nice_ticks(y0, y1):
+        y = py(t)
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" class="tick">{_label(t)}</text>')
+    if categories is not None:
+        ticks = [(float(i), c) for i, c in enumerate(categories)]
+    elif log_x:
+        ticks = [(10.0**e, _label(10.0**e)) for e in range(math.ceil(x0), math.floor(x1) + 1)]
+    else:
+        ticks = [(t, _label(t)) for t in _nice_ticks(x0, x1)]
+    for t, text in ticks:
+        x = px(t)
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}" class="grid"/>')
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 14}" text-anchor="middle" class="tick">{escape(text)}</text>')
+    out.append(f'<text x="{left + pw}" y="{top + ph + 30}" text-anchor="end" class="tick">{escape(x_label)}</text>')
+    mid = top + ph / 2
+    out.append(
+        f'<text x="12" y="{mid:.1f}" text-anchor="middle" class="tick" transform="rotate(-90 12 {mid:.1f})">'
+        f"{escape(y_label)}</text>"
+    )
+    if steps:
+        path = [f"{px(steps[0][0]):.1f},{py(steps[0][1]):.1f}"]
+        for (_, before), (x, y) in itertools.pairwise(steps):
+            path.append(f"{px(x):.1f},{py(before):.1f} {px(x):.1f},{py(y):.1f}")
+        out.append(f'<polyline class="best-line" fill="none" points="{" ".join(path)}"/>')
+    # points on one x (a choice, an int) are spread a few pixels apart, so that their CI bars stay apart
+    shared: dict[float, list[int]] = {}
+    for i, p in enumerate(points):
+        shared.setdefault(round(px(p.x), 1), []).append(i)
+    dodge = {
+        i: (k - (len(ids) - 1) / 2) * min(6.0, pw / 8 / len(ids)) for ids in shared.values() for k, i in enumerate(ids)
+    }
+    for i, p in enumerate(points):
+        x, y = px(p.x) + dodge[i], py(p.y)
+        if p.low is not None and p.high is not None and math.isfinite(p.low) and math.isfinite(p.high):
+            out.append(f'<line class="ci" x1="{x:.1f}" x2="{x:.1f}" y1="{clamp(p.high):.1f}" y2="{clamp(p.low):.1f}"/>')
+        out.append(
+            f'<circle class="point {escape(p.cls)}" cx="{x:.1f}" cy="{y:.1f}" r="4">'
+            f"<title>{escape(p.label)}</title></circle>"
+        )
+    out.append("</svg>")
+    return "".join(out)

@@ -601,6 +601,9 @@ class ServerDB:
         return self.read(
             "SELECT e.id, e.name, e.status, e.best_score, e.created_at, p.project_id,"
             " substr(e.hypothesis, 1, 200) AS hypothesis,"
+            # a search's record (extra.search) is read only for experiments tagged "search" (evsys evolve's tag)
+            " CASE WHEN json_valid(e.tags) AND EXISTS (SELECT 1 FROM json_each(e.tags) WHERE value = 'search')"
+            " AND json_valid(e.extra) THEN json_type(e.extra, '$.search.candidates') = 'array' END AS is_search,"
             " (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id"
             " AND COALESCE(r.recipe_kind, '') != 'baseline') AS n_runs"
             " FROM experiments e LEFT JOIN dash_experiment_projects p ON p.experiment_id = e.id"

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from evsys_dashboard.server.charts import CHART_CSS, line_chart
 from evsys_dashboard.server.db import ServerDB
+from evsys_dashboard.server.search_view import search_record
 from evsys_sdk.phases import PHASE_KEY, phase_starts
 from evsys_sdk.records import BASELINE_KIND, load_result
 from evsys_sdk.results import ExperimentResult, baseline_model
@@ -66,12 +67,12 @@ def status(value: Any) -> str:
     return f'<span class="status status-{text}">{text}</span>'
 
 
-def page(title: str, body: str) -> str:
+def page(title: str, body: str, *, css: str = "") -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)} · evsys dashboard</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{CSS}{CHART_CSS}</style></head><body>"
+        f"<style>{CSS}{CHART_CSS}{css}</style></head><body>"
         '<header><a href="/">evsys dashboard</a></header>'
         f"<main>{body}</main></body></html>"
     )
@@ -183,6 +184,8 @@ def experiments_page(db: ServerDB) -> str:
         name = link(f"/experiments/{quote(str(e['id']), safe='')}", e["name"])
         if seen[e["name"]] > 1:
             name += f' <span class="muted">#{e["_nth"]}</span>'
+        if e.get("is_search"):
+            name += f' <a class="search-link" href="/searches/{quote(str(e["id"]), safe="")}">search view</a>'
         rows.append(
             [
                 name,
@@ -272,6 +275,8 @@ def experiment_page(db: ServerDB, experiment_id: str) -> str | None:
         body += f" · best score {esc(fmt(exp['best_score']))}" + (f" ({esc(metric)})" if metric else "")
         if result.best_group:
             body += f" · best group {esc(result.best_group)}"
+    if search_record(exp) is not None:
+        body += f' · <a class="search-link" href="/searches/{quote(str(exp["id"]), safe="")}">search view</a>'
     body += "</p>"
     extra = exp.get("extra") or {}
     for label, value in (
