@@ -218,7 +218,7 @@ def test_page_over_http_sorts_links_and_refuses_what_is_no_search(recorded: Reco
 def test_failed_pending_and_hostile_candidates() -> None:
     """A record as a running search leaves it: a failed candidate spends but scores nothing (sorted last),
     a pending one is not yet on the curve; every string is escaped."""
-    from evsys_dashboard.server.search_page import _candidates, _lineage, _rejected
+    from evsys_dashboard.server.search_page import _candidates, _lineage, _rejected, _spent
 
     hostile = "<img src=x onerror=alert(1)>"
     record = {
@@ -226,7 +226,15 @@ def test_failed_pending_and_hostile_candidates() -> None:
         "metric": "m",
         "direction": "maximize",
         "space": {"a.b": {"kind": "uniform", "values": [0, 1], "base": 0.5}},
-        "spent": {"candidates": 2, "rejected": 250},
+        "spent": {
+            "candidates": 2,
+            "arms": 2,
+            "seconds": 5.0,
+            "rejected": 250,
+            "proposer": {"calls": 4, "input_tokens": 1200},
+        },
+        "budget": {"candidates": 20, "arm_seconds": 30.0},
+        "confirm": {"seeds": [3, 4], "scores": [0.9, 1.1], "status": "scored", "mean": 1.0, "ci95": [-0.27, 2.27]},
         "best": "c0001",
         "candidates": [
             {
@@ -278,6 +286,11 @@ def test_failed_pending_and_hostile_candidates() -> None:
         ("c0000", "c0001", [(0.5, hostile)]),
         ("c0001", "c0002", [(hostile, 0.7)]),
     ]
+    spent = re.sub(r"<[^>]+>", " ", _spent(view))
+    assert re.search(r"evaluations\s+2\s+of 20\s+candidates, 2\s+arms", spent)
+    assert re.search(r"arm seconds\s+5 s\s+\(each arm 30 s\)", spent) and "rejected proposals  250" in spent
+    assert "proposer  calls 4, input_tokens 1200" in spent
+    assert "c0001 on fresh seeds [3, 4]: 1 [-0.2700, 2.2700] (n=2)" in html.unescape(spent)
     rendered = _candidates(view, "mean", None) + _lineage(view) + _rejected(view)
     assert hostile not in rendered and html.escape(hostile) in rendered
     assert rendered.count('class="edge"') == 3
@@ -285,6 +298,38 @@ def test_failed_pending_and_hostile_candidates() -> None:
     assert rejected.count("<tr>") == 2 and '<td class="num">3</td>' in rejected
     assert "the latest 3 of 250 shown" in rejected
     assert isinstance(view.candidates[0], CandidateRow) and view.params["a.b"][0].candidate == "c0001"
+
+
+def test_extreme_stored_values_draw_finite_charts() -> None:
+    """Means near the float limits, subnormals and NaN (the store keeps what arms report): every chart
+    coordinate stays a finite number."""
+    from evsys_dashboard.server.search_page import _best_charts, _params
+
+    values = [1.7e308, -1.7e308, 5e-324, float("nan"), 0.0]
+    record = {
+        "metric": "m",
+        "direction": "maximize",
+        "space": {"a": {"kind": "log_uniform", "values": [1e-300, 1e300], "base": 1.0}},
+        "candidates": [
+            {
+                "id": f"c{i:04d}",
+                "operator": "random",
+                "patch": {"a": [1e-300, 1e300, 1.0, 2.0, 5e-324][i]},
+                "scores": [v, v],
+                "mean": v,
+                "ci95": [-1e308, 1.7e308],
+                "status": "scored",
+                "seconds": 1e307,
+            }
+            for i, v in enumerate(values)
+        ],
+    }
+    view = assemble({"id": "e", "name": "s"}, record)
+    assert [p.best for p in view.best_so_far] == [1.7e308] * 5  # NaN is no score
+    svg = _best_charts(view) + _params(view)
+    coords = re.findall(r' (?:cx|cy|x|y|x1|x2|y1|y2)="([^"]*)"', svg)
+    assert coords and all(re.fullmatch(r"-?\d+(\.\d+)?", c) for c in coords), [c for c in coords if "n" in c][:5]
+    assert svg.count("<circle") == 4 + 4 + 4  # two curves and one scatter, the NaN mean left out
 
 
 def test_browser_opens_the_search_page_and_sorts(recorded: Recorded, view: SearchView, tmp_path: Path) -> None:

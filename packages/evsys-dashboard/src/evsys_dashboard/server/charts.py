@@ -174,6 +174,17 @@ def line_chart(
     return f'<div class="chart-box">{"".join(out)}<div class="legend">{"".join(legend)}</div></div>'
 
 
+def _padded(lo: float, hi: float, share: float) -> tuple[float, float]:
+    """``lo``..``hi`` widened by ``share`` of the span on each side (a band around a single value),
+    within the float range."""
+    half = hi / 2 - lo / 2
+    pad = half * 2 * share if half > sys.float_info.min else abs(lo) * 0.05 or 1.0
+    big = sys.float_info.max
+    return max(lo - pad, -big) if math.isfinite(lo - pad) else -big, min(hi + pad, big) if math.isfinite(
+        hi + pad
+    ) else big
+
+
 @dataclass(frozen=True)
 class Point:
     """A marker at (x, y), with an optional error bar (``low`` .. ``high``) and a hover ``label``; ``cls``
@@ -227,16 +238,16 @@ def xy_chart(
     if categories is not None:  # x holds category indices, each in a slot of width 1
         x0, x1 = -0.5, len(categories) - 0.5
     else:
-        pad_x = (x1 - x0) * 0.05 or 0.5
-        x0, x1 = x0 - pad_x, x1 + pad_x
-    pad_y = (y1 - y0) * 0.08 or abs(y0) * 0.05 or 1.0
-    y0, y1 = y0 - pad_y, y1 + pad_y
+        x0, x1 = _padded(x0, x1, 0.05)
+    y0, y1 = _padded(y0, y1, 0.08)
+    # positions from halves, so that no difference of two stored values overflows (as in line_chart)
+    xspan, yspan = x1 / 2 - x0 / 2, y1 / 2 - y0 / 2
 
     def px(x: float) -> float:
-        return left + (tx(x) - x0) / (x1 - x0) * pw
+        return left + (tx(x) / 2 - x0 / 2) / xspan * pw
 
     def py(y: float) -> float:
-        return top + (1 - (y - y0) / (y1 - y0)) * ph
+        return top + (1 - (y / 2 - y0 / 2) / yspan) * ph
 
     def clamp(y: float) -> float:
         return min(max(py(y), top), top + ph)
@@ -249,7 +260,9 @@ def xy_chart(
     if categories is not None:
         ticks = [(float(i), c) for i, c in enumerate(categories)]
     elif log_x:
-        ticks = [(10.0**e, _label(10.0**e)) for e in range(math.ceil(x0), math.floor(x1) + 1)]
+        low, high = max(math.ceil(x0), -307), min(math.floor(x1), 308)  # decades a float holds
+        every = max(1, math.ceil((high - low + 1) / 6))
+        ticks = [(10.0**e, _label(10.0**e)) for e in range(low, high + 1, every)]
     else:
         ticks = [(t, _label(t)) for t in _nice_ticks(x0, x1)]
     for t, text in ticks:
