@@ -114,14 +114,14 @@ def _best_charts(view: SearchView) -> str:
     return (
         '<div class="charts best-so-far">'
         + xy_chart(
-            f"best mean {metric} so far ({best})",
+            f"best mean so far ({best}), by arm seconds",
             x_label="spent arm seconds",
             y_label=metric,
             points=by_seconds,
             steps=[(p.seconds, p.best) for p in points],
         )
         + xy_chart(
-            f"best mean {metric} so far, by candidates evaluated",
+            f"best mean so far ({best}), by candidates evaluated",
             x_label="candidates evaluated",
             y_label=metric,
             points=by_count,
