@@ -180,6 +180,13 @@ def test_params_and_rejections(recorded: Recorded, view: SearchView) -> None:
         assert sorted((p.candidate, p.value) for p in view.params[path]) == sorted(
             (c["id"], c["patch"][path]) for c in recorded.journal["candidates"]
         )
+    from evsys_dashboard.server.search_page import _parallel
+
+    svg = _parallel(view)  # one line per candidate over lr, rank, epochs and the score; the best drawn last
+    lines = re.findall(r'<polyline class="pline" fill="none" stroke="([^"]+)" points="([^"]+)"><title>(c\d{4})', svg)
+    assert len(lines) == 8 and lines[-1][2] == view.best and lines[-1][0] == "hsl(120,70%,40%)"
+    score_y = [float(points.split()[-1].split(",")[1]) for _, points, _ in lines]
+    assert score_y[-1] == min(score_y) == 30.0  # minimized: the lowest loss at the top of the score axis
     rejected = recorded.journal["rejected"]
     assert view.rejected == rejected and view.n_rejected == recorded.journal["spent"]["rejected"] == len(rejected) > 0
     patches = {c["id"]: c["patch"] for c in recorded.journal["candidates"]}
@@ -309,12 +316,15 @@ def test_extreme_stored_values_draw_finite_charts() -> None:
     record = {
         "metric": "m",
         "direction": "maximize",
-        "space": {"a": {"kind": "log_uniform", "values": [1e-300, 1e300], "base": 1.0}},
+        "space": {
+            "a": {"kind": "log_uniform", "values": [1e-300, 1e300], "base": 1.0},
+            "b": {"kind": "uniform", "values": [-1.7e308, 1.7e308], "base": 0.0},
+        },
         "candidates": [
             {
                 "id": f"c{i:04d}",
                 "operator": "random",
-                "patch": {"a": [1e-300, 1e300, 1.0, 2.0, 5e-324][i]},
+                "patch": {"a": [1e-300, 1e300, 1.0, 2.0, 5e-324][i], "b": v},
                 "scores": [v, v],
                 "mean": v,
                 "ci95": [-1e308, 1.7e308],
@@ -328,8 +338,10 @@ def test_extreme_stored_values_draw_finite_charts() -> None:
     assert [p.best for p in view.best_so_far] == [1.7e308] * 5  # NaN is no score
     svg = _best_charts(view) + _params(view)
     coords = re.findall(r' (?:cx|cy|x|y|x1|x2|y1|y2)="([^"]*)"', svg)
+    coords += [c for points in re.findall(r' points="([^"]*)"', svg) for xy in points.split() for c in xy.split(",")]
     assert coords and all(re.fullmatch(r"-?\d+(\.\d+)?", c) for c in coords), [c for c in coords if "n" in c][:5]
-    assert svg.count("<circle") == 4 + 4 + 4  # two curves and one scatter, the NaN mean left out
+    assert svg.count("<circle") == 4 + 4 + 4 + 4  # two curves and two scatters, the NaN mean left out
+    assert svg.count('class="pline"') == 4 and svg.count("hsl(120,70%,40%)") == 1  # the parallel chart
 
 
 def test_browser_opens_the_search_page_and_sorts(recorded: Recorded, view: SearchView, tmp_path: Path) -> None:
@@ -355,6 +367,7 @@ def test_browser_opens_the_search_page_and_sorts(recorded: Recorded, view: Searc
             assert box is not None and box["width"] > 300 and box["height"] > 200
             assert page.locator(".best-so-far svg.chart").first.locator("circle.point").count() == 8
             assert page.locator(".params svg.chart").count() == 3
+            assert page.locator("svg.parallel polyline.pline").count() == 8
             assert page.locator(".tree .node").count() == 9  # the base recipe and the 8 candidates
             assert page.locator(".tree .edge").count() == len(view.edges)
             assert page.locator("table.rejected > tbody > tr").count() >= 1

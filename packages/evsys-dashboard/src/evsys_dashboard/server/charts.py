@@ -3,7 +3,8 @@
 Overlapping lines stay apart: each series has its own colour, dash pattern and marker shape; hovering a
 line or its legend entry highlights it, and the legend's checkboxes hide and show lines (CSS ``:has``,
 still no script). A multi-phase run's phase starts are dotted vertical lines. ``xy_chart`` draws markers
-with error bars and a step line (a search's best so far, a score against a param), hover titles on each.
+with error bars and a step line (a search's best so far, a score against a param), hover titles on each;
+``parallel_chart`` one line per candidate across an axis per searched param and the score.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ CHART_CSS = "".join(
     ".chart.xy .best-line{stroke:#1f77b4;stroke-width:2}.chart.xy .ci{stroke:#9aa3af;stroke-width:1.4}"
     ".chart.xy .point{fill:#1f77b4;fill-opacity:.55;stroke:#1f4e79}.chart.xy .point.best{fill:#2ca02c;fill-opacity:1;"
     "stroke:#14532d}.chart.xy .point.failed{fill:#d62728}.chart.xy .point:hover{r:6;fill-opacity:1}"
+    ".chart.parallel .paxis{stroke:#6b7280}.chart.parallel .pline{stroke-width:1.6;opacity:.75}"
+    ".chart.parallel:has(.pline:hover) .pline{opacity:.2}.chart.parallel .pline:hover{opacity:1;stroke-width:3.2}"
 )
 
 Series = tuple[str, list[tuple[int, float]]]
@@ -295,5 +298,75 @@ def xy_chart(
             f'<circle class="point {escape(p.cls)}" cx="{x:.1f}" cy="{y:.1f}" r="4">'
             f"<title>{escape(p.label)}</title></circle>"
         )
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """An axis of a parallel-coordinates chart: ``lo``..``hi`` (log10 positions when ``log``), or
+    ``categories`` spaced evenly; ``flip`` puts ``lo`` at the top."""
+
+    name: str
+    lo: float = 0.0
+    hi: float = 1.0
+    log: bool = False
+    categories: list[str] | None = None
+    flip: bool = False
+
+    def position(self, value: float) -> float:
+        """0 (bottom) .. 1 (top)."""
+        if self.categories is not None:
+            share = (value + 0.5) / len(self.categories)
+        else:
+            lo, hi = (math.log10(self.lo), math.log10(self.hi)) if self.log else (self.lo, self.hi)
+            v = math.log10(value) if self.log else value
+            half = hi / 2 - lo / 2
+            share = 0.5 if half <= sys.float_info.min else (v / 2 - lo / 2) / half
+        share = min(max(share, 0.0), 1.0)
+        return 1 - share if self.flip else share
+
+    def ticks(self) -> list[tuple[float, str]]:
+        if self.categories is not None:
+            return [(float(i), c) for i, c in enumerate(self.categories)]
+        return [(self.lo, _label(self.lo)), (self.hi, _label(self.hi))]
+
+
+def parallel_chart(
+    title: str, dimensions: list[Dimension], lines: list[tuple[list[float], str, float]], *, height: int = 280
+) -> str:
+    """Every line (values, one per dimension; its hover label; its shade 0 (worst) .. 1 (best)) across
+    the vertical axes of ``dimensions``; the best lines are drawn last, on top."""
+    left, right, top, bottom = 24, 24, 30, 44
+    width = max(420, 150 * len(dimensions))
+    pw, ph = width - left - right, height - top - bottom
+    gap = pw / max(1, len(dimensions) - 1)
+    out = [
+        f'<svg class="chart parallel" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{left}" y="16" class="chart-title">{escape(title)}</text>',
+    ]
+
+    def y(share: float) -> float:
+        return top + (1 - share) * ph
+
+    for values, label, shade in sorted(lines, key=lambda line: line[2]):
+        if len(values) != len(dimensions) or not all(math.isfinite(v) for v in values):
+            continue
+        pts = " ".join(
+            f"{left + i * gap:.1f},{y(d.position(v)):.1f}"
+            for i, (d, v) in enumerate(zip(dimensions, values, strict=True))
+        )
+        color = f"hsl({120 * min(max(shade, 0.0), 1.0):.0f},70%,40%)"  # red (worst) .. green (best)
+        out.append(f'<polyline class="pline" fill="none" stroke="{color}" points="{pts}">')
+        out.append(f"<title>{escape(label)}</title></polyline>")
+    for i, d in enumerate(dimensions):
+        x = left + i * gap
+        anchor = "start" if i == 0 else "end" if i == len(dimensions) - 1 else "middle"
+        out.append(f'<line class="paxis" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + ph}"/>')
+        for value, text in d.ticks():
+            out.append(f'<text x="{x + 4:.1f}" y="{y(d.position(value)) + 4:.1f}" class="tick">{escape(text)}</text>')
+        out.append(f'<text x="{x:.1f}" y="{top + ph + 18}" text-anchor="{anchor}" class="tick">{escape(d.name)}</text>')
     out.append("</svg>")
     return "".join(out)

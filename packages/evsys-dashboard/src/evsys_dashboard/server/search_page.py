@@ -9,12 +9,13 @@ import math
 from typing import Any
 from urllib.parse import quote
 
-from evsys_dashboard.server.charts import Point, xy_chart
+from evsys_dashboard.server.charts import Dimension, Point, parallel_chart, xy_chart
 from evsys_dashboard.server.db import ServerDB
 from evsys_dashboard.server.search_view import (
     CandidateRow,
     Edge,
     Order,
+    ParamPoint,
     SearchView,
     SortKey,
     search_view,
@@ -237,28 +238,61 @@ def _lineage(view: SearchView) -> str:
     )
 
 
+def _axis(view: SearchView, path: str, points: list[ParamPoint]) -> tuple[list[float], bool, list[str] | None]:
+    """Where each point sits on ``path``'s axis: (positions, log scale, categories or None). Choices and
+    non-numbers are categories (the space's order first); numbers a linear or log (``log_uniform``) axis."""
+    axis = view.space.get(path, {})
+    numeric = all(isinstance(p.value, int | float) and not isinstance(p.value, bool) for p in points)
+    if numeric and axis.get("kind") != "choice":
+        values = [float(p.value) for p in points]
+        spans_decades = min(values) > 0 and max(values) / min(values) >= 100
+        return (
+            values,
+            axis.get("kind") == "log_uniform" or (not axis and spans_decades),
+            None,
+        )  # not axis: off the space
+    choices = axis.get("values") if axis.get("kind") == "choice" else None
+    categories = [value_text(v) for v in (choices or [])]
+    for p in points:
+        if value_text(p.value) not in categories:
+            categories.append(value_text(p.value))
+    return [float(categories.index(value_text(p.value))) for p in points], False, categories
+
+
+def _parallel(view: SearchView) -> str:
+    """One line per scored candidate across an axis per searched path and the score (best at the top)."""
+    paths = [path for path, points in view.params.items() if points]
+    scored = [(c, c.mean) for c in view.candidates if c.mean is not None]
+    if len(paths) < 2 or not scored:
+        return ""
+    dims, where = [], {}
+    for path in paths:
+        points = view.params[path]
+        xs, log, categories = _axis(view, path, points)
+        space_range = view.space.get(path, {}).get("values") if categories is None else None
+        ends = [*xs, *(float(v) for v in space_range or [] if isinstance(v, int | float))]  # the space's range
+        lo, hi = min(ends), max(ends)
+        dims.append(Dimension(path.rsplit(".", 1)[-1], lo, hi, log=log and lo > 0, categories=categories))
+        where[path] = {p.candidate: x for p, x in zip(points, xs, strict=True)}
+    score = Dimension(view.metric or "score", min(m for _, m in scored), max(m for _, m in scored))
+    dims.append(Dimension(score.name, score.lo, score.hi, flip=not view.maximize))  # the best at the top
+    lines = []
+    for c, mean in scored:
+        values = [where[path].get(c.id, math.nan) for path in paths] + [mean]
+        share = score.position(mean)
+        shade = share if view.maximize else 1 - share
+        label = f"{c.id}: " + ", ".join(f"{p}={value_text(c.patch.get(p))}" for p in paths) + f" -> {fmt(mean)}"
+        lines.append((values, label, shade))
+    return parallel_chart("every candidate across the params (green: best)", dims, lines)
+
+
 def _params(view: SearchView) -> str:
     charts = []
     metric = view.metric or "score"
     for path, points in view.params.items():
         if not points:
             continue
-        axis = view.space.get(path, {})
-        numeric = all(isinstance(p.value, int | float) and not isinstance(p.value, bool) for p in points)
-        categories = None
-        if numeric and axis.get("kind") != "choice":
-            values = [float(p.value) for p in points]
-            spans_decades = min(values) > 0 and max(values) / min(values) >= 100
-            log_x = axis.get("kind") == "log_uniform" or (not axis and spans_decades)  # a path off the space
-            xs = values
-        else:
-            choices = axis.get("values") if axis.get("kind") == "choice" else None
-            categories = [value_text(v) for v in (choices or [])]
-            for p in points:
-                if value_text(p.value) not in categories:
-                    categories.append(value_text(p.value))
-            xs = [float(categories.index(value_text(p.value))) for p in points]
-            log_x = False
+        xs, log_x, categories = _axis(view, path, points)
         marks = [
             Point(
                 x,
@@ -273,7 +307,7 @@ def _params(view: SearchView) -> str:
         charts.append(xy_chart(path, x_label=path, y_label=metric, points=marks, log_x=log_x, categories=categories))
     if not charts:
         return '<p class="muted">no candidate scored yet</p>'
-    return f'<div class="charts params">{"".join(charts)}</div>'
+    return f'<div class="parallel-box">{_parallel(view)}</div><div class="charts params">{"".join(charts)}</div>'
 
 
 def _rejected(view: SearchView) -> str:
