@@ -33,6 +33,7 @@ log = get_logger("arm")
 
 TrainFn = Callable[[ExperimentConfig], list[RunResult]]
 ARM_RECORD = "arm_result.json"
+FINISHED = ("completed", "stopped")  # what --resume keeps: ran to its end, or to its rung (search.fidelity)
 
 
 class ArmFailed(Exception):
@@ -112,7 +113,7 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
     if resumed is not None:
         if progress is not None:
             progress.start(run_cfg.name)
-            progress.finish("completed (resumed)")
+            progress.finish(f"{resumed['arm']['status']} (resumed)")
         return resumed
     arm = experiment._execute_arm(
         task.experiment_id,
@@ -124,7 +125,7 @@ def run_arm(task: ArmTask, *, store: Any = None, progress: Progress | None = Non
         run_id=task.run_id,
         stage=task.stage,
     )
-    if arm.status == "completed":
+    if arm.status in FINISHED:
         atomic_write_json(run_dir / ARM_RECORD, {"config_fingerprint": _fingerprint(run_cfg), "arm": arm.to_json()})
     # The run's step rows travel back with the arm: the driver, maybe on another machine, records them.
     rows = _step_rows(experiment._resolve_run_dir(arm)) if arm.run_result is not None else None
@@ -203,19 +204,20 @@ def _fingerprint(run_cfg: RunConfig) -> str:
 
 def resumable(run_dir: Path, run_cfg: RunConfig) -> ArmResult | None:
     """The arm finished in ``run_dir`` for this exact run config (``--resume``), else None: its
-    ``run_result.json`` (the training run's record) says completed, and its ``arm_result.json`` (written
-    after it, once the benchmarks were scored) holds the arm completed for this config's fingerprint. A
-    missing, partial or unreadable record of either means the arm runs again. (The run's own fingerprint
-    may differ: an executor that requeued the run points it at the state it resumed from.)"""
+    ``run_result.json`` (the training run's record) says completed (or stopped at a search's rung), and
+    its ``arm_result.json`` (written after it, once the benchmarks were scored) holds the arm with that
+    status for this config's fingerprint. A missing, partial or unreadable record of either means the
+    arm runs again. (The run's own fingerprint may differ: an executor that requeued the run points it at
+    the state it resumed from.)"""
     try:
         run = json.loads((run_dir / "run_result.json").read_text(encoding="utf-8"))
         data = json.loads((run_dir / ARM_RECORD).read_text(encoding="utf-8"))
         arm = ArmResult.from_json(data["arm"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(run, dict) or run.get("status") != "completed":
+    if not isinstance(run, dict) or run.get("status") not in FINISHED:
         return None
-    if data.get("config_fingerprint") != _fingerprint(run_cfg) or arm.status != "completed":
+    if data.get("config_fingerprint") != _fingerprint(run_cfg) or arm.status != run["status"]:
         return None
     arm.resumed = True
     return arm

@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from evsys_sdk.arm import ARM_RECORD, ArmFailed, ArmTask, TrainFn, score
+from evsys_sdk.budget import StepLimitReached
 from evsys_sdk.callbacks import CallbackSet
 from evsys_sdk.conclusions import Expectation, best_of, conclude, group_scores
 from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig, safe_run_name
@@ -132,8 +133,12 @@ class Experiment:
         resume: bool = False,
         progress: Progress | None = None,
         executor: Executor | None = None,
+        stop_at: dict[str, int] | None = None,
     ):
+        """``stop_at`` stops arms (by group name, else run name) once their in-loop validation has scored
+        that step: ``evsys evolve``'s rungs (``search.fidelity``); such an arm ends ``stopped``."""
         self.config = config
+        self.stop_at = dict(stop_at or {})
         self.store = store
         self.train_fn = train_fn  # None selects the default
         self.inference_factory = inference_factory
@@ -564,6 +569,9 @@ class Experiment:
                 )
         else:  # a failed arm keeps the metrics it had reached (an arm stopped by its time budget)
             self._mark_run_failed(arm.run_id, arm.error, status=arm.status, metrics=arm.metrics)
+            if arm.status == "stopped":  # stopped at a rung: its in-loop scores are its record
+                for e in arm.evals:
+                    self._record_eval(arm, e)
         self.callbacks.emit("on_run_end", arm)
         return arm
 
@@ -640,6 +648,8 @@ class Experiment:
         self._arm_benchmarks = benchmarks  # in-loop validation scores these during training
         try:
             self._train_arm(arm, run_cfg)
+            if arm.status == "stopped":  # at its rung: the in-loop scores are its result
+                return arm
             if benchmarks:
                 self._eval_arm(arm, run_cfg, benchmarks, meta)
             arm.status = "completed"
@@ -659,7 +669,9 @@ class Experiment:
             raise RuntimeError(f"train_fn returned no results for arm '{run_cfg.name}'")
         result = results[0]
         arm.run_result, arm.metrics = result, dict(result.metrics)
-        if result.status != "completed":
+        if result.status == "stopped":
+            arm.status, arm.error = "stopped", result.error
+        elif result.status != "completed":
             raise ArmFailed(result.error or f"train_fn status={result.status}")
         return arm
 
@@ -684,6 +696,7 @@ class Experiment:
         arm = self._arm
         if not val or arm is None:
             return None
+        stop = self.stop_at.get(arm.group_name or arm.name)
 
         def on_step(ctx: RunContext, step: int, client: Any) -> None:
             due = [(b, s) for b, s in val if s.run_every and step % s.run_every == 0]
@@ -702,6 +715,8 @@ class Experiment:
                     ctx.log_store.log_metrics({f"val/{e.name}/{k}": v for k, v in e.metrics.items()}, step)
             except Exception:  # a broken validation set must not lose the training run
                 log.warning("in-loop validation of arm '%s' at step %d failed", run_cfg.name, step, exc_info=True)
+            if stop is not None and step >= stop:
+                raise StepLimitReached(step, f"stopped at rung {stop}")
 
         return on_step
 

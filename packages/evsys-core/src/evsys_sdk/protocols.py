@@ -11,7 +11,7 @@ from evsys_sdk.budget import TimeBudget
 if TYPE_CHECKING:
     from evsys_sdk.config import ExperimentConfig, RunConfig
 
-RunStatus = Literal["completed", "failed", "cancelled"]
+RunStatus = Literal["completed", "failed", "cancelled", "stopped"]  # stopped: at a search's rung
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evsys_sdk._io import atomic_write_json
-from evsys_sdk.budget import TimeBudget, TimeBudgetExceeded
+from evsys_sdk.budget import StepLimitReached, TimeBudget, TimeBudgetExceeded
 from evsys_sdk.config import DataConfig, ExperimentConfig, RunConfig, TransformSpec, _KindSpec, safe_run_name
 from evsys_sdk.data import load_rows, row_prompt
 from evsys_sdk.errors import ConfigError
@@ -167,6 +167,10 @@ def _execute_run(
         result = RunResult(run_id, "failed", error=str(exc))
         _finish(run, run_dir, log_store, result, started, None, partial=True)
         return result
+    except StepLimitReached as exc:
+        result = RunResult(run_id, "stopped", error=str(exc))
+        _finish(run, run_dir, log_store, result, started, None, partial=True, steps=exc.step)
+        return result
     except Exception as exc:
         result = RunResult(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         tb = traceback.format_exc()
@@ -184,6 +188,7 @@ def _finish(
     tb: str | None,
     *,
     partial: bool = False,
+    steps: int | None = None,
 ) -> None:
     if log_store is not None:
         try:
@@ -192,6 +197,8 @@ def _finish(
             log.exception("closing the log store of run '%s' failed", run.name)
     if partial:
         result.metrics = logged_metrics(run_dir)
+    if steps is not None:  # a stopped run ran exactly these steps
+        result.metrics["total_steps"] = float(steps)
     record = {
         "run_id": result.run_id,
         "status": result.status,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from evsys_sdk.errors import EvsysError
 
 if TYPE_CHECKING:
-    from evsys_sdk.search.engine import SearchResult
+    from evsys_sdk.search.engine import Candidate, SearchResult
 
 TOP = 5  # candidates in the closing table
 
@@ -87,10 +87,23 @@ def summary_text(result: SearchResult) -> str:
     failed = sum(c.status == "failed" for c in result.candidates)
     if failed or result.rejected:
         out.append(f"{failed} candidate(s) failed, {len(result.rejected)} proposal(s) rejected (never charged)")
+    stopped = sum(c.status == "stopped" for c in result.candidates)
+    if stopped:
+        out.append(f"{stopped} candidate(s) stopped at a rung (charged the steps they ran)")
     out.append("spent: " + ", ".join(f"{k}={v}" for k, v in result.spent.items()))
     if result.best_path:
         out.append(f"best recipe: {result.best_path} (evsys run {result.best_path})")
     return "\n".join(out)
+
+
+def _mean(c: Candidate) -> str:
+    """The candidate's mean, or at a rung its mean there (``0.41 @50``)."""
+    if c.mean is not None:
+        return f"{c.mean:.4g}"
+    if c.rung_means:
+        step, mean = max(c.rung_means.items())
+        return f"{mean:.4g} @{step}"
+    return "-"
 
 
 def _short(value: Any) -> str:
@@ -130,8 +143,8 @@ def _show(name_or_id: str, *, as_json: bool, plot: str | None = None) -> int:
             c.id,
             ",".join(c.parents) or "-",
             c.operator,
-            c.status,
-            "-" if c.mean is None else f"{c.mean:.4g}",
+            c.message or c.status,
+            _mean(c),
             ", ".join(f"{k}={_short(v)}" for k, v in c.patch.items()),
         ]
         for c in result.candidates

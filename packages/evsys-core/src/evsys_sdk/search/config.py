@@ -83,6 +83,24 @@ class PromotionSpec(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
 
 
+class FidelitySpec(_Strict):
+    """Multi-fidelity rungs (ASHA). Every candidate first trains to the first rung; it goes on to the next
+    rung once it is in the top 1/``reduction`` of the results at its rung; the last rung is the whole run
+    (the score the search compares). A rung is a step of the in-loop benchmark ``metadata.success_metric``
+    names, so each is a multiple of its ``run_every``. A candidate goes on to a rung by training again
+    from the start on the same schedule and seed, stopped at the rung's step: the steps it shares with its
+    earlier rung are the same steps, and the budget is charged every step that ran."""
+
+    rungs: list[int] = Field(min_length=2, description="training steps, increasing; the last is the whole run")
+    reduction: int = Field(default=3, ge=2, description="the top 1/reduction of a rung's results go on")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> FidelitySpec:
+        if self.rungs[0] < 1 or any(b <= a for a, b in zip(self.rungs, self.rungs[1:], strict=False)):
+            raise ValueError(f"rungs must be increasing positive steps, e.g. [50, 100, 200] (got {self.rungs})")
+        return self
+
+
 class SearchConfig(_Strict):
     """Search over the base ``run`` inside its extensions' schemas (``evsys evolve``)."""
 
@@ -96,3 +114,4 @@ class SearchConfig(_Strict):
     )
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     confirm_seeds: int = Field(default=0, ge=0, description="fresh seeds the final best is re-scored on")
+    fidelity: FidelitySpec | None = Field(default=None, description="rungs on in-loop validation (ASHA)")

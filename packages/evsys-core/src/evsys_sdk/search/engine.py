@@ -5,7 +5,8 @@ arms (one per seed of ``n_repeats``) run through the experiment's executor as on
 records go into the search's experiment record, each candidate a replicate group. Proposals are asked,
 validated and journaled before anything is dispatched, so the same seed gives the same search whatever
 the executor, and a resumed search (after Ctrl-C or kill -9) replays its journal, re-asks nothing and
-re-runs only the arms that had not finished.
+re-runs only the arms that had not finished. With ``search.fidelity`` a generation's places go first to
+candidates promoted to their next rung, then to new ones (``evsys_sdk.search.fidelity``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from evsys_sdk.errors import ConfigError, EvsysError
 from evsys_sdk.logger import get_logger
 from evsys_sdk.results import ArmResult
 from evsys_sdk.search.config import SearchConfig
+from evsys_sdk.search.fidelity import (
+    fidelity_problems,
+    job_name,
+    promotions,
+    rung_metric,
+    rung_scores,
+    static_steps,
+    stopped_message,
+)
 from evsys_sdk.search.ledger import ArmCost, Ledger
 from evsys_sdk.search.promotion import promotes
 from evsys_sdk.search.proposers import Proposal, Proposer
@@ -38,7 +48,8 @@ MAX_BARREN_ASKS = 10
 
 @dataclass
 class Candidate:
-    """One proposed recipe and what its seeds scored. ``status``: pending, scored or failed."""
+    """One proposed recipe and what its seeds scored. ``status``: pending, scored, failed or (with
+    ``search.fidelity``) stopped at ``rung`` (an index; ``rung_scores`` by the rung's step)."""
 
     id: str
     parents: list[str]
@@ -51,8 +62,13 @@ class Candidate:
     status: str = "pending"
     fingerprint: str = ""
     generation: int = 0
-    seconds: float = 0.0  # arm seconds, summed over its seeds
+    seconds: float = 0.0  # arm seconds, summed over its seeds (and rungs)
     error: str | None = None
+    rung: int | None = None
+    rung_scores: dict[int, list[float]] = field(default_factory=dict)
+    rung_means: dict[int, float] = field(default_factory=dict)
+    message: str | None = None  # "stopped at rung N"
+    job_rung: int = 0  # the rung its next (or running) job trains to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +80,8 @@ class Candidate:
             "mean": self.mean,
             "ci95": self.ci95,
             "status": self.status,
+            **({"rung_scores": {str(k): v for k, v in self.rung_scores.items()}} if self.rung_scores else {}),
+            **({"message": self.message} if self.message else {}),
         }
 
 
@@ -120,6 +138,7 @@ class State:
 
     def __init__(self, search: SearchConfig, n_repeats: int):
         self.search, self.n_repeats = search, n_repeats
+        self.fidelity = search.fidelity
         self.maximize = search.direction == "maximize"
         self.ledger = Ledger(search.budget, n_repeats, held=search.confirm_seeds)
         self.candidates: list[Candidate] = []
@@ -130,8 +149,9 @@ class State:
         self.confirm: dict[str, Any] | None = None
         self.asks = 0  # asks made so far: the next ask's seed
         self.generations = 0
-        # The generation proposed (maybe in part) but not yet scored: {"generation", "size"}, or None.
-        self.open: dict[str, int] | None = None
+        # The generation proposed (maybe in part) but not yet scored: {"generation", "size", "promote"}.
+        self.open: dict[str, Any] | None = None
+        self.proposer_usage: dict[str, Any] = {}  # what the proposer spent, as of the last ask
 
     def apply(self, kind: str, event: dict[str, Any]) -> Candidate | None:
         """Fold one event in; returns the candidate an event of kind ``scored`` finished."""
@@ -140,6 +160,12 @@ class State:
         if kind == "generation":
             self.open = dict(event)
             self.generations = event["generation"] + 1
+            for cid, rung in event.get("promote", []):
+                promoted = self.by_id[cid]
+                promoted.status, promoted.job_rung = "pending", rung
+                self.ledger.reserve(0, self.n_repeats)
+        elif kind == "usage":
+            self.proposer_usage = dict(event["proposer"])
         elif kind == "candidate":
             c = Candidate(
                 id=event["id"],
@@ -160,13 +186,26 @@ class State:
         elif kind == "scored":
             c = self.by_id[event["id"]]
             self.open = None  # a generation's scores are journaled together
-            c.scores, c.status, c.error = list(event["scores"]), event["status"], event.get("error")
             costs = [ArmCost(**a) for a in event["cost"]]
-            c.seconds = sum(a.seconds for a in costs)
-            if c.status == "scored":
-                s = summarize(c.scores)
-                c.mean, c.ci95 = s.mean, [s.ci95_low, s.ci95_high]
-            self.ledger.settle(1, self.n_repeats, costs)
+            c.seconds += sum(a.seconds for a in costs)
+            rung = event.get("rung")
+            c.status, c.error, c.message = event["status"], event.get("error"), event.get("message")
+            if c.status == "stopped":
+                assert self.fidelity is not None and rung is not None
+                c.rung, step = rung, self.fidelity.rungs[rung]
+                c.rung_scores[step], c.rung_means[step] = list(event["scores"]), summarize(event["scores"]).mean
+            else:
+                c.scores = list(event["scores"])
+                if c.status == "scored":
+                    s = summarize(c.scores)
+                    c.mean, c.ci95 = s.mean, [s.ci95_low, s.ci95_high]
+                    if rung is not None:  # the whole run, at (or, ended early, before) this rung
+                        assert self.fidelity is not None
+                        c.rung = rung
+                        c.rung_scores[self.fidelity.rungs[rung]] = list(c.scores)
+                        c.rung_means[self.fidelity.rungs[rung]] = c.mean
+            # A candidate counts once, at its first rung; every job's arms count.
+            self.ledger.settle(1 if not rung else 0, self.n_repeats, costs)
             if promotes(c, self.best, maximize=self.maximize, rule=self.search.promotion):
                 self.best = c
             return c
@@ -185,7 +224,7 @@ class State:
             best=self.best,
             candidates=list(self.candidates),
             rejected=list(self.rejected),
-            spent=self.ledger.spent.to_json(),
+            spent={**self.ledger.spent.to_json(), **({"proposer": self.proposer_usage} if self.proposer_usage else {})},
             confirm=self.confirm,
             best_path=best_path,
         )
@@ -230,6 +269,8 @@ class Search:
         self.seeds = cfg.repeat_seeds(self.base)
         self.resuming = False  # the next generation was interrupted: its finished arms are on disk
         self.samples = {str(b.name): b.num_samples for b in benchmark_specs(cfg.metadata.get("benchmark"))}
+        self.rung_metric = rung_metric(cfg) if self.search.fidelity is not None else None
+        self.usage_before: dict[str, Any] = {}
 
     # records
 
@@ -266,8 +307,9 @@ class Search:
         self.proposer.setup(self.space, maximize=self.state.maximize)
         for kind, event in self.journal.events:  # a resumed search: told candidates are told again, in order
             told = self.state.apply(kind, event)
-            if told is not None:
+            if told is not None and told.status != "stopped":
                 self.proposer.tell(told)
+        self.usage_before = dict(self.state.proposer_usage)  # spent by the asks of an earlier attempt
         self.records = ArmRecords(self.store, self.journal.experiment_id, self.journal)
         self.arms_dir = Path(self.cfg.output_dir).expanduser() / f"search-{self.journal.experiment_id[:8]}"
         self._warn_small_budget()
@@ -297,20 +339,44 @@ class Search:
         new one of as many candidates as the budget can reserve (none: the search is over)."""
         state = self.state
         if state.open is None:
-            n = state.ledger.affordable(self.search.parallel)
-            if n == 0:
+            promote, n = self._plan()
+            if not promote and n == 0:
                 return []
-            opening = ("generation", {"generation": state.generations, "size": n})
+            opening: tuple[str, dict[str, Any]] = (
+                "generation",
+                {
+                    "generation": state.generations,
+                    "size": n,
+                    **({"promote": [[c.id, rung] for c, rung in promote]} if promote else {}),
+                },
+            )
             state.apply(*opening)  # journaled with the first ask's events: one transaction
-            return self._propose(n, opening)
+            if n == 0:
+                self.journal.append(opening)
+                return [c for c, _ in promote]
+            return [c for c, _ in promote] + self._propose(n, opening)
         assert state.open is not None
         generation, size = state.open["generation"], state.open["size"]
+        promoted = [state.by_id[cid] for cid, _ in state.open.get("promote", [])]
         pending = [c for c in state.candidates if c.generation == generation]
         self._say(
             f"resuming '{self.cfg.name}': generation {generation}, {len(pending)} of {size} candidate(s) proposed"
+            + (f", {len(promoted)} promoted" if promoted else "")
         )
         self.resuming = True
-        return pending + (self._propose(size - len(pending)) if len(pending) < size else [])
+        return promoted + pending + (self._propose(size - len(pending)) if len(pending) < size else [])
+
+    def _plan(self) -> tuple[list[tuple[Candidate, int]], int]:
+        """The next generation: the candidates promoted to their next rung, and how many new ones."""
+        state, fidelity, parallel = self.state, self.search.fidelity, self.search.parallel
+        if fidelity is None:
+            return [], state.ledger.affordable(parallel)
+        jobs = state.ledger.affordable(parallel, new=False)  # what the arms and seconds still buy
+        promote = promotions(state.candidates, fidelity, maximize=state.maximize, limit=jobs, finishing=False)
+        n = min(state.ledger.affordable(parallel - len(promote)), jobs - len(promote))
+        if not promote and n == 0:
+            promote = promotions(state.candidates, fidelity, maximize=state.maximize, limit=jobs, finishing=True)
+        return promote, n
 
     def _propose(self, n: int, opening: tuple[str, dict[str, Any]] | None = None) -> list[Candidate]:
         """Ask until ``n`` valid new candidates of the open generation; each ask is journaled with all it
@@ -343,6 +409,9 @@ class Search:
                 events.append(("candidate", {**_event(c), "ask": ask}))
             if not any(k == "candidate" for k, _ in events):
                 events.append(("ask", {"ask": ask}))  # a barren ask still moves the seed on
+            usage = _added(self.usage_before, self.proposer.usage())
+            if usage:  # journaled with the ask: a resumed search keeps what the first attempt spent
+                events.append(("usage", {"proposer": usage}))
             self.journal.append(*([opening] if opening else []), *events)
             opening = None
             for kind, event in events:
@@ -383,6 +452,9 @@ class Search:
         if problems:
             where, msg = problems[0]
             return f"{'.'.join(map(str, where))}: {msg}"
+        steps = static_steps(run)
+        if self.search.fidelity is not None and steps is not None and steps < self.search.fidelity.rungs[-1]:
+            return f"its {steps} steps end before the last rung {self.search.fidelity.rungs[-1]}"
         fingerprint = _fingerprint(run, self.base.name)
         twin = self.state.by_fingerprint.get(fingerprint) or next(
             (c.id for c in batch if c.fingerprint == fingerprint), None
@@ -409,30 +481,61 @@ class Search:
             }
         )
 
-    def _experiment(self, executor: Any, cfg: ExperimentConfig, *, resume: bool) -> list[ArmResult]:
+    def _experiment(
+        self, executor: Any, cfg: ExperimentConfig, *, resume: bool, stop_at: dict[str, int] | None = None
+    ) -> list[ArmResult]:
+        """The arms of ``cfg`` run as one Experiment; ``stop_at``: run name -> the step its arms stop at."""
         from evsys_sdk.experiment import Experiment
         from evsys_sdk.progress import Progress
 
         quiet = Progress(len(cfg.arm_names()), enabled=False)
-        result = Experiment(cfg, store=self.records, resume=resume, progress=quiet, executor=executor).run()
-        return result.arms
+        experiment = Experiment(
+            cfg, store=self.records, resume=resume, progress=quiet, executor=executor, stop_at=stop_at
+        )
+        return experiment.run().arms
 
     def _run_generation(self, executor: Any, pending: list[Candidate]) -> None:
         # An interrupted generation takes the arms that had finished from their records on disk.
         resume, self.resuming = self.resuming, False
-        arms = self._experiment(executor, self._generation_config([c.run_config for c in pending]), resume=resume)
-        events = [
-            ("scored", _scored(c.id, [a for a in arms if (a.group_name or a.name) == c.id], self.metric, self.samples))
-            for c in pending
-        ]
+        fidelity = self.search.fidelity
+        names = {c.id: c.id if fidelity is None else job_name(c.id, fidelity, c.job_rung) for c in pending}
+        stop_at = {}
+        if fidelity is not None:  # every job but the whole run's stops at its rung
+            stop_at = {names[c.id]: fidelity.rungs[c.job_rung] for c in pending if names[c.id] != c.id}
+        runs = [c.run_config.model_copy(update={"name": names[c.id]}) for c in pending]
+        arms = self._experiment(executor, self._generation_config(runs), resume=resume, stop_at=stop_at)
+        events = []
+        for c in pending:
+            mine = [a for a in arms if (a.group_name or a.name) == names[c.id]]
+            event = _scored(c.id, mine, self.metric, self.samples)
+            if fidelity is not None:
+                event = self._at_rung(event, mine, c.job_rung)
+            events.append(("scored", event))
         self.journal.append(*events)
         for kind, event in events:
             before = self.state.best
             told = self.state.apply(kind, event)
             assert told is not None
-            self.proposer.tell(told)
+            if told.status != "stopped":
+                self.proposer.tell(told)
             self._progress(told, self.state.best is not before)
         self.store.update_experiment(self.journal.experiment_id, search=self._record(self._result()))
+
+    def _at_rung(self, event: dict[str, Any], arms: list[ArmResult], rung: int) -> dict[str, Any]:
+        """A job's event with its rung; arms stopped there are scored by their live score at its step."""
+        assert self.search.fidelity is not None and self.rung_metric is not None
+        event = {**event, "rung": rung}
+        if not arms or any(a.status != "stopped" for a in arms):
+            return event  # the whole run (or an arm that ended before its rung, or a failure)
+        values = rung_scores(arms, self.search.fidelity, rung, self.rung_metric)
+        if None in values:
+            missing = arms[values.index(None)].name
+            step = self.search.fidelity.rungs[rung]
+            name, key = self.rung_metric
+            error = f"{missing} scored no {key} on {name} at step {step}"
+            return {**event, "scores": [], "status": "failed", "error": error}
+        message = stopped_message(self.search.fidelity, rung)
+        return {**event, "scores": values, "status": "stopped", "error": None, "message": message}
 
     def _run_confirmation(self, executor: Any) -> None:
         best = self.state.best
@@ -482,11 +585,7 @@ class Search:
         return result
 
     def _result(self, best_path: str | None = None) -> SearchResult:
-        result = self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
-        usage = self.proposer.usage()
-        if usage:  # apart from the evaluation budget
-            result.spent["proposer"] = usage
-        return result
+        return self.state.result(self.cfg.name, self.journal.experiment_id, self.metric, best_path)
 
     def _record(self, result: SearchResult) -> dict[str, Any]:
         return search_record(result, self.space, self.search.budget)
@@ -515,6 +614,9 @@ class Search:
         lineage = c.operator + (f"<{','.join(c.parents)}" if c.parents else "")
         best = f"best {state.best.id} {state.best.mean:.4g}" if state.best and state.best.mean is not None else "best -"
         scores = _fmt_scores(c.to_json()) + (f" ({c.error[:80]})" if c.error else "")
+        if c.status == "stopped" and state.fidelity is not None and c.rung is not None:
+            step = state.fidelity.rungs[c.rung]
+            scores = f"{c.message}: {c.rung_means[step]:.4g} (n={len(c.rung_scores[step])})"
         self._say(
             f"[{done}/{bought or '?'}] {c.id} {lineage:<18} {scores}  | {best}" + (" (new best)" if promoted else "")
         )
@@ -607,6 +709,11 @@ def _scored(cid: str, arms: list[ArmResult], metric: str, samples: dict[str, int
     }
 
 
+def _added(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """Usage counts of an earlier attempt plus this one's, key by key."""
+    return {k: before.get(k, 0) + now.get(k, 0) for k in {**before, **now}}
+
+
 def _fmt_scores(c: dict[str, Any]) -> str:
     if c.get("mean") is None:
         return "failed"
@@ -636,6 +743,8 @@ def _prepare(cfg: ExperimentConfig) -> tuple[SearchConfig, RunConfig, str, Space
         problems.append(
             (("search", "promotion", "rule"), "rule paired compares seeds: it needs n_repeats >= 2 (or rule: mean)")
         )
+    if search.fidelity is not None and cfg.run is not None:
+        problems += fidelity_problems(cfg, search.fidelity)
     if problems:
         raise ConfigError(format_problems(problems, src))
     assert cfg.run is not None

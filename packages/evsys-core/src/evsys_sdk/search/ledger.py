@@ -53,10 +53,11 @@ class Ledger:
         """The seconds an arm reserves: its time budget when there is one (else unknown, 0)."""
         return self.budget.arm_seconds or 0.0
 
-    def affordable(self, wanted: int) -> int:
-        """How many of ``wanted`` more candidates the budget can still reserve."""
-        b, n = self.budget, wanted
-        if b.candidates is not None:
+    def affordable(self, wanted: int, *, new: bool = True) -> int:
+        """How many of ``wanted`` more candidates (``new``: else more jobs of candidates already counted,
+        their next rung) the budget can still reserve."""
+        b, n = self.budget, max(0, wanted)
+        if new and b.candidates is not None:
             n = min(n, b.candidates - self.spent.candidates - self.reserved_candidates)
         if b.arms is not None:
             left = b.arms - self.held - self.spent.arms - self.reserved_arms

@@ -198,12 +198,12 @@ class LLMProposer(Proposer):
         scored = [c for c in history if c.status == "scored" and c.mean is not None]
         k = self.config.history
         best = sorted(scored, key=lambda c: c.mean or 0.0, reverse=self.maximize)[:k]
-        recent = [c for c in history[-k:] if c not in best]
+        recent = [c for c in history[-k:] if c not in best and c in scored]
         if best:
             lines += ["", "Best candidates so far:"] + [_line(c) for c in best]
         if recent:
             lines += ["", "Most recent candidates:"] + [_line(c) for c in recent]
-        failed = [c for c in history[-k:] if c.status != "scored"]
+        failed = [c for c in history[-k:] if c.status == "failed"]
         if failed:
             lines += ["", "Failed candidates:"] + [f"- {json.dumps(c.patch, default=str)}: {c.error}" for c in failed]
         if self._rejected:

@@ -22,7 +22,7 @@ from pydantic import Field
 from evsys_sdk.config import StrictModel
 from evsys_sdk.hookspecs import hookimpl
 
-__all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "experiment", "regret", "score"]
+__all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "experiment", "landscape_experiment", "regret", "score"]
 
 # The optimum of both objectives; ``regret(params) == 0`` there.
 OPTIMUM_X, OPTIMUM_LR, OPTIMUM_DEPTH = 1.5, 1e-3, 5
@@ -121,3 +121,53 @@ class SyntheticAlgorithm:
 @hookimpl
 def evsys_register_algorithms(registry: Any) -> None:
     registry.add(SyntheticAlgorithm)
+
+
+def landscape_experiment(
+    folder: str | Path,
+    search: dict[str, Any],
+    *,
+    steps: int = 200,
+    run_every: int = 10,
+    n_rows: int = 60,
+    n_repeats: int = 1,
+) -> dict[str, Any]:
+    """An experiment config searching the mock backend's landscape (``evsys_sdk.builtins.mock_landscape``)
+    with the ``search`` block given: SFT of ``steps`` steps on ``n_rows`` question rows, scored live every
+    ``run_every`` steps on the same rows (the benchmark ``val``, written into ``folder``); the objective
+    is ``val.pass_rate``, the share of rows the mock model recalls, about its skill at the run's end."""
+    import json
+
+    bench = Path(folder) / "bench"
+    bench.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "task_id": f"q{i}",
+            "instruction": f"q{i}",
+            "verifier": {"kind": "in_process", "fn_name": "exact_match", "expected": f"a{i}"},
+        }
+        for i in range(n_rows)
+    ]
+    (bench / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (bench / "metadata.yaml").write_text("name: val\n", encoding="utf-8")
+    return {
+        "name": "landscape",
+        "output_dir": str(Path(folder) / "out"),
+        "n_repeats": n_repeats,
+        "base_seed": 0,
+        "metadata": {
+            "success_metric": "val.pass_rate",
+            "benchmark": [{"name": "val", "path": str(bench), "run_every": run_every}],
+        },
+        "run": {
+            "name": "sft",
+            "data": {"source_kind": "in_memory", "rows": rows},
+            "model": {"name": "tiny"},
+            "backend": {"kind": "mock"},
+            "algorithm": {
+                "kind": "sft",
+                "params": {"max_steps": steps, "batch_size": 1, "learning_rate": 1e-5, "lora_rank": 4},
+            },
+        },
+        "search": search,
+    }
