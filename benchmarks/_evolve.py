@@ -23,7 +23,9 @@ class InstantSearch(Search):
 
     objective: Objective
 
-    def _experiment(self, executor: Any, cfg: ExperimentConfig, *, resume: bool) -> list[ArmResult]:
+    def _experiment(
+        self, executor: Any, cfg: ExperimentConfig, *, resume: bool, stop_at: dict[str, int] | None = None
+    ) -> list[ArmResult]:
         arms = []
         for run in cfg.all_runs():
             for seed in cfg.repeat_seeds(run):

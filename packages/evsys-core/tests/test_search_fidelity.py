@@ -251,3 +251,11 @@ def test_an_arm_stopped_at_its_step_is_recorded_stopped_and_resumed_as_such(tmp_
     assert run["status"] == "stopped" and sorted(e["step"] for e in store.run_evals(run["id"])) == [10, 20]
     (again,) = Experiment(cfg, store=store, stop_at={"sft": 20}, resume=True).run().arms
     assert again.resumed and again.status == "stopped" and again.evals == arm.evals
+
+
+def test_the_process_executor_stops_arms_at_the_same_rungs(tmp_path: Path) -> None:
+    here = evolve(fidelity_config(tmp_path / "a"), store=LocalStore(tmp_path / "a.db")).to_json()
+    cfg = fidelity_config(tmp_path / "b")
+    cfg["executor"] = {"kind": "process", "params": {"max_workers": 2}}
+    there = evolve(cfg, store=LocalStore(tmp_path / "b.db")).to_json()
+    assert there["candidates"] == here["candidates"] and there["spent"]["train_steps"] == here["spent"]["train_steps"]
