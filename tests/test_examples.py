@@ -143,3 +143,17 @@ def test_evolve_example_searches_the_quickstart_recipe(repo_copy: Path) -> None:
     record = json.loads(evsys("runs", "show", "quickstart_evolve", "--json", cwd=repo_copy).stdout)
     lowest = min(record["arms"], key=lambda a: a["metrics"]["train/final_loss"])
     assert record["experiment"]["best_arm"] == lowest["name"], record["experiment"]
+
+
+def test_evolve_fidelity_example_stops_candidates_at_their_rungs(repo_copy: Path) -> None:
+    run = evsys("evolve", "examples/evolve/fidelity.yaml", cwd=repo_copy)
+    assert run.returncode == 0, run.stderr
+    assert "stopped at rung 10: " in run.stderr and "candidate(s) stopped at a rung" in run.stdout
+    shown = json.loads(evsys("evolve", "show", "capitals_rungs", "--json", cwd=repo_copy).stdout)
+    cands = shown["candidates"]
+    full = [c for c in cands if c["status"] == "scored"]
+    assert full and all(c["message"].startswith("stopped at rung") for c in cands if c["status"] == "stopped")
+    assert shown["best"]["id"] == max(full, key=lambda c: c["mean"])["id"]
+    # Each job trained from the start to its rung, on 2 seeds: together far less than 18 whole runs.
+    jobs = [int(step) for c in cands for step in c["rung_scores"]]
+    assert shown["spent"]["train_steps"] == 2 * sum(jobs) < 18 * 2 * 90 / 2
