@@ -259,3 +259,12 @@ def test_the_process_executor_stops_arms_at_the_same_rungs(tmp_path: Path) -> No
     cfg["executor"] = {"kind": "process", "params": {"max_workers": 2}}
     there = evolve(cfg, store=LocalStore(tmp_path / "b.db")).to_json()
     assert there["candidates"] == here["candidates"] and there["spent"]["train_steps"] == here["spent"]["train_steps"]
+
+
+def test_a_proposal_whose_steps_end_before_the_last_rung_is_rejected_never_charged(tmp_path: Path) -> None:
+    space = {**SPACE, "algorithm.params.max_steps": {"int_uniform": [39, 40]}}
+    result = evolve(fidelity_config(tmp_path, candidates=4, space=space), store=LocalStore(tmp_path / "db"))
+    short = [r for r in result.rejected if r["patch"]["algorithm.params.max_steps"] == 39]
+    assert short and {r["reason"] for r in short} == {"its 39 steps end before the last rung 40"}
+    assert all(c.run_config.algorithm.params["max_steps"] == 40 for c in result.candidates)
+    assert result.spent["rejected"] == len(result.rejected) and result.spent["candidates"] == 4
