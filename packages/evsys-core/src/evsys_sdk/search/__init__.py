@@ -2,8 +2,9 @@
 
 ``config`` (the ``search:`` block), ``space`` (axes, schema checks, ``space: auto``), ``proposers``
 (the ``proposer`` kind: ``random``, ``mutate``), ``ledger`` (reserve-then-settle budget), ``promotion``
-(seed-mean scoring and the promotion rule), ``records`` (the journal and the arms' records in the
-tracking store), ``engine`` (the loop, ``evolve``), ``cli`` (``evsys evolve``, ``evsys evolve show``).
+(seed-mean scoring and the promotion rule), ``fidelity`` (rungs on in-loop validation: ASHA),
+``records`` (the journal and the arms' records in the tracking store), ``engine`` (the loop,
+``evolve``), ``cli`` (``evsys evolve``, ``evsys evolve show``).
 Names resolve lazily: importing the block's models loads nothing else.
 """
 
