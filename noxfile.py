@@ -16,7 +16,7 @@ from pathlib import Path
 import nox
 
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "typecheck", "core", "plugin", "slurm", "e2e", "example_plugin"]
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "slurm", "e2e", "example_plugin", "docs"]
 CORE = "packages/evsys-core"
 # Core with its `testing` extra: the contract suites' property tests draw params with hypothesis.
 CORE_TESTING = f"{CORE}[testing]"
@@ -28,6 +28,8 @@ PLUGINS = sorted(
 )
 # Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
 PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
+# Installed without their dependencies (torch, ray, tinker, optuna) by the docs session.
+DOCS_NO_DEPS = {"evsys-local", "evsys-ray", "evsys-tinker", "evsys-optuna"}
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EVSYS_STRICT_PLUGINS": "1"}
 # Every pytest run: a hang fails its one test (after a generous 300 s: CI machines have 2 cores), not CI.
 PYTEST = ("pytest", "pytest-timeout")
@@ -117,6 +119,23 @@ def example_plugin(session: nox.Session) -> None:
     """The example third-party plugin, tested against the mock backend with core's contract suites."""
     session.install(CORE_TESTING, "examples/plugin", *PYTEST)
     session.run("pytest", "examples/plugin/tests", "-q", *TIMEOUT, *session.posargs, env=ENV)
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The site: its tools' tests, every relative link in the repo's Markdown, the runnable tutorial blocks
+    (mock backend), then `mkdocs build --strict` with the reference generated from core and every plugin.
+    Plugins whose dependencies are heavy come without them (DOCS_NO_DEPS): hooks modules and registered
+    classes import none at module level, so their params document from their schemas."""
+    plugins = [*PLUGINS, "evsys-slurm"]
+    session.install(CORE, "-r", "docs/requirements.txt", *(f"packages/{p}" for p in plugins if p not in DOCS_NO_DEPS))
+    session.install("--no-deps", *(f"packages/{p}" for p in plugins if p in DOCS_NO_DEPS))
+    session.install(*PYTEST)
+    session.run("pytest", "docs/_tools", "-q", *TIMEOUT, env=ENV)
+    session.run("python", "docs/_tools/check_links.py")
+    session.run("python", "docs/_tools/run_blocks.py", *session.posargs, env=ENV)
+    site = Path(session.create_tmp()) / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env={**ENV, "NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python="3.11")
