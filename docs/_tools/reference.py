@@ -56,8 +56,13 @@ def pages() -> dict[str, str]:
 # ---------------------------------------------------------------- JSON schema -> tables
 
 
+def _md(text: Any) -> str:
+    """Docstrings and descriptions are written with reST's ``literal``: Markdown's is `literal`."""
+    return str(text).replace("``", "`")
+
+
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _code(value: Any) -> str:
@@ -141,9 +146,8 @@ def fields_table(schema: dict[str, Any], link: Any = None) -> str:
     rows = ["| field | type | default | bounds | description |", "|---|---|---|---|---|"]
     for name, prop in props.items():
         default = "*required*" if name in required else _code(prop["default"]) if "default" in prop else ""
-        rows.append(
-            f"| `{name}` | {type_of(prop, link)} | {default} | {bounds_of(prop)} | {_cell(prop.get('description', ''))} |"
-        )
+        description = _cell(prop.get("description", ""))
+        rows.append(f"| `{name}` | {type_of(prop, link)} | {default} | {bounds_of(prop)} | {description} |")
     return "\n".join(rows) + "\n"
 
 
@@ -152,7 +156,7 @@ def _anchor(name: str) -> str:
 
 
 def model_section(title: str, schema: dict[str, Any], level: int, link: Any = None) -> str:
-    doc = schema.get("description", "")
+    doc = _md(schema.get("description", ""))
     return f"{'#' * level} {title}\n\n" + (f"{doc}\n\n" if doc else "") + fields_table(schema, link) + "\n"
 
 
@@ -283,7 +287,7 @@ def hooks_page() -> str:
             continue
         first = " (first result wins)" if opts.get("firstresult") else ""
         sig = str(inspect.signature(fn)).replace("'", "")
-        out.append(f"## `{name}`{first}\n\n```python\ndef {name}{sig}\n```\n\n{inspect.getdoc(fn) or ''}\n")
+        out.append(f"## `{name}`{first}\n\n```python\ndef {name}{sig}\n```\n\n{_md(inspect.getdoc(fn) or '')}\n")
     return "\n".join(out)
 
 
