@@ -30,6 +30,7 @@ PLUGINS = sorted(
 PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
 # Installed without their dependencies (torch, ray, tinker, optuna) by the docs session.
 DOCS_NO_DEPS = {"evsys-local", "evsys-ray", "evsys-tinker", "evsys-optuna"}
+DOCS_EXTRAS = {"evsys-dashboard": "[server]"}  # the dashboard tutorial serves it
 ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "EVSYS_STRICT_PLUGINS": "1"}
 # Every pytest run: a hang fails its one test (after a generous 300 s: CI machines have 2 cores), not CI.
 PYTEST = ("pytest", "pytest-timeout")
@@ -128,7 +129,8 @@ def docs(session: nox.Session) -> None:
     Plugins whose dependencies are heavy come without them (DOCS_NO_DEPS): hooks modules and registered
     classes import none at module level, so their params document from their schemas."""
     plugins = [*PLUGINS, "evsys-slurm"]
-    session.install(CORE, "-r", "docs/requirements.txt", *(f"packages/{p}" for p in plugins if p not in DOCS_NO_DEPS))
+    with_deps = [f"packages/{p}{DOCS_EXTRAS.get(p, '')}" for p in plugins if p not in DOCS_NO_DEPS]
+    session.install(CORE, "-r", "docs/requirements.txt", *with_deps)
     session.install("--no-deps", *(f"packages/{p}" for p in plugins if p in DOCS_NO_DEPS))
     session.install(*PYTEST)
     session.run("pytest", "docs/_tools", "-q", *TIMEOUT, env=ENV)

@@ -281,9 +281,9 @@ def hooks_page() -> str:
         "A plugin is a module of hook implementations named by an `evsys_sdk.plugins` entry point; see "
         "[Writing a plugin](../plugins.md).\n",
     ]
-    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+    for name, fn in vars(hookspecs).items():  # in the order the module defines them
         opts = getattr(fn, f"{hookspecs.PROJECT}_spec", None)
-        if not name.startswith("evsys_") or opts is None:
+        if not inspect.isfunction(fn) or opts is None:
             continue
         first = " (first result wins)" if opts.get("firstresult") else ""
         sig = str(inspect.signature(fn)).replace("'", "")
