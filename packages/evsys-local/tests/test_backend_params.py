@@ -1,18 +1,20 @@
-"""The backend's scale params: validated with a located line before any arm, wired into TRL on one process."""
+"""The backend's scale params: validated with a located line before any arm, wired into TRL; QLoRA and
+GRPO's vLLM options, refused where they cannot run."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import yaml
-from conftest import CHAT_ROWS, PROMPT_ROWS, local_config
+from conftest import CHAT_ROWS, PROMPT_ROWS, TASK_ROWS, local_config
 
 from evsys_local.backend import LocalBackendConfig
 from evsys_local.common import trainer_args
-from evsys_sdk.errors import ConfigError
+from evsys_sdk.errors import ConfigError, EvsysError
 from evsys_sdk.runner import run_experiment
 from evsys_sdk.yaml_loader import check_config, load_yaml
 
@@ -35,9 +37,9 @@ def problem(tmp_path: Path, params: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("params", "says"),
     [
-        ({"num_processes": 2}, "num_processes: 2 is not implemented yet"),
         ({"num_processes": 0}, "greater than or equal to 1"),
         ({"strategy": "fsdp"}, "needs num_processes > 1"),
+        ({"strategy": "fsdp", "num_processes": 2, "device": "cpu"}, "strategy: fsdp needs CUDA GPUs"),
         ({"strategy": "zero3"}, "'ddp' or 'fsdp'"),
         ({"mixed_precision": "fp16", "dtype": "float32", "device": "cpu"}, "needs a CUDA GPU and this device is cpu"),
         ({"mixed_precision": "fp16"}, "set dtype: float32"),
@@ -104,3 +106,57 @@ def test_sdft_refuses_what_its_own_loop_does_not_do(tmp_path: Path) -> None:
     [result] = run_experiment(cfg)
     assert result.status == "failed"
     assert "local_sdft does not support backend gradient_checkpointing yet" in (result.error or "")
+
+
+def algorithm_problem(tmp_path: Path, algorithm: str, params: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    cfg = local_config(tmp_path, algorithm, params, rows)
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        check_config(load_yaml(path))
+    [line] = info.value.problems
+    assert line.startswith(f"{path}:") and "run.algorithm.params" in line, line
+    return line
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_use_vllm_without_vllm_is_refused_before_any_arm(tmp_path: Path) -> None:
+    line = algorithm_problem(tmp_path, "rl", {"use_vllm": True, "vllm_mode": "server"}, TASK_ROWS)
+    assert "use_vllm: true needs vLLM, which is not installed: pip install vllm" in line
+
+
+def test_vllm_options_validate_and_reach_grpo(tmp_path: Path) -> None:
+    from trl import GRPOConfig
+
+    from evsys_local.rl import LocalRLConfig
+
+    assert "only apply with use_vllm: true" in algorithm_problem(tmp_path, "rl", {"vllm_mode": "server"}, TASK_ROWS)
+    with pytest.raises(ValueError, match="less than or equal to 65535"):
+        LocalRLConfig(vllm_server_port=70000)
+    with pytest.raises(ValueError, match="'colocate' or 'server'"):
+        LocalRLConfig(vllm_mode="remote")
+    # What GRPOConfig receives: every option is one of its own fields, with its own defaults when unset.
+    args = LocalRLConfig().vllm_args()
+    grpo = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none")
+    assert args == {key: getattr(grpo, key) for key in args}
+    chosen = LocalRLConfig.model_construct(use_vllm=True, vllm_mode="server", vllm_server_port=8001).vllm_args()
+    built = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", **chosen)
+    assert (built.use_vllm, built.vllm_mode, built.vllm_server_port) == (True, "server", 8001)
+
+
+def test_qlora_loads_through_bitsandbytes_and_trains_adapters_only() -> None:
+    from transformers import BitsAndBytesConfig
+
+    from evsys_local.checkpoints import quantization_config
+    from evsys_local.common import peft_config
+    from evsys_local.sft import LocalSFTConfig
+
+    nf4 = quantization_config("4bit", torch.bfloat16)
+    assert isinstance(nf4, BitsAndBytesConfig) and nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4"
+    assert nf4.bnb_4bit_use_double_quant and nf4.bnb_4bit_compute_dtype == torch.bfloat16
+    assert quantization_config("8bit", torch.bfloat16).load_in_8bit
+    full = LocalSFTConfig(max_steps=1, lora_rank=0)
+    with pytest.raises(EvsysError, match="set lora_rank > 0"):
+        peft_config(full, full, {"quantization": "4bit"})
+    lora = LocalSFTConfig(max_steps=1, lora_rank=4)
+    assert peft_config(lora, lora, {"quantization": "4bit"}).r == 4

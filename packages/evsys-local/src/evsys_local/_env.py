@@ -17,12 +17,19 @@ def install_command() -> str:
     return pip_install("evsys-local", '"torch==2.13.0"') + " (pin torch in the same command on CPU machines)"
 
 
-def require_stack() -> None:
-    """Import torch/transformers/trl/peft, turning a missing one into a user-facing error."""
+def require_stack(*, load: bool = True) -> None:
+    """Import torch/transformers/trl/peft (``load=False``: only find them), turning a missing one into a
+    user-facing error."""
+    import importlib.util
+
     # The HF stack must never try the network unless the user opted in by unsetting this.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     missing = []
-    for module in ("torch", "transformers", "trl", "peft", "datasets", "accelerate"):
+    for module in ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "psutil"):
+        if not load:
+            if importlib.util.find_spec(module) is None:
+                missing.append(module)
+            continue
         try:
             __import__(module)
         except ImportError:

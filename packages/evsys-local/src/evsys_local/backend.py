@@ -28,12 +28,12 @@ class LocalBackendConfig(StrictModel):
         default=1,
         ge=1,
         le=1024,
-        description="training processes of one arm (1: train in the driver; more: not implemented yet)",
+        description="training processes of one arm (1: train in this process; more: a torchrun job, one per device)",
         json_schema_extra=FIXED,
     )
     strategy: Literal["ddp", "fsdp"] = Field(
         default="ddp",
-        description="how several processes share the work: replicate (ddp) or shard the weights (fsdp)",
+        description="how several processes share the work: replicate (ddp) or shard the weights (fsdp, CUDA only)",
         json_schema_extra=FIXED,
     )
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
@@ -46,20 +46,22 @@ class LocalBackendConfig(StrictModel):
     )
     quantization: Literal["none", "4bit", "8bit"] = Field(
         default="none",
-        description="load the frozen base weights quantized by bitsandbytes (QLoRA; needs CUDA; not implemented yet)",
+        description="load the frozen base weights quantized by bitsandbytes and train LoRA on them (QLoRA; CUDA)",
         json_schema_extra=FIXED,
     )
 
     @model_validator(mode="after")
     def _runs_here(self) -> LocalBackendConfig:
         """Refuse what cannot work on this machine or is not built yet, before any arm starts."""
-        if self.num_processes > 1:
-            raise ValueError(
-                f"num_processes: {self.num_processes} is not implemented yet (evsys-local trains an arm in one "
-                "process); use num_processes: 1"
-            )
         if self.strategy == "fsdp":
-            raise ValueError("strategy: fsdp shards weights across processes and needs num_processes > 1; use ddp")
+            if self.num_processes == 1:
+                raise ValueError("strategy: fsdp shards weights across processes and needs num_processes > 1; use ddp")
+            if not self.device.startswith("cuda") and not (self.device == "auto" and _has_cuda()):
+                # accelerate shards only over GPUs: on CPU it would quietly train as ddp instead.
+                raise ValueError(
+                    f"strategy: fsdp needs CUDA GPUs (accelerate shards only over GPU devices) and this device is "
+                    f"{self._device_text()}; use strategy: ddp here"
+                )
         allowed = {"no": (self.dtype,), "bf16": ("auto", "float32", "bfloat16"), "fp16": ("float32",)}
         if self.dtype not in allowed[self.mixed_precision]:
             raise ValueError(
@@ -76,7 +78,8 @@ class LocalBackendConfig(StrictModel):
                     f"quantization: {self.quantization} needs bitsandbytes, which is not installed: "
                     "pip install bitsandbytes (on a CUDA machine)"
                 )
-            raise ValueError(f"quantization: {self.quantization} is not implemented yet; use quantization: none")
+            if self.strategy == "fsdp":
+                raise ValueError(f"quantization: {self.quantization} with strategy: fsdp is not supported; use ddp")
         return self
 
     def _device_text(self) -> str:
@@ -101,7 +104,11 @@ class LocalBackend:
     """``prepare`` returns handles: backend, model, tokenizer, model_name, device, dtype, run_dir,
     init_from_checkpoint, load_checkpoint_path, base_model, merged_adapters and ``load`` (a function
     loading fresh weights from a checkpoint or another model: a combo phase's predecessor, a DPO
-    reference, a distillation teacher or student)."""
+    reference, a distillation teacher or student).
+
+    With ``num_processes > 1`` this process loads nothing: the handles say ``launch`` and the algorithm
+    runs as a torchrun job whose every rank calls ``load_rank`` (the same handles, on its own device).
+    """
 
     name: ClassVar[str] = "local"
     Config = LocalBackendConfig
@@ -110,29 +117,64 @@ class LocalBackend:
         self.config = self.Config(**params)
 
     def prepare(self, *, model: dict[str, Any], run_dir: str) -> dict[str, Any]:
+        if self.config.num_processes == 1:
+            return self.load_rank(model=model, run_dir=run_dir)
+        from evsys_local._env import require_stack
+
+        require_stack(load=False)  # the ranks import the stack; here it only has to be installed
+        return {
+            "backend": "local",
+            "model_name": str(model["name"]),
+            "run_dir": run_dir,
+            "init_from_checkpoint": model.get("init_from_checkpoint"),
+            "load_checkpoint_path": model.get("load_checkpoint_path"),
+            "num_processes": self.config.num_processes,
+            "launch": {
+                "num_processes": self.config.num_processes,
+                "backend_params": self.config.model_dump(),
+                "model": model,
+            },
+        }
+
+    def load_rank(self, *, model: dict[str, Any], run_dir: str) -> dict[str, Any]:
+        """The handles of one training process: the model and tokenizer loaded here (a rank of a
+        distributed job uses the GPU of its LOCAL_RANK)."""
+        import os
+
         from evsys_local._env import require_stack, resolve_device, resolve_dtype
 
         require_stack()
         from evsys_local.checkpoints import load_weights
 
         device = resolve_device(self.config.device)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and device.startswith("cuda"):
+            import torch
+
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(device)
         dtype = resolve_dtype(self.config.dtype, device)
         name = str(model["name"])
         if Path(name).expanduser().is_dir():  # checkpoints record their base: keep it valid from any cwd
             name = str(Path(name).expanduser().resolve())
-        trust = self.config.trust_remote_code
+        trust, quantization = self.config.trust_remote_code, self.config.quantization
 
-        def load(checkpoint: str | None = None) -> tuple[Any, str, list[str]]:
-            """Fresh weights: the run's model, a checkpoint directory (adapters merged) or another model."""
+        def load(checkpoint: str | None = None, *, quantized: bool = False) -> tuple[Any, str, list[str]]:
+            """Fresh weights: the run's model, a checkpoint directory (adapters merged) or another model;
+            ``quantized``: with the backend's quantization (the model a run trains adapters on)."""
             from evsys_local.checkpoints import is_checkpoint, load_causal_lm
 
+            bits = quantization if quantized else "none"
             if checkpoint and is_checkpoint(checkpoint):
-                return load_weights(checkpoint, dtype=dtype, device=device, fallback_base=name, trust_remote_code=trust)
+                return load_weights(
+                    checkpoint, dtype=dtype, device=device, fallback_base=name, trust_remote_code=trust, bits=bits
+                )
             source = checkpoint or name
-            return load_causal_lm(source, dtype=dtype, device=device, trust_remote_code=trust), source, []
+            lm = load_causal_lm(source, dtype=dtype, device=device, trust_remote_code=trust, bits=bits)
+            return lm, source, []
 
         init = model.get("init_from_checkpoint")
-        lm, base, merged = load(init)
+        lm, base, merged = load(init, quantized=True)
         tokenizer = load_tokenizer(name, trust_remote_code=trust)
         if lm.generation_config is not None and lm.generation_config.pad_token_id is None:
             lm.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -151,6 +193,9 @@ class LocalBackend:
             "load": load,
             "mixed_precision": self.config.mixed_precision,
             "gradient_checkpointing": self.config.gradient_checkpointing,
+            "quantization": quantization,
+            "num_processes": world,
+            "strategy": self.config.strategy,
         }
 
     def teardown(self, handles: dict[str, Any]) -> None:

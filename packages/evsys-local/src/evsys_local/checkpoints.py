@@ -61,17 +61,35 @@ def lineage(path: str | Path, fallback_base: str | None = None) -> tuple[str, li
     return str(base), [*manifest.get("merged_adapters", []), str(p)]
 
 
-def load_causal_lm(path_or_id: str, *, dtype: Any, device: str, trust_remote_code: bool = False) -> Any:
+def quantization_config(bits: str, dtype: Any) -> Any:
+    """bitsandbytes' config for ``4bit`` (NF4, double quantization: QLoRA's recipe) or ``8bit``."""
+    from transformers import BitsAndBytesConfig
+
+    if bits == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+    )
+
+
+def load_causal_lm(
+    path_or_id: str, *, dtype: Any, device: str, trust_remote_code: bool = False, bits: str = "none"
+) -> Any:
     from transformers import AutoModelForCausalLM
 
+    quantized: dict[str, Any] = {}
+    if bits != "none":  # bitsandbytes places the weights itself: they cannot be moved afterwards
+        quantized = {"quantization_config": quantization_config(bits, dtype), "device_map": {"": device}}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path_or_id, dtype=dtype, trust_remote_code=trust_remote_code, **quantized
+        )
     except OSError as exc:
         raise EvsysError(
             f"could not load model '{path_or_id}': {exc}. Give a local directory, or a hub id with network "
             "access (unset HF_HUB_OFFLINE); build an offline test model with `evsys local tiny-model PATH`"
         ) from exc
-    return model.to(device)
+    return model if quantized else model.to(device)
 
 
 def merge_adapters(model: Any, adapters: list[str]) -> Any:
@@ -84,9 +102,21 @@ def merge_adapters(model: Any, adapters: list[str]) -> Any:
 
 
 def load_weights(
-    path: str, *, dtype: Any, device: str, fallback_base: str | None = None, trust_remote_code: bool = False
+    path: str,
+    *,
+    dtype: Any,
+    device: str,
+    fallback_base: str | None = None,
+    trust_remote_code: bool = False,
+    bits: str = "none",
 ) -> tuple[Any, str, list[str]]:
-    """Load a checkpoint's weights as a plain (merged) model; also return its lineage."""
+    """Load a checkpoint's weights as a plain (merged) model; also return its lineage. Quantized
+    (``bits``) only full weights load: merging adapters into quantized weights would change them."""
     base, adapters = lineage(path, fallback_base)
-    model = load_causal_lm(base, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    if bits != "none" and adapters:
+        raise EvsysError(
+            f"'{path}' holds LoRA adapters: they cannot be merged into {bits} weights exactly; start a quantized "
+            "run from the base model or a full-weights checkpoint"
+        )
+    model = load_causal_lm(base, dtype=dtype, device=device, trust_remote_code=trust_remote_code, bits=bits)
     return merge_adapters(model, adapters), base, adapters

@@ -16,7 +16,7 @@ from evsys_sdk.config import StrictModel
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.families import TrainingParams, save_steps
 from evsys_sdk.params import FIXED, search
-from evsys_sdk.protocols import RunContext
+from evsys_sdk.protocols import RunContext, RunResult
 
 # TRL/transformers log keys -> evsys metric names.
 METRIC_NAMES = {
@@ -68,12 +68,33 @@ def require_local(ctx: RunContext, algorithm: str) -> dict[str, Any]:
     return handles
 
 
+def distributed(algorithm: Any, ctx: RunContext, handles: dict[str, Any]) -> RunResult | None:
+    """With backend ``num_processes > 1`` (this process loaded no model): the arm trained as a torchrun
+    job of that many ranks; else None and the caller trains here."""
+    if "launch" not in handles:
+        return None
+    from evsys_local.distributed.launch import train_distributed
+
+    return train_distributed(algorithm, ctx, handles)
+
+
+def per_device(handles: dict[str, Any], batch: int, what: str) -> int:
+    """A rank's share of a global batch: the optimizer step sees the same rows at any process count."""
+    world = int(handles.get("num_processes", 1))
+    if batch % world:
+        raise EvsysError(
+            f"{what} {batch} does not split evenly over backend num_processes: {world}; "
+            f"use a multiple of {world} (each process takes an equal share of every step's batch)"
+        )
+    return batch // world
+
+
 def starting_model(ctx: RunContext, handles: dict[str, Any]) -> tuple[Any, str, list[str]]:
     """The weights this run starts from: a combo phase's predecessor when there is one, else the
     backend's model (which already applied ``model.init_from_checkpoint``)."""
     init = ctx.extras.get("init_checkpoint")
     if init and init != handles.get("init_from_checkpoint"):
-        model, base, merged = handles["load"](init)
+        model, base, merged = handles["load"](init, quantized=True)
         return model, base, merged
     return (
         handles["model"],
@@ -82,8 +103,14 @@ def starting_model(ctx: RunContext, handles: dict[str, Any]) -> tuple[Any, str, 
     )
 
 
-def peft_config(params: TrainingParams, local: LocalTrainerParams) -> Any:
+def peft_config(params: TrainingParams, local: LocalTrainerParams, handles: dict[str, Any]) -> Any:
+    bits = handles.get("quantization", "none")
     if params.lora_rank == 0:
+        if bits != "none":
+            raise EvsysError(
+                f"backend quantization: {bits} freezes the base weights and trains LoRA adapters on them (QLoRA); "
+                "set lora_rank > 0, or quantization: none for full fine-tuning"
+            )
         return None  # full fine-tuning
     from peft import LoraConfig
 
@@ -124,7 +151,23 @@ def trainer_args(params: Any, handles: dict[str, Any], output_dir: str, total: i
         "save_only_model": False,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        **fsdp_args(handles),
     }
+
+
+def fsdp_args(handles: dict[str, Any]) -> dict[str, Any]:
+    """Trainer args of ``strategy: fsdp`` (accelerate's FSDP2): the wrap policy is transformer-layer based,
+    one FSDP unit per decoder layer (the classes the model lists in ``_no_split_modules``), full shard;
+    weights are gathered into one full state dict at save, so checkpoints load like ddp ones."""
+    if handles.get("strategy") != "fsdp" or int(handles.get("num_processes", 1)) == 1:
+        return {}
+    layers = list(getattr(handles.get("model"), "_no_split_modules", None) or [])
+    config: dict[str, Any] = {"version": 2, "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT"}
+    if layers:
+        config |= {"auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "transformer_layer_cls_to_wrap": layers}
+    else:
+        config |= {"auto_wrap_policy": "SIZE_BASED_WRAP", "min_num_params": 100_000_000}
+    return {"fsdp": True, "fsdp_config": config}
 
 
 def checkpoint_steps(params: TrainingParams, total: int) -> set[int]:
@@ -185,7 +228,7 @@ def make_callback(
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if path.exists():
+            if path.exists() and args.should_save:  # rank 0 of a distributed job
                 if manifest is not None:
                     write_manifest(path, **manifest)
                 self.saved[int(state.global_step)] = str(path)
@@ -210,7 +253,10 @@ def finish_checkpoints(
 
     out = Path(ctx.output_dir)
     final = out / "final"
-    trainer.save_model(str(final))
+    trainer.save_model(str(final))  # every rank takes part (FSDP gathers the shards); rank 0 writes
+    trainer.accelerator.wait_for_everyone()  # the ranks' own checkpoint files are written by now
+    if not trainer.args.should_save:
+        return {}
     tokenizer.save_pretrained(str(final))
     write_manifest(final, **manifest)
     artifacts = {"final_checkpoint": str(final)}

@@ -80,6 +80,11 @@ class LocalDistill:
                 f"local_distill: lmbda={cfg.lmbda} trains {1 - cfg.lmbda:.0%} of batches on the rows' answers, "
                 "but some rows have none; give answers (an assistant turn, completion or expected) or set lmbda: 1"
             )
+        from evsys_local.common import distributed, per_device
+
+        per_device_batch = per_device(handles, cfg.batch_size, "local_distill: batch_size")
+        if (launched := distributed(self, ctx, handles)) is not None:
+            return launched
         # The chain's checkpoint: a combo phase's predecessor, or a continual stage's init_from_checkpoint.
         chained = ctx.extras.get("init_checkpoint") or handles.get("init_from_checkpoint")
         teacher_name, student_init = distill_endpoints(cfg.teacher, chained)
@@ -119,7 +124,7 @@ class LocalDistill:
             )
         tokenizer.padding_side = "left"
         total = total_steps(cfg, len(rows))
-        lora = peft_config(cfg, cfg)
+        lora = peft_config(cfg, cfg, handles)
         manifest = manifest_for(base, merged, lora is not None)
         ctx.log_store.log_hyperparams(
             {
@@ -133,7 +138,7 @@ class LocalDistill:
         )
         args = DistillationConfig(
             **trainer_args(cfg, handles, ctx.output_dir, total),
-            per_device_train_batch_size=cfg.batch_size,
+            per_device_train_batch_size=per_device_batch,
             max_completion_length=cfg.max_completion_tokens,
             temperature=cfg.temperature,
             beta=cfg.beta,

@@ -55,6 +55,11 @@ class LocalDPO:
         rows = preference_rows(list(ctx.extras.get("train_rows") or []))
         if not rows:
             raise EvsysError("local_dpo: no train rows (check run.data)")
+        from evsys_local.common import distributed, per_device
+
+        per_device_batch = per_device(handles, self.config.batch_size, "local_dpo: batch_size")
+        if (launched := distributed(self, ctx, handles)) is not None:
+            return launched
 
         from datasets import Dataset
         from trl import DPOConfig, DPOTrainer
@@ -76,7 +81,7 @@ class LocalDPO:
         model, base, merged = starting_model(ctx, handles)
         tokenizer = handles["tokenizer"]
         tokenizer.padding_side = "right"
-        lora = peft_config(cfg, cfg)
+        lora = peft_config(cfg, cfg, handles)
         manifest = manifest_for(base, merged, lora is not None)
         reference = None if cfg.reference == "base" else handles["load"](cfg.reference)[0]
         names, weights = zip(*cfg.losses(), strict=True)
@@ -85,7 +90,7 @@ class LocalDPO:
         )
         args = DPOConfig(
             **trainer_args(cfg, handles, ctx.output_dir, total),
-            per_device_train_batch_size=cfg.batch_size,
+            per_device_train_batch_size=per_device_batch,
             max_length=cfg.max_seq_len,
             beta=cfg.beta,
             loss_type=list(names),

@@ -6,15 +6,17 @@ registry verifier (``verifier_kind``; its target is the row without its prompt).
 
 from __future__ import annotations
 
+import importlib.util
 import statistics
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from evsys_local.common import LocalTrainerParams
 from evsys_sdk.errors import EvsysError
 from evsys_sdk.families import RLParams, total_steps
+from evsys_sdk.params import FIXED
 from evsys_sdk.protocols import RunContext, RunResult
 
 
@@ -30,6 +32,68 @@ class LocalRLConfig(RLParams, LocalTrainerParams):
     verifier_name: str | None = Field(default=None, description="verifier fn for tasks without fn_name")
     system_prompt: str | None = Field(default=None, description="a system message before each task")
     user_template: str = Field(default="{prompt}", description="the prompt: a format string over the task's fields")
+    # TRL's vLLM generation, passed through as is (it needs CUDA and `pip install vllm`).
+    use_vllm: bool = Field(
+        default=False, description="generate rollouts with vLLM instead of model.generate", json_schema_extra=FIXED
+    )
+    vllm_mode: Literal["colocate", "server"] = Field(
+        default="colocate",
+        description="colocate: vLLM inside each training process; server: a `trl vllm-serve` process",
+        json_schema_extra=FIXED,
+    )
+    vllm_server_base_url: str | None = Field(
+        default=None, description="server mode: the server's URL (overrides host and port)", json_schema_extra=FIXED
+    )
+    vllm_server_host: str = Field(default="0.0.0.0", description="server mode: its host", json_schema_extra=FIXED)
+    vllm_server_port: int = Field(
+        default=8000, ge=1, le=65535, description="server mode: its port", json_schema_extra=FIXED
+    )
+    vllm_server_timeout: float = Field(
+        default=240.0, gt=0, description="server mode: seconds to wait for the server", json_schema_extra=FIXED
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        default=0.3, gt=0, le=1, description="colocate mode: share of each GPU's memory vLLM takes"
+    )
+    vllm_tensor_parallel_size: int = Field(
+        default=1, ge=1, description="colocate mode: GPUs one vLLM engine spans", json_schema_extra=FIXED
+    )
+    vllm_enable_sleep_mode: bool = Field(
+        default=False, description="colocate mode: free vLLM's memory while the model trains"
+    )
+    vllm_max_model_length: int | None = Field(
+        default=None, ge=1, description="colocate mode: vLLM's context length (default: the model's)"
+    )
+
+    @model_validator(mode="after")
+    def _vllm_usable(self) -> LocalRLConfig:
+        """vLLM options only with use_vllm, and use_vllm only where vLLM is installed: before any arm."""
+        changed = sorted(k for k in VLLM_OPTIONS if k in self.model_fields_set and k != "use_vllm")
+        if changed and not self.use_vllm:
+            raise ValueError(f"{', '.join(changed)} only apply with use_vllm: true; set it, or drop them")
+        if self.use_vllm and importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                "use_vllm: true needs vLLM, which is not installed: pip install vllm (on a CUDA machine), "
+                "or set use_vllm: false to generate with the training model"
+            )
+        return self
+
+    def vllm_args(self) -> dict[str, Any]:
+        """The vLLM options as GRPOConfig keyword args."""
+        return {key: getattr(self, key) for key in VLLM_OPTIONS}
+
+
+VLLM_OPTIONS = (
+    "use_vllm",
+    "vllm_mode",
+    "vllm_server_base_url",
+    "vllm_server_host",
+    "vllm_server_port",
+    "vllm_server_timeout",
+    "vllm_gpu_memory_utilization",
+    "vllm_tensor_parallel_size",
+    "vllm_enable_sleep_mode",
+    "vllm_max_model_length",
+)
 
 
 Scorer = Callable[[str], float]
@@ -96,6 +160,12 @@ class LocalRL:
         tasks = build_tasks(list(ctx.extras.get("train_rows") or []), cfg)
         if not tasks:
             raise EvsysError("local_rl: no train rows (check run.data)")
+        from evsys_local.common import distributed, per_device
+
+        rollouts = cfg.batch_size * cfg.num_samples
+        per_device_batch = per_device(handles, rollouts, "local_rl: batch_size x num_samples =")
+        if (launched := distributed(self, ctx, handles)) is not None:
+            return launched
 
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
@@ -116,7 +186,7 @@ class LocalRL:
         model, base, merged = starting_model(ctx, handles)
         tokenizer = handles["tokenizer"]
         tokenizer.padding_side = "left"
-        lora = peft_config(cfg, cfg)
+        lora = peft_config(cfg, cfg, handles)
         manifest = manifest_for(base, merged, lora is not None)
         system = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
         dataset = Dataset.from_list(
@@ -137,12 +207,13 @@ class LocalRL:
         reward.__name__ = "evsys_verifier"
 
         def reward_metrics(step: int) -> dict[str, float]:
-            if not pending:
-                return {}
-            mean, std = statistics.fmean(pending), statistics.pstdev(pending)
-            out = {"reward/mean": mean, "reward/std": std, "reward/n_trajectories": float(len(pending))}
-            history.append((mean, std))
+            values = _all_ranks(pending)  # every rank logs at the same steps: the gather is collective
             pending.clear()
+            if not values:
+                return {}
+            mean, std = statistics.fmean(values), statistics.pstdev(values)
+            out = {"reward/mean": mean, "reward/std": std, "reward/n_trajectories": float(len(values))}
+            history.append((mean, std))
             return out
 
         ctx.log_store.log_hyperparams(
@@ -150,13 +221,13 @@ class LocalRL:
         )
         args = GRPOConfig(
             **trainer_args(cfg, handles, ctx.output_dir, total),
-            per_device_train_batch_size=cfg.batch_size * cfg.num_samples,
+            per_device_train_batch_size=per_device_batch,
             num_generations=cfg.num_samples,
             max_completion_length=cfg.max_tokens,
             temperature=cfg.temperature,
             beta=cfg.beta,
             loss_type=cfg.loss_type,
-            use_vllm=False,
+            **cfg.vllm_args(),
         )
         callback = make_callback(
             ctx, tokenizer, checkpoint_steps(cfg, total), extra_metrics=reward_metrics, manifest=manifest
@@ -179,3 +250,14 @@ class LocalRL:
         if callback.last_loss is not None:
             metrics["train/final_loss"] = callback.last_loss
         return RunResult(ctx.run_id, "completed", metrics=metrics, artifacts=artifacts)
+
+
+def _all_ranks(values: list[float]) -> list[float]:
+    """The rewards of every rank of a distributed job (this rank's alone in one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(values)
+    gathered: list[list[float] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, list(values))
+    return [v for part in gathered for v in part or []]

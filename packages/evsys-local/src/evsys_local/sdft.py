@@ -101,7 +101,12 @@ class LocalSDFT:
         from evsys_local.common import require_local
 
         handles = require_local(ctx, self.name)
-        for key, off in (("mixed_precision", "no"), ("gradient_checkpointing", False)):
+        if int(handles.get("num_processes", 1)) > 1:  # its own loop shards neither data nor gradients yet
+            raise EvsysError(
+                f"local_sdft trains in its own loop in one process: backend num_processes: "
+                f"{handles['num_processes']} is not supported yet; set backend.params.num_processes: 1"
+            )
+        for key, off in (("mixed_precision", "no"), ("gradient_checkpointing", False), ("quantization", "none")):
             if handles.get(key, off) != off:  # its own torch loop has neither yet: say so, never ignore it
                 raise EvsysError(f"local_sdft does not support backend {key} yet; set backend.params.{key}: {off}")
         examples = self._examples(list(ctx.extras.get("train_rows") or []))
@@ -120,7 +125,7 @@ class _SDFTLoop:
         self.total = total_steps(self.cfg, len(examples))
         torch.manual_seed(self.cfg.seed)
         model, base, merged = starting_model(ctx, handles)
-        lora = peft_config(self.cfg, self.cfg)
+        lora = peft_config(self.cfg, self.cfg, handles)
         self.teacher: Any = None
         if lora is not None:
             from peft import get_peft_model

@@ -54,6 +54,11 @@ class LocalSFT:
         rows = sft_rows(list(ctx.extras.get("train_rows") or []))
         if not rows:
             raise EvsysError("local_sft: no train rows (check run.data)")
+        from evsys_local.common import distributed, per_device
+
+        per_device_batch = per_device(handles, self.config.batch_size, "local_sft: batch_size")
+        if (launched := distributed(self, ctx, handles)) is not None:
+            return launched
 
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
@@ -75,7 +80,7 @@ class LocalSFT:
         model, base, merged = starting_model(ctx, handles)
         tokenizer = handles["tokenizer"]
         tokenizer.padding_side = "right"
-        lora = peft_config(cfg, cfg)
+        lora = peft_config(cfg, cfg, handles)
         manifest = manifest_for(base, merged, lora is not None)
         chat = "messages" in rows[0]
         ctx.log_store.log_hyperparams(
@@ -83,7 +88,7 @@ class LocalSFT:
         )
         args = SFTConfig(
             **trainer_args(cfg, handles, ctx.output_dir, total),
-            per_device_train_batch_size=cfg.batch_size,
+            per_device_train_batch_size=per_device_batch,
             max_length=cfg.max_seq_len,
             packing=cfg.packing,
             assistant_only_loss=chat and cfg.loss_on == "assistant",
