@@ -82,12 +82,15 @@ def torchrun_command(num_processes: int, spec_path: Path) -> list[str]:
     ]
 
 
-def _term_with_parent() -> None:
-    """In torchrun's process before exec (Linux): SIGTERM when the arm's process dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _term_with_parent() -> Any:
+    """What torchrun's process runs before exec (Linux): SIGTERM when the arm's process dies. The libc
+    function is looked up here, before the fork: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def train_distributed(algorithm: Any, ctx: RunContext, handles: dict[str, Any]) -> RunResult:
@@ -136,7 +139,7 @@ class _Job:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_term_with_parent,  # before exec: only an async-signal-safe prctl
+            preexec_fn=_term_with_parent(),
         )
         self._accepting.start()
 
