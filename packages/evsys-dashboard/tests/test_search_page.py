@@ -222,6 +222,61 @@ def test_page_over_http_sorts_links_and_refuses_what_is_no_search(recorded: Reco
         assert http.get(f"/searches/{plain['id']}").status_code == 404
 
 
+def test_multi_fidelity_stopped_candidates_show_their_rungs(tmp_path: Path, bench_dir: Path) -> None:
+    """search.fidelity: a candidate stopped at an early rung shows where, with that rung's mean and n, its
+    rung jobs' runs are linked, and the compute it was charged counts in the best-so-far curve."""
+    from conftest import tasks
+
+    from evsys_dashboard.server.search_page import search_page
+    from evsys_dashboard.server.ui import fmt
+    from evsys_sdk.search import evolve
+    from evsys_sdk.yaml_loader import load_yaml
+
+    cfg = {
+        "name": "rungs",
+        "output_dir": str(tmp_path / "out"),
+        "n_repeats": 2,
+        "metadata": {
+            "success_metric": "qa.pass_rate",
+            "benchmark": [{"name": "qa", "path": str(bench_dir), "run_every": 2}],
+        },
+        "run": {
+            "name": "r",
+            "data": {"source_kind": "in_memory", "rows": tasks()},
+            "model": {"name": "m"},
+            "backend": {"kind": "mock"},
+            "algorithm": {"kind": "sft", "params": {"max_steps": 6, "batch_size": 1}},
+        },
+        "search": {
+            "proposer": {"kind": "random"},
+            "budget": {"candidates": 6},
+            "parallel": 3,
+            "fidelity": {"rungs": [2, 6], "reduction": 3},
+            "space": {PATHS[0]: {"log_uniform": [1e-6, 1e-2]}},
+        },
+    }
+    result = evolve(load_yaml(cfg), store=LocalStore(tmp_path / "db"))
+    stopped = [c for c in result.candidates if c.status == "stopped"]
+    assert stopped and any(c.status == "scored" for c in result.candidates)
+    db = ServerDB(tmp_path / "db")
+    try:
+        view = search_view(db, result.experiment_id)
+        assert view is not None
+        rows = {c.id: c for c in view.candidates}
+        for c in stopped:
+            row = rows[c.id]
+            (scores,) = c.rung_scores.values()
+            assert row.status == "stopped" and row.message == "stopped at rung 2" and row.mean is None
+            assert row.rungs == {2: (pytest.approx(summarize(scores).mean), 2)}
+            assert sorted((r["seed"], r["rung"]) for r in row.runs) == [(42, "2"), (43, "2")]
+        assert view.best_so_far[-1].seconds == pytest.approx(sum(c.seconds for c in result.candidates), abs=0.01)
+        page = search_page(db, result.experiment_id)
+        assert page is not None and "stopped at rung 2" in page and "seed 42 @2" in page
+        assert f"@2: {fmt(summarize(next(iter(stopped[0].rung_scores.values()))).mean)} (n=2)" in page
+    finally:
+        db.close()
+
+
 def test_failed_pending_and_hostile_candidates() -> None:
     """A record as a running search leaves it: a failed candidate spends but scores nothing (sorted last),
     a pending one is not yet on the curve; every string is escaped."""

@@ -31,7 +31,7 @@ SEARCH_CSS = (
     ".tree .node.best{background:#eef8f0;border-color:#2ca02c}.tree .node.failed{background:#fbeaea}"
     ".tree .edge{display:block;color:#374151;font-size:12px;margin:1px 0 1px 4px}"
     ".tree .edge .before{color:#b42318}.tree .edge .after{color:#067647}"
-    "th a{color:inherit}th a.sorted{text-decoration:underline}"
+    "th a{color:inherit}th a.sorted{text-decoration:underline}.status-stopped{background:#e0e7ff}"
 )
 MAX_PATCH_TEXT = 120  # characters of a value shown in a patch
 
@@ -148,6 +148,17 @@ SORTABLE: list[tuple[str, SortKey | None]] = [
 ]
 
 
+def _status_notes(c: CandidateRow) -> str:
+    """Under the status: the error, or where multi-fidelity stopped it and each rung's mean."""
+    notes = [esc(c.error or c.message)] if c.error or c.message else []
+    notes += [f"@{step}: {esc(fmt(mean))} (n={n})" for step, (mean, n) in c.rungs.items()]
+    return "".join(f'<br><span class="muted">{n}</span>' for n in notes)
+
+
+def _run_label(run: dict[str, Any]) -> str:
+    return f"seed {fmt(run.get('seed'))}" + (f" @{run['rung']}" if run.get("rung") else "")
+
+
 def _candidates(view: SearchView, key: SortKey, order: Order | None) -> str:
     rows_in_order = sort_candidates(view.candidates, key, order, maximize=view.maximize)
     shown_order = order or ("desc" if key == "mean" and view.maximize else "asc")
@@ -165,7 +176,7 @@ def _candidates(view: SearchView, key: SortKey, order: Order | None) -> str:
     body = []
     for rank, c in enumerate(rows_in_order, start=1):
         runs = (
-            " ".join(link(f"/runs/{quote(str(r['id']), safe='')}", f"seed {fmt(r.get('seed'))}") for r in c.runs)
+            " ".join(link(f"/runs/{quote(str(r['id']), safe='')}", _run_label(r)) for r in c.runs)
             or '<span class="muted">-</span>'
         )
         cells = [
@@ -174,7 +185,7 @@ def _candidates(view: SearchView, key: SortKey, order: Order | None) -> str:
             f'<td class="num">{c.generation}</td>',
             f"<td>{esc(c.operator)}</td>",
             f"<td>{esc(', '.join(c.parents) or '-')}</td>",
-            f"<td>{status(c.status)}" + (f'<br><span class="muted">{esc(c.error)}</span>' if c.error else "") + "</td>",
+            f"<td>{status(c.status)}{_status_notes(c)}</td>",
             f'<td class="num mean">{esc(fmt(c.mean))}</td>',
             f'<td class="num ci">{_ci(c)}</td>',
             f'<td class="num n">{c.n}</td>',

@@ -35,6 +35,8 @@ class CandidateRow:
     patch: dict[str, Any]
     error: str | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
+    message: str | None = None  # with search.fidelity: "stopped at rung N"
+    rungs: dict[int, tuple[float, int]] = field(default_factory=dict)  # rung step -> (mean, n) of its scores
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,10 @@ def search_view(db: ServerDB, experiment_id: str) -> SearchView | None:
         return None
     runs: dict[str, list[dict[str, Any]]] = {}
     for r in db.arms(experiment_id):
-        runs.setdefault(str(r.get("group_name") or ""), []).append(
-            {"id": r["id"], "name": r.get("name"), "seed": r.get("seed"), "status": r.get("status")}
+        # a multi-fidelity job to an early rung is the group ``c0003@50``; the whole run ``c0003``
+        candidate, _, rung = str(r.get("group_name") or "").partition("@")
+        runs.setdefault(candidate, []).append(
+            {"id": r["id"], "name": r.get("name"), "seed": r.get("seed"), "status": r.get("status"), "rung": rung}
         )
     return assemble(experiment, record, runs)
 
@@ -172,7 +176,19 @@ def _row(c: dict[str, Any], runs: list[dict[str, Any]]) -> CandidateRow:
         patch=dict(c.get("patch") or {}),
         error=c.get("error"),
         runs=runs,
+        message=c.get("message"),
+        rungs=_rungs(c.get("rung_scores")),
     )
+
+
+def _rungs(rung_scores: Any) -> dict[int, tuple[float, int]]:
+    """Each rung's (mean, n) from the record's ``rung_scores`` ({step: [scores]})."""
+    out = {}
+    for step, scores in (rung_scores or {}).items() if isinstance(rung_scores, dict) else ():
+        values = [v for v in (_number(x) for x in scores or []) if v is not None and math.isfinite(v)]
+        if str(step).isdigit() and values:
+            out[int(step)] = (math.fsum(values) / len(values), len(values))
+    return dict(sorted(out.items()))
 
 
 def better(a: float, b: float, *, maximize: bool) -> bool:
