@@ -27,7 +27,8 @@ PLUGINS = sorted(
     p.name for p in Path("packages").glob("evsys-*") if p.name not in OWN_SESSION and (p / "pyproject.toml").exists()
 )
 # Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
-PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"]}
+# evsys-dashboard: its MLflow test runs a TRL trainer on a tiny model that evsys-local builds.
+PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"], "evsys-dashboard": ["packages/evsys-local", "torch==2.13.0"]}
 # Installed without their dependencies (torch, ray, tinker, optuna) by the docs session.
 DOCS_NO_DEPS = {"evsys-local", "evsys-ray", "evsys-tinker", "evsys-optuna"}
 DOCS_EXTRAS = {"evsys-dashboard": "[server]"}  # the dashboard tutorial serves it

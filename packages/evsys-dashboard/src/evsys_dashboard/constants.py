@@ -4,6 +4,7 @@ the seed-documented path ``evsys_sdk.constants``)."""
 from __future__ import annotations
 
 API_PREFIX = "/api/dashboard/api"  # every SDK route lives under it, e.g. /sdk/experiments/
+MLFLOW_PREFIX = "/mlflow"  # MLflow's tracking API: MLFLOW_TRACKING_URI=http://<host>:<port>/mlflow
 
 ENV_API_URL = "EVSYS_API_URL"  # the server's base URL
 ENV_API_KEY = "EVSYS_API_KEY"  # a key from `evsys dashboard create-key` (the server's Settings -> API keys)

@@ -1,4 +1,5 @@
-"""The dashboard server: the SDK routes of BEHAVIOR 1.24 under /api/dashboard/api, and the web UI.
+"""The dashboard server: the SDK routes of BEHAVIOR 1.24 under /api/dashboard/api, MLflow's tracking API
+under /mlflow (``mlflow_api``), and the web UI.
 
 Writes and SDK reads need ``Authorization: Bearer <key>`` (``evsys dashboard create-key``), checked from
 the headers before the body is read (``guard.Guard``, with the Host allow-list and the size limit); a key
@@ -23,7 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from evsys_dashboard.constants import API_PREFIX
 from evsys_dashboard.server import models as m
 from evsys_dashboard.server.db import Conflict, NotFound, ServerDB
-from evsys_dashboard.server.guard import DEFAULT_MAX_BODY_BYTES, Guard, allowed_hosts, request_project
+from evsys_dashboard.server.guard import DEFAULT_MAX_BODY_BYTES, Guard, KeyedApi, allowed_hosts, request_project
+from evsys_dashboard.server.mlflow_api import KEYED as MLFLOW_KEYED
+from evsys_dashboard.server.mlflow_api import mlflow_router
 
 log = logging.getLogger("evsys.dashboard.server")
 
@@ -205,6 +208,7 @@ def create_app(
     data_routes("dataset")
     data_routes("benchmark")
     app.include_router(sdk)
+    app.include_router(mlflow_router(db))  # MLflow's tracking API, under MLFLOW_PREFIX
 
     @app.get("/healthz", tags=["meta"], responses={400: ERRORS[400]})
     def healthz() -> dict[str, Any]:
@@ -288,7 +292,7 @@ def create_app(
     app.add_middleware(
         Guard,
         db=db,
-        sdk_prefix=API_PREFIX + "/sdk/",
+        apis=(KeyedApi(API_PREFIX + "/sdk/"), MLFLOW_KEYED),
         hosts=hosts if hosts is not None else allowed_hosts(None),
         max_body_bytes=max_body_bytes,
     )

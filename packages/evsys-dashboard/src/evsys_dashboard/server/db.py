@@ -11,6 +11,9 @@ recorded locally); the server adds only its own ``dash_*`` tables beside them:
 - ``dash_aliases``: a project's own id for a record whose client id another project (or ``evsys run``)
   already holds: the record is stored under a fresh id, and the client keeps using its own;
 - ``dash_seen``: the client ids of step rows and predictions already recorded (idempotent replay);
+- ``dash_latest_metrics``: each metric's latest point of a run logged through the MLflow routes (the
+  value at the highest step, then timestamp: what MLflow shows as a run's metrics);
+- ``dash_artifacts``: the files MLflow clients upload to a run (``log_artifact``, ``log_dict``...);
 - ``dash_meta``: the schema version, for migrations of existing databases.
 
 Records with no owning project (written by ``evsys run`` into the same file) show in the web UI and are
@@ -53,6 +56,12 @@ CREATE TABLE IF NOT EXISTS dash_aliases (
     PRIMARY KEY (project_id, kind, client_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dash_seen (uid TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dash_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dash_latest_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, value REAL, step INTEGER NOT NULL,
+    ts REAL NOT NULL, PRIMARY KEY (run_id, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dash_artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(id), path TEXT NOT NULL, size INTEGER NOT NULL, content BLOB NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (run_id, path));
 """
 KEY_COLUMNS = {"last_used_at": "REAL", "expires_at": "REAL", "revoked_at": "REAL"}  # added by schema version 2
 LAST_USED_EVERY_S = 60.0  # a key's last use is written at most this often (not a write per request)
@@ -275,13 +284,17 @@ class ServerDB:
         ).fetchone()
         return client_id if row is None else str(row["stored_id"])
 
-    def _own(self, db: sqlite3.Connection, project: str, kind: str, client_id: str) -> tuple[str, str]:
+    def own(self, db: sqlite3.Connection, project: str, kind: str, client_id: str) -> tuple[str, str]:
         """(stored id, parent's stored id) of this project's record; NotFound for another project's."""
         sid = self._stored_id(db, project, kind, client_id)
         row = db.execute(_OWNER[kind], (sid,)).fetchone()
         if row is None or row["project_id"] != project:
             raise NotFound(f"{kind} {client_id} not found in project {project}")
         return sid, str(row["parent"])
+
+    def owned(self, project: str, kind: str, client_id: str) -> str:
+        """The stored id of this project's record (NotFound for another's), read on a read connection."""
+        return self.own(self._reader(), project, kind, client_id)[0]
 
     def _claim(
         self, db: sqlite3.Connection, project: str, kind: str, client_id: str, parent: str | None
@@ -356,13 +369,13 @@ class ServerDB:
 
     def update_experiment(self, project: str, experiment_id: str, patch: dict[str, Any]) -> None:
         with self.local.transaction() as db:
-            eid, _ = self._own(db, project, "experiment", experiment_id)
+            eid, _ = self.own(db, project, "experiment", experiment_id)
             self._update(db, "experiments", eid, patch, EXPERIMENT_COLUMNS)
 
     def create_group(self, project: str, experiment_id: str, group_id: str | None, name: str) -> tuple[str, bool]:
         cid = group_id or secrets.token_hex(16)
         with self.local.transaction() as db:
-            eid, _ = self._own(db, project, "experiment", experiment_id)
+            eid, _ = self.own(db, project, "experiment", experiment_id)
             gid, new = self._claim(db, project, "group", cid, eid)
             if new:
                 db.execute("INSERT INTO groups VALUES (?, ?, ?, ?)", (gid, eid, name, time.time()))
@@ -374,7 +387,7 @@ class ServerDB:
         run_config = body.get("run_config") or {}
         now = time.time()
         with self.local.transaction() as db:
-            eid, _ = self._own(db, project, "experiment", experiment_id)
+            eid, _ = self.own(db, project, "experiment", experiment_id)
             rid, new = self._claim(db, project, "run", cid, eid)
             if not new:
                 return {"id": cid, "experiment_id": experiment_id}, False
@@ -402,7 +415,7 @@ class ServerDB:
 
     def update_run(self, project: str, run_id: str, patch: dict[str, Any]) -> None:
         with self.local.transaction() as db:
-            rid, eid = self._own(db, project, "run", run_id)
+            rid, eid = self.own(db, project, "run", run_id)
             if "group_id" in patch:
                 patch["group_id"] = self._group_in(db, project, patch["group_id"], eid)
             self._update(db, "runs", rid, patch, RUN_COLUMNS)
@@ -451,7 +464,7 @@ class ServerDB:
     ) -> int:
         now = time.time()
         with self.local.transaction() as db:
-            rid, _ = self._own(db, project, "run", run_id)
+            rid, _ = self.own(db, project, "run", run_id)
             fresh = self._fresh(db, rid, [r[3] for r in rows])
             values = [
                 (rid, step, split, json_text(metrics), now if ts is None else ts)
@@ -464,7 +477,7 @@ class ServerDB:
     def create_eval(self, project: str, run_id: str, body: dict[str, Any]) -> tuple[str, bool]:
         cid = body.pop("id", None) or secrets.token_hex(16)
         with self.local.transaction() as db:
-            rid, _ = self._own(db, project, "run", run_id)
+            rid, _ = self.own(db, project, "run", run_id)
             vid, new = self._claim(db, project, "eval", cid, rid)
             if not new:
                 return cid, False
@@ -490,7 +503,7 @@ class ServerDB:
     def add_checkpoint(self, project: str, run_id: str, body: dict[str, Any]) -> tuple[str, bool]:
         cid = body.get("id") or secrets.token_hex(16)
         with self.local.transaction() as db:
-            rid, _ = self._own(db, project, "run", run_id)
+            rid, _ = self.own(db, project, "run", run_id)
             sid, new = self._claim(db, project, "checkpoint", cid, rid)
             if not new:
                 return cid, False
@@ -513,7 +526,7 @@ class ServerDB:
     ) -> int:
         now = time.time()
         with self.local.transaction() as db:
-            rid, _ = self._own(db, project, "run", run_id)
+            rid, _ = self.own(db, project, "run", run_id)
             values = [
                 (rid, json_text(p), now) for p, new in zip(predictions, self._fresh(db, rid, keys), strict=True) if new
             ]
@@ -637,6 +650,9 @@ class ServerDB:
 
     def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         return self.read("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY created_at, rowid", (run_id,))
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        return self.read("SELECT path, size, created_at FROM dash_artifacts WHERE run_id = ? ORDER BY path", (run_id,))
 
     def predictions(self, run_id: str, limit: int = 200) -> tuple[list[dict[str, Any]], int]:
         rows = self.read("SELECT payload FROM predictions WHERE run_id = ? ORDER BY rowid LIMIT ?", (run_id, limit))

@@ -1,14 +1,16 @@
 """The server's front door, before FastAPI reads a byte of the body: the Host allow-list, the API key of
-SDK requests, and the request size limit.
+requests to the keyed APIs (the SDK's, MLflow's), and the request size limit.
 
 A pure ASGI middleware, so an unauthenticated or oversized request is answered (401, 413) from its
-headers alone: the body is never read, let alone parsed.
+headers alone: the body is never read, let alone parsed. Each API gets its refusals in its own words
+(``KeyedApi.error``): the SDK's ``{"error": ...}``, MLflow's ``{"error_code": ..., "message": ...}``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +22,20 @@ from evsys_dashboard.server.db import ServerDB
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # serve --max-body-mb
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 PROJECT_KEY = "evsys.project"  # where the request's project is left in the ASGI scope
-KEYED_METHODS = {"GET", "HEAD", "POST"}  # the SDK routes' methods; others answer 405 with no key needed
+KEYED_METHODS = frozenset({"GET", "HEAD", "POST"})  # the SDK routes' methods; others answer 405 keyless
+
+
+def plain_error(status: int, message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+@dataclass(frozen=True)
+class KeyedApi:
+    """Routes under ``prefix`` whose ``methods`` need an API key; ``error`` words a refusal as the API does."""
+
+    prefix: str
+    methods: frozenset[str] = KEYED_METHODS
+    error: Callable[[int, str], dict[str, Any]] = plain_error
 
 
 def allowed_hosts(bind: str | None, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -39,8 +54,14 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-async def _answer(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": message}).encode()
+async def _answer(
+    send: Send,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    error: Callable[[int, str], dict[str, Any]] = plain_error,
+) -> None:
+    body = json.dumps(error(status, message)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -49,11 +70,11 @@ async def _answer(send: Send, status: int, message: str, headers: dict[str, str]
 
 class Guard:
     def __init__(
-        self, app: ASGIApp, *, db: ServerDB, sdk_prefix: str, hosts: frozenset[str], max_body_bytes: int
+        self, app: ASGIApp, *, db: ServerDB, apis: Iterable[KeyedApi], hosts: frozenset[str], max_body_bytes: int
     ) -> None:
         self.app = app
         self.db = db
-        self.sdk_prefix = sdk_prefix
+        self.apis = tuple(apis)
         self.hosts = hosts
         self.max_body_bytes = max_body_bytes
 
@@ -62,22 +83,23 @@ class Guard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        api = next((a for a in self.apis if scope["path"].startswith(a.prefix)), None)
+        error = api.error if api is not None else plain_error
         host = host_name(headers.get("host", ""))
         if "*" not in self.hosts and host not in self.hosts:
             hint = f"start the server with --allowed-host {host}" if host else "send a Host header"
-            await _answer(send, 400, f"host {host!r} is not allowed here ({hint})")
+            await _answer(send, 400, f"host {host!r} is not allowed here ({hint})", error=error)
             return
-        if scope["path"].startswith(self.sdk_prefix) and scope["method"] in KEYED_METHODS:
+        if api is not None and scope["method"] in api.methods:
             auth = headers.get("authorization", "")
             scheme, _, key = auth.partition(" ")
             if scheme.lower() != "bearer" or not key.strip():
-                await _answer(
-                    send, 401, "missing API key: send Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
-                )
+                message = "missing API key: send Authorization: Bearer <key>"
+                await _answer(send, 401, message, {"WWW-Authenticate": "Bearer"}, error)
                 return
             project, refused, due = self.db.check_key(key.strip())  # one indexed read on a read-only connection
             if project is None:
-                await _answer(send, 401, refused, {"WWW-Authenticate": "Bearer"})
+                await _answer(send, 401, refused, {"WWW-Authenticate": "Bearer"}, error)
                 return
             if due:
                 await run_in_threadpool(self.db.touch_key, key.strip())
@@ -85,13 +107,13 @@ class Guard:
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
-                await _answer(send, 400, "Content-Length must be a number of bytes")
+                await _answer(send, 400, "Content-Length must be a number of bytes", error=error)
                 return
             if int(length) > self.max_body_bytes:
-                await _answer(send, 413, self._too_large(int(length)))
+                await _answer(send, 413, self._too_large(int(length)), error=error)
                 return
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            receive = await self._buffered(receive, send)
+            receive = await self._buffered(receive, send, error)
             if receive is None:
                 return
         await self.app(scope, receive, send)
@@ -100,7 +122,9 @@ class Guard:
         got = f"{size} bytes" if size is not None else "more"
         return f"request body of {got} is over the limit of {self.max_body_bytes} bytes (serve --max-body-mb)"
 
-    async def _buffered(self, receive: Receive, send: Send) -> Receive | None:
+    async def _buffered(
+        self, receive: Receive, send: Send, error: Callable[[int, str], dict[str, Any]]
+    ) -> Receive | None:
         """A body sent without Content-Length, read up to the limit (413 past it) and replayed to the app."""
         chunks: list[bytes] = []
         size = 0
@@ -111,7 +135,7 @@ class Guard:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_body_bytes:
-                await _answer(send, 413, self._too_large(None))
+                await _answer(send, 413, self._too_large(None), error=error)
                 return None
             if not message.get("more_body", False):
                 break
@@ -123,6 +147,6 @@ class Guard:
         return replayed
 
 
-def request_project(scope: dict[str, Any]) -> str | None:
+def request_project(scope: Mapping[str, Any]) -> str | None:
     project: str | None = scope.get(PROJECT_KEY)
     return project

@@ -401,6 +401,10 @@ def run_page(db: ServerDB, run_id: str) -> str | None:
         body += table(["label", "uri", "step", "final"], rows, cls="checkpoints")
     else:
         body += '<p class="muted">no checkpoints recorded</p>'
+    artifacts = db.artifacts(run_id)  # files MLflow clients uploaded (log_artifact, log_dict...)
+    if artifacts:
+        rows = [[esc(a["path"]), num(a["size"]), esc(date(a["created_at"]))] for a in artifacts]
+        body += f"<h2>Artifacts ({len(artifacts)})</h2>" + table(["path", "bytes", "uploaded"], rows, cls="artifacts")
     predictions, total = db.predictions(run_id)
     body += f"<h2>Predictions ({total})</h2>"
     if predictions:
