@@ -218,6 +218,7 @@ def test_refusals_in_mlflows_words(server: DashboardServer) -> None:
                 json={"run_id": run.info.run_id, "key": "m", "value": 1, "timestamp": 1, "step": "one"},
             ),
             "no endpoint": http.get(f"{API}/registered-models/list"),
+            "newline": http.get(f"{API}/runs/%0Aget"),
             "traversal": http.put(
                 f"{API}-artifacts/artifacts/{experiment_id}/{run.info.run_id}/artifacts/a/%2E%2E/x", content=b"x"
             ),
@@ -229,6 +230,7 @@ def test_refusals_in_mlflows_words(server: DashboardServer) -> None:
         "over 1000 metrics": (400, "INVALID_PARAMETER_VALUE"),
         "string step": (400, "INVALID_PARAMETER_VALUE"),
         "no endpoint": (404, "ENDPOINT_NOT_FOUND"),
+        "newline": (404, "ENDPOINT_NOT_FOUND"),
         "traversal": (400, "INVALID_PARAMETER_VALUE"),
     }
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"

@@ -121,5 +121,6 @@ def test_schemathesis_finds_nothing(tmp_path: Path, keyed: bool) -> None:
     generated = re.search(r"(\d+) generated", done.stdout)
     operations = re.search(r"Tested: (\d+)", done.stdout)
     assert operations and int(operations[1]) >= 35, summary  # the SDK's 20 operations and MLflow's 15
-    assert generated and int(generated[1]) >= 20 * int(operations[1]), summary  # at least 20 cases each
+    # at least 20 cases an operation with the key; without, 10 (each is the front door's 401, in 40% of the time)
+    assert generated and int(generated[1]) >= (20 if keyed else 10) * int(operations[1]), summary
     assert "Internal error" not in stderr and "Traceback" not in stderr, stderr[-3000:]

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -40,6 +41,16 @@ API = "/api/2.0"  # under MLFLOW_PREFIX
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 MAX_ARTIFACT_PATH = 1000
+
+
+class AnyPath(PathConvertor):
+    """A path that may hold any character, a newline too (Starlette's ``path`` stops at one): every path
+    under the prefix reaches these routes, and is answered in MLflow's words."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("mlflow_path", AnyPath())
 
 
 def error_body(status: int, message: str) -> dict[str, Any]:
@@ -200,7 +211,7 @@ def mlflow_router(db: ServerDB) -> APIRouter:
 
     # -------------------------------------------------------------- artifacts (the mlflow-artifacts proxy)
 
-    run_root = API + "/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/{path:path}"
+    run_root = API + "/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/{path:mlflow_path}"
 
     @router.put(run_root, openapi_extra=ARTIFACT_BODY)
     async def upload_artifact(
@@ -231,7 +242,9 @@ def mlflow_router(db: ServerDB) -> APIRouter:
 
     # -------------------------------------------------------------- the rest of the prefix
 
-    @router.api_route("/{rest:path}", methods=sorted(METHODS | {"DELETE", "PATCH", "OPTIONS"}), include_in_schema=False)
+    @router.api_route(
+        "/{rest:mlflow_path}", methods=sorted(METHODS | {"DELETE", "PATCH", "OPTIONS"}), include_in_schema=False
+    )
     def not_an_endpoint(rest: str, request: Request) -> Response:
         allowed = sorted(
             {
