@@ -83,7 +83,8 @@ def entity_name(name: str) -> str:
 Int64 = Annotated[int, Field(ge=-MAX_INT, le=MAX_INT), BeforeValidator(_int64)]
 Double = Annotated[float, BeforeValidator(_double)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY, pattern=r"^[/\w.\- :]+$"), AfterValidator(entity_name)]
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"  # evsys's record ids (MLflow's own are hex or digits)
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
 RunStatus = Annotated[Literal["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"], _enum(RUN_STATUSES)]
 ViewType = Annotated[Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"], _enum(VIEW_TYPES)]
 RunName = Annotated[str, Field(max_length=MAX_KEY)]

@@ -38,7 +38,7 @@ from evsys_dashboard.server.mlflow_api.records import MlflowRefusal, Records, in
 log = logging.getLogger("evsys.dashboard.server")
 
 API = "/api/2.0"  # under MLFLOW_PREFIX
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+ID = re.compile(m.ID_PATTERN)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT"})
 MAX_ARTIFACT_PATH = 1000
 
