@@ -32,6 +32,7 @@ SEARCH_CSS = (
     ".tree .edge{display:block;color:#374151;font-size:12px;margin:1px 0 1px 4px}"
     ".tree .edge .before{color:#b42318}.tree .edge .after{color:#067647}"
     "th a{color:inherit}th a.sorted{text-decoration:underline}.status-stopped{background:#e0e7ff}"
+    "table.candidates td.state,table.candidates td.ci{white-space:nowrap}"
 )
 MAX_PATCH_TEXT = 120  # characters of a value shown in a patch
 
@@ -185,7 +186,7 @@ def _candidates(view: SearchView, key: SortKey, order: Order | None) -> str:
             f'<td class="num">{c.generation}</td>',
             f"<td>{esc(c.operator)}</td>",
             f"<td>{esc(', '.join(c.parents) or '-')}</td>",
-            f"<td>{status(c.status)}{_status_notes(c)}</td>",
+            f'<td class="state">{status(c.status)}{_status_notes(c)}</td>',
             f'<td class="num mean">{esc(fmt(c.mean))}</td>',
             f'<td class="num ci">{_ci(c)}</td>',
             f'<td class="num n">{c.n}</td>',
