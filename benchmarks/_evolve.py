@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from evsys_sdk.builtins.mock_landscape import landscape
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.results import ArmResult
 from evsys_sdk.search.engine import Search
-from evsys_sdk.store import LocalStore
+from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.spec.results import ArmResult
 from evsys_sdk.testing import search as kit
+from evsys_sdk.tracking.store import LocalStore
 
 Objective = Callable[[dict[str, Any], int], float]
 

@@ -36,10 +36,10 @@ from _bench import report
 from _evolve import InstantSearch
 
 from evsys_sdk.builtins.mock_landscape import landscape, skill_without_noise
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.results import ArmResult, EvalResult
-from evsys_sdk.store import LocalStore
+from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.spec.results import ArmResult, EvalResult
 from evsys_sdk.testing.search import landscape_experiment
+from evsys_sdk.tracking.store import LocalStore
 
 SEEDS = range(30)
 STEPS, RUN_EVERY, ROWS = 270, 10, 300
@@ -148,8 +148,8 @@ def mean_ci(xs: list[float]) -> tuple[float, float]:
 
 def check_against_real_arms() -> None:
     """The computed arms equal real mock arms through Experiment (a smaller set-up, same code path)."""
-    from evsys_sdk.experiment import Experiment
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
+    from evsys_sdk.orchestration.experiment import Experiment
 
     params = {"learning_rate": 3e-4, "lora_rank": 16, "num_epochs": 2}
     with tempfile.TemporaryDirectory() as tmp:

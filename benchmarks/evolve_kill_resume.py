@@ -29,8 +29,8 @@ from _bench import PYTHON, report
 
 TRIALS = 10
 SCRIPT = (
-    "import sys; from evsys_sdk.plugins import current_host; from evsys_sdk.testing import search as kit;"
-    "current_host().add_plugin(kit, 'search_kit'); from evsys_sdk.cli import main; sys.exit(main(sys.argv[1:]))"
+    "import sys; from evsys_sdk.plugins.host import current_host; from evsys_sdk.testing import search as kit;"
+    "current_host().add_plugin(kit, 'search_kit'); from evsys_sdk.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

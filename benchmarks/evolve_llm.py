@@ -36,9 +36,9 @@ from _bench import report
 from _evolve import run_search, synthetic_objective
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.plugins import current_host
-from evsys_sdk.registry import registry
+from evsys_sdk.plugins.host import current_host
+from evsys_sdk.plugins.registry import registry
+from evsys_sdk.spec.config import StrictModel
 from evsys_sdk.testing import search as kit
 
 SEEDS = range(20)

@@ -23,7 +23,7 @@ from typing import Any
 from _bench import report
 from _evolve import run_search, synthetic_objective
 
-from evsys_sdk.plugins import current_host
+from evsys_sdk.plugins.host import current_host
 from evsys_sdk.testing import search as kit
 
 SEEDS = range(20)

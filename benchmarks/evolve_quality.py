@@ -23,7 +23,7 @@ from _bench import report
 from _evolve import mock_objective, run_search, synthetic_objective
 
 from evsys_sdk.builtins.mock_landscape import skill_without_noise
-from evsys_sdk.plugins import current_host
+from evsys_sdk.plugins.host import current_host
 from evsys_sdk.testing import search as kit
 
 SEEDS = range(20)

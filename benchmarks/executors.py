@@ -20,11 +20,11 @@ from typing import Any
 
 from _bench import report
 
-from evsys_sdk.executors import Executor, build_executor
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.progress import Progress
-from evsys_sdk.store import LocalStore
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.executors import Executor, build_executor
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.run.progress import Progress
+from evsys_sdk.tracking.store import LocalStore
 
 BUDGET = 1.3
 
@@ -54,7 +54,7 @@ def _warm_ray(executor: Any, workers: int) -> None:
     def ready(seconds: float) -> int:
         import os
 
-        import evsys_sdk.arm  # noqa: F401 - what an arm imports first
+        import evsys_sdk.orchestration.arm  # noqa: F401 - what an arm imports first
 
         time.sleep(seconds)  # overlapping sleeps force one worker process per task
         return os.getpid()

@@ -40,8 +40,8 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 
 def train(seed: int, n: int, steps: int, out: Path) -> tuple[float, dict[int, float]]:
     """Held-out exact match and per-step loss of the recipe at ``seed`` on ``n`` processes."""
-    from evsys_sdk.config import ExperimentConfig
-    from evsys_sdk.experiment import Experiment
+    from evsys_sdk.orchestration.experiment import Experiment
+    from evsys_sdk.spec.config import ExperimentConfig
 
     raw: dict[str, Any] = yaml.safe_load(RECIPE.read_text())
     raw["output_dir"] = str(out)

@@ -109,7 +109,7 @@ EVSYS = textwrap.dedent(
     """
     import json, resource, sys, time
     t0 = time.perf_counter()
-    from evsys_sdk.cli import main
+    from evsys_sdk.cli.main import main
     code = main(["run", sys.argv[1]])
     print(json.dumps({"code": code, "total_s": time.perf_counter() - t0,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

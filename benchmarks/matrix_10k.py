@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from _bench import mock_matrix, report
 
-from evsys_sdk.yaml_loader import check_config, load_yaml, validate_yaml
+from evsys_sdk.loading.yaml_loader import check_config, load_yaml, validate_yaml
 
 RUNS = 3
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from _bench import mock_matrix, report
 
-from evsys_sdk.progress import Progress
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.run.progress import Progress
+from evsys_sdk.run.runner import run_experiment
 
 ARMS = 200
 RUNS = 3

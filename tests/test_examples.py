@@ -14,8 +14,8 @@ import pytest
 import yaml
 from conftest import ROOT, evsys
 
+from evsys_sdk.loading.yaml_loader import load_yaml
 from evsys_sdk.testing.executors import default_sigint
-from evsys_sdk.yaml_loader import load_yaml
 
 EXAMPLE_CONFIGS = sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*/*.yaml") if "name" in yaml.safe_load(p.read_text())

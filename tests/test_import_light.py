@@ -28,4 +28,4 @@ def test_registry_lookup_loads_no_training_stack() -> None:
     assert not loaded & set(HEAVY)
     # Kinds are registered by import path: listing them imports no class module and no pydantic.
     listed = _modules_after("import evsys_sdk; evsys_sdk.list_algorithms(); evsys_sdk.list_executors()")
-    assert not listed & {"evsys_sdk.builtins.mock", "evsys_sdk.executors", "pydantic"}
+    assert not listed & {"evsys_sdk.builtins.mock", "evsys_sdk.orchestration.executors", "pydantic"}

@@ -40,7 +40,7 @@ def on_files(files: Files, config: Any) -> Files:
 
 def pages() -> dict[str, str]:
     """Every generated page, by its path under docs/."""
-    from evsys_sdk.registry import KINDS
+    from evsys_sdk.plugins.registry import KINDS
 
     out = {
         "reference/config.md": config_page(),
@@ -197,7 +197,7 @@ def _summary(obj: Any) -> str:
 
 
 def extensions_page(kind: str) -> str:
-    from evsys_sdk.registry import KINDS, family_backends, registry
+    from evsys_sdk.plugins.registry import KINDS, family_backends, registry
 
     reg = registry(kind)
     title = KINDS[kind].replace("_", " ")
@@ -208,7 +208,7 @@ def extensions_page(kind: str) -> str:
         "`space: auto` of `evsys evolve` samples.\n",
     ]
     if kind == "algorithm":
-        from evsys_sdk.families import FAMILIES
+        from evsys_sdk.spec.families import FAMILIES
 
         out.append("## Families\n")
         out.append(
@@ -260,7 +260,7 @@ def _commands(parser: argparse.ArgumentParser, path: str, level: int, help_text:
 
 
 def cli_page() -> str:
-    from evsys_sdk.cli import build_parser
+    from evsys_sdk.cli.main import build_parser
 
     parser = build_parser()
     out = [
@@ -273,11 +273,11 @@ def cli_page() -> str:
 
 
 def hooks_page() -> str:
-    from evsys_sdk import hookspecs
+    from evsys_sdk.plugins import hookspecs
 
     out = [
         "# Hook specs\n",
-        "The pluggy hooks a plugin implements (`evsys_sdk.hookspecs`; decorate with `evsys_sdk.hookimpl`). "
+        "The pluggy hooks a plugin implements (`evsys_sdk.plugins.hookspecs`; decorate with `evsys_sdk.hookimpl`). "
         "A plugin is a module of hook implementations named by an `evsys_sdk.plugins` entry point; see "
         "[Writing a plugin](../plugins.md).\n",
     ]

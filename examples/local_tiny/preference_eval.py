@@ -36,7 +36,7 @@ def completion_logp(model: Any, tokenizer: Any, prompt: Turns, reply: Turns) -> 
 
 def evaluate(checkpoint: str) -> dict[str, float]:
     from evsys_local.inference import LocalInference
-    from evsys_sdk.benchmark import Benchmark
+    from evsys_sdk.eval.benchmark import Benchmark
 
     client = LocalInference(model_name=checkpoint, device="cpu", batch_size=50)
     pairs = [json.loads(line) for line in (HERE / "bench" / "heldout_pairs.jsonl").read_text().splitlines() if line]

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.run.runner import run_experiment
 from evsys_sdk.testing import AlgorithmContract
-from evsys_sdk.yaml_loader import load_yaml
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "tinker", "anthropic", "openai")

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evsys_sdk.benchmark import Benchmark, BenchmarkScore, BenchmarkTaskResult
 from evsys_sdk.builtins.mock import MockInference
-from evsys_sdk.data_types import HarborTask, InProcessVerifier
 from evsys_sdk.eval import RetryPolicy
+from evsys_sdk.eval.benchmark import Benchmark, BenchmarkScore, BenchmarkTaskResult
+from evsys_sdk.spec.data_types import HarborTask, InProcessVerifier
 
 
 def task(i: int, expected: str = "MOCK_ANSWER", fn: str = "contains", **meta: Any) -> dict[str, Any]:
@@ -237,8 +237,8 @@ def test_score_with_cache_dir(tmp_path: Path) -> None:
 
 
 def test_spec_verifiers_run_through_the_verifier_registry(plugin_host: Any) -> None:
-    from evsys_sdk.data_types import LLMJudgeVerifier
-    from evsys_sdk.protocols import VerificationResult
+    from evsys_sdk.spec.data_types import LLMJudgeVerifier
+    from evsys_sdk.spec.protocols import VerificationResult
 
     judge_task = HarborTask("j1", "Say hi", LLMJudgeVerifier(judge_model="mock", rubric="greets"))
     with pytest.raises(NotImplementedError, match="pip install evsys-frontier"):

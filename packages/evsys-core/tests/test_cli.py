@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from evsys_sdk.cli import main
+from evsys_sdk.cli.main import main
 
 
 def write(tmp_path: Path, cfg: dict[str, Any]) -> str:

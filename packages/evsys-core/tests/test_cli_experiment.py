@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from evsys_sdk.cli import main
+from evsys_sdk.cli.main import main
 
 
 def write_config(tmp_path: Path, bench: Path, **fields: Any) -> str:
@@ -184,7 +184,7 @@ def test_runs_show_json_is_the_whole_record(tmp_path: Path, bench: Path, capsys:
 
 
 def test_summaries_print_counts_as_integers() -> None:
-    from evsys_sdk.report import fmt
+    from evsys_sdk.cli.report import fmt
 
     assert (fmt(30.0), fmt(0.53333333), fmt(2e-5), fmt(123456.7), fmt(None), fmt(3)) == (
         "30",

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.conclusions import Expectation, best_of, conclude, continual_findings
-from evsys_sdk.config import RunConfig
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.results import ArmResult, EvalResult
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.spec.config import RunConfig
+from evsys_sdk.spec.results import ArmResult, EvalResult
+from evsys_sdk.tracking.conclusions import Expectation, best_of, conclude, continual_findings
 
 pytestmark = pytest.mark.timeout(30)
 

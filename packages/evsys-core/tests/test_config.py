@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from evsys_sdk.config import BackendConfig, DataConfig, ExperimentConfig, LogStoreSpec, RunConfig, safe_run_name
+from evsys_sdk.spec.config import BackendConfig, DataConfig, ExperimentConfig, LogStoreSpec, RunConfig, safe_run_name
 
 
 def test_unknown_key_is_rejected_at_every_level(mock_run: Any) -> None:

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import Field, model_validator
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.protocols import VerificationResult
+from evsys_sdk.plugins.host import PluginHost
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.protocols import VerificationResult
 from evsys_sdk.testing import (
     AlgorithmContract,
     BackendContract,

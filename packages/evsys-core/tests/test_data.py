@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from evsys_sdk.base.errors import EvsysError
 from evsys_sdk.builtins.data_stores import InMemoryDataStore, LocalDataStore
-from evsys_sdk.config import DataConfig
-from evsys_sdk.data import load_rows
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.loading.data import load_rows
+from evsys_sdk.spec.config import DataConfig
 
 
 def test_in_memory_rows_are_copied() -> None:
@@ -33,7 +33,7 @@ def test_jsonl_and_json_through_the_store(tmp_path: Path) -> None:
 
 
 def test_datasets_by_name_and_id_through_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.tracking.store import LocalStore
 
     monkeypatch.setenv("EVSYS_WORKSPACE", str(tmp_path / "ws"))
     store = LocalStore(tmp_path / "ws" / "evsys.db")

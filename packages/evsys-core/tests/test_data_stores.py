@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from evsys_sdk.builtins.data_stores import DATA_STORE_CLASSES, InMemoryDataStore, LocalDataStore
-from evsys_sdk.protocols import DataStore
+from evsys_sdk.spec.protocols import DataStore
 
 ROWS: list[dict[str, Any]] = [{"prompt": "2+2?", "answer": "4"}, {"prompt": "héllo ✓", "meta": {"n": [1, 2]}}]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-import evsys_sdk.data_types as dt
-from evsys_sdk.data_types import (
+import evsys_sdk.spec.data_types as dt
+from evsys_sdk.spec.data_types import (
     ChatMessagesRow,
     E2BVerifier,
     HarborTask,

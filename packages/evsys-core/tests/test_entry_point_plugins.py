@@ -16,8 +16,8 @@ TOY_ALGO = """
     from pathlib import Path
     from typing import Any, ClassVar
 
-    from evsys_sdk.config import StrictModel
-    from evsys_sdk.protocols import RunContext, RunResult
+    from evsys_sdk.spec.config import StrictModel
+    from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
     class {cls}:
@@ -256,7 +256,7 @@ def test_legacy_per_kind_entry_point_is_lazy(site: Path) -> None:
 
     probe = textwrap.dedent("""
         import sys
-        from evsys_sdk.registry import get_algorithm, list_algorithms, registry
+        from evsys_sdk.plugins.registry import get_algorithm, list_algorithms, registry
         assert "legacy_algo" in list_algorithms()
         assert registry("algorithm").source_of("legacy_algo") == "evsys-legacyplug"
         assert "legacyplug.algos" not in sys.modules, "listing imported the legacy module"

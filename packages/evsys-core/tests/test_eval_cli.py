@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from evsys_sdk.cli import build_parser, main
-from evsys_sdk.eval import cli as eval_cli
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.registry import register_inference
+from evsys_sdk.cli import eval as eval_cli
+from evsys_sdk.cli.main import build_parser, main
+from evsys_sdk.plugins.host import PluginHost
+from evsys_sdk.plugins.registry import register_inference
 
 
 @pytest.fixture

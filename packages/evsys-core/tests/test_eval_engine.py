@@ -19,7 +19,7 @@ from evsys_sdk.eval import (
     client_identity,
     generate_all,
 )
-from evsys_sdk.protocols import AsyncInferenceClient, BatchInferenceClient, InferenceClient
+from evsys_sdk.spec.protocols import AsyncInferenceClient, BatchInferenceClient, InferenceClient
 
 
 class Limited(Exception):

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evsys_sdk.benchmark import Benchmark
 from evsys_sdk.eval import ModelEvalConfig, RetryPolicy, evaluate_model, format_summary_markdown, qwen_chat_prompt
+from evsys_sdk.eval.benchmark import Benchmark
 from evsys_sdk.testing import network_guard
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.cli import main
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.executors import ProcessExecutor, SequentialExecutor
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.store import LocalStore
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.cli.main import main
+from evsys_sdk.loading.yaml_loader import load_yaml, validate_yaml
+from evsys_sdk.orchestration.executors import ProcessExecutor, SequentialExecutor
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.host import PluginHost
 from evsys_sdk.testing import executors as kit  # the executor test kit: test algorithms, configs, comparisons
-from evsys_sdk.yaml_loader import load_yaml, validate_yaml
+from evsys_sdk.tracking.store import LocalStore
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_resume_under_process_skips_completed_arms(tmp_path: Path, host: PluginH
 
 
 def module_train_fn(cfg: Any) -> list[Any]:
-    from evsys_sdk.runner import run_experiment
+    from evsys_sdk.run.runner import run_experiment
 
     return run_experiment(cfg, validate=False)
 
@@ -184,8 +184,8 @@ def test_cli_executor_flag_and_listing(tmp_path: Path, capsys: Any, host: Plugin
 
 def test_tasks_and_outcomes_pickle(tmp_path: Path, bench_dir: Path) -> None:
     """What crosses a process boundary: the picklable arm task, and run_arm's plain result."""
-    from evsys_sdk.arm import ArmTask, run_arm
-    from evsys_sdk.benchmark import Benchmark
+    from evsys_sdk.eval.benchmark import Benchmark
+    from evsys_sdk.orchestration.arm import ArmTask, run_arm
 
     cfg = load_yaml({"name": "exp", "output_dir": str(tmp_path / "out"), "run": kit.mock_run("a")})
     bench = Benchmark.from_dir(bench_dir)

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.benchmark import Benchmark
+from evsys_sdk.base.errors import ConfigError
 from evsys_sdk.builtins.mock import read_checkpoint
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.protocols import RunResult
-from evsys_sdk.results import ArmResult, EvalResult, ExperimentResult
-from evsys_sdk.store import LocalStore
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.eval.benchmark import Benchmark
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.spec.protocols import RunResult
+from evsys_sdk.spec.results import ArmResult, EvalResult, ExperimentResult
+from evsys_sdk.tracking.store import LocalStore
 
 QUESTIONS = {f"q{i}": f"a{i}" for i in range(12)}
 
@@ -223,7 +223,7 @@ def test_resume_skips_completed_arms_with_the_same_config(tmp_path: Path, bench_
     calls: list[str] = []
 
     def counting(single: ExperimentConfig) -> list[RunResult]:
-        from evsys_sdk.runner import run_experiment
+        from evsys_sdk.run.runner import run_experiment
 
         assert single.run is not None
         calls.append(single.run.name)
@@ -280,7 +280,7 @@ def test_benchmark_spec_errors_before_any_arm(tmp_path: Path) -> None:
 
 
 def test_benchmark_by_name_from_the_local_store(tmp_path: Path, bench_dir: Path) -> None:
-    from evsys_sdk.benchmark_upload import upload_benchmark
+    from evsys_sdk.cli.benchmark_upload import upload_benchmark
 
     store = LocalStore(tmp_path / "db.sqlite")
     uploaded = upload_benchmark(store, bench_dir)
@@ -311,7 +311,7 @@ def test_tensorboard_callback_writes_event_files(tmp_path: Path) -> None:
 
 
 def test_arm_result_score_and_serialisation() -> None:
-    from evsys_sdk.config import RunConfig
+    from evsys_sdk.spec.config import RunConfig
 
     run = RunConfig.model_validate(run_dict())
     arm = ArmResult(

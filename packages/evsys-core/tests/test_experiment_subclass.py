@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.config import BenchmarkSpec, ExperimentConfig, RunConfig
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.protocols import InferenceFactory, RunResult
-from evsys_sdk.results import ArmResult, EvalResult
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.host import PluginHost
+from evsys_sdk.spec.config import BenchmarkSpec, ExperimentConfig, RunConfig
+from evsys_sdk.spec.protocols import InferenceFactory, RunResult
+from evsys_sdk.spec.results import ArmResult, EvalResult
 from evsys_sdk.testing import executors as kit
-from evsys_sdk.yaml_loader import load_yaml
 
 
 @pytest.fixture

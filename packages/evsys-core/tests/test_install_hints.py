@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evsys_sdk import install_hints
-from evsys_sdk.install_hints import pip_install
+from evsys_sdk.base import install_hints
+from evsys_sdk.base.install_hints import pip_install
 
 
 def fake_checkout(root: Path, *dists: str) -> Path:

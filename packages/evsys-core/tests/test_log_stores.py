@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
+from evsys_sdk.base.errors import UnknownKindError
 from evsys_sdk.builtins.log_stores import (
     LOG_STORE_CLASSES,
     JSONLLogStore,
@@ -23,9 +24,8 @@ from evsys_sdk.builtins.log_stores import (
     NullLogStore,
     TensorBoardLogStore,
 )
-from evsys_sdk.errors import UnknownKindError
-from evsys_sdk.plugins import PluginHost, use_host
-from evsys_sdk.protocols import LogStore
+from evsys_sdk.plugins.host import PluginHost, use_host
+from evsys_sdk.spec.protocols import LogStore
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from evsys_sdk.logger import LEVEL_ENV, configure_logger, get_logger, set_level
+from evsys_sdk.base.logger import LEVEL_ENV, configure_logger, get_logger, set_level
 
 
 def _own_handlers() -> list[logging.Handler]:
@@ -144,7 +144,7 @@ def test_without_propagation_evsys_prints_itself(
 
 def test_fresh_interpreter_logs_to_stderr_at_env_level() -> None:
     code = (
-        "from evsys_sdk.logger import get_logger\n"
+        "from evsys_sdk.base.logger import get_logger\n"
         "log = get_logger('demo')\n"
         "log.debug('debug line'); log.info('info line')\n"
     )

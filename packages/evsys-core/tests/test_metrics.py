@@ -21,7 +21,7 @@ from evsys_sdk.builtins.metrics import (
     ToolkitMatch,
     compute_metric,
 )
-from evsys_sdk.protocols import Metric
+from evsys_sdk.spec.protocols import Metric
 
 REWARDS = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.5], [], [1.0, 1.0, 1.0, 0.0]]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from evsys_sdk.builtins.mock_landscape import LR_OPTIMUM, NOISE_SD, landscape, skill_without_noise
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.run.runner import run_experiment
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evsys_sdk.paths import project_root
-from evsys_sdk.scaffold import init_project, new_experiment
-from evsys_sdk.yaml_loader import check_config, load_yaml
+from evsys_sdk.cli.scaffold import init_project, new_experiment
+from evsys_sdk.loading.yaml_loader import check_config, load_yaml
+from evsys_sdk.spec.paths import project_root
 
 CONFIG = """\
 name: first_try
@@ -92,7 +92,7 @@ def test_a_config_given_as_a_dict_keeps_its_paths_as_written(tmp_path: Path) -> 
 
 
 def test_the_workspace_is_the_projects_wherever_in_it_you_are(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from evsys_sdk.store import workspace_root
+    from evsys_sdk.tracking.store import workspace_root
 
     monkeypatch.delenv("EVSYS_WORKSPACE")
     root = project.parents[2]

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.phases import PHASE_KEY, phase_starts
-from evsys_sdk.store import LocalStore
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.spec.phases import PHASE_KEY, phase_starts
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,7 +71,7 @@ def test_phase_starts_reads_rows_in_step_order() -> None:
 
 @pytest.mark.plot
 def test_runs_plot_draws_one_curve_per_combo_arm(tmp_path: Path, mock_run: Any) -> None:
-    from evsys_sdk.plots import plot_metric
+    from evsys_sdk.cli.plots import plot_metric
 
     store = LocalStore(tmp_path / "evsys.db")
     Experiment(_combo_config(tmp_path, mock_run), store=store).run()

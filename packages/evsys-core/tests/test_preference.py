@@ -10,10 +10,15 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import ValidationError
 
+from evsys_sdk.base.errors import EvsysError
 from evsys_sdk.builtins.mock import read_checkpoint
+from evsys_sdk.builtins.preference import PairStats, on_policy_pairs
 from evsys_sdk.builtins.transforms import OnPolicyPairs
-from evsys_sdk.config import StrictModel
-from evsys_sdk.data_types import (
+from evsys_sdk.plugins.host import PluginHost, use_host
+from evsys_sdk.plugins.registry import resolve_algorithm, schema_for
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.data_types import (
     HarborTask,
     InProcessVerifier,
     PreferenceRow,
@@ -23,12 +28,7 @@ from evsys_sdk.data_types import (
     parse_rows,
     to_dict,
 )
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import FAMILIES, DistillParams, DPOParams, distill_endpoints
-from evsys_sdk.plugins import PluginHost, use_host
-from evsys_sdk.preference import PairStats, on_policy_pairs
-from evsys_sdk.registry import resolve_algorithm, schema_for
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.spec.families import FAMILIES, DistillParams, DPOParams, distill_endpoints
 from evsys_sdk.testing import mock_experiment_config
 
 CONVO = PreferenceRow(

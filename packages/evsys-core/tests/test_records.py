@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.cli import main
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.records import BASELINE_KIND, load_result
-from evsys_sdk.store import LocalStore, workspace_root
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.cli.main import main
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.tracking.records import BASELINE_KIND, load_result
+from evsys_sdk.tracking.store import LocalStore, workspace_root
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,7 +119,7 @@ def test_expect_is_judged_and_checked_before_any_arm(tmp_path: Path, bench_dir: 
 def test_expect_error_names_the_file_line(tmp_path: Path, bench_dir: Path) -> None:
     import yaml
 
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
 
     data = config(tmp_path, bench_dir).model_dump(mode="json", exclude_none=True)
     data["metadata"]["expect"] = {"metric": "x", "better": "up"}
@@ -179,7 +179,7 @@ def test_runs_plot_works_after_resume(tmp_path: Path, bench_dir: Path, capsys: A
 
 def test_open_store_and_find_experiment_are_the_public_way_in(tmp_path: Path) -> None:
     import evsys_sdk
-    from evsys_sdk.errors import EvsysError
+    from evsys_sdk.base.errors import EvsysError
 
     with pytest.raises(EvsysError, match=r"no experiments recorded yet .*evsys.db does not exist"):
         evsys_sdk.open_store(tmp_path / "ws")

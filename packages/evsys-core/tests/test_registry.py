@@ -5,10 +5,9 @@ from typing import Any, ClassVar
 import pytest
 
 from evsys_sdk import hookimpl
-from evsys_sdk.config import StrictModel
-from evsys_sdk.errors import PluginError, UnknownKindError
-from evsys_sdk.plugins import PluginHost, use_host
-from evsys_sdk.registry import (
+from evsys_sdk.base.errors import PluginError, UnknownKindError
+from evsys_sdk.plugins.host import PluginHost, use_host
+from evsys_sdk.plugins.registry import (
     Registry,
     get_algorithm,
     get_default_inference_factory,
@@ -17,6 +16,7 @@ from evsys_sdk.registry import (
     resolve_algorithm,
     schema_for,
 )
+from evsys_sdk.spec.config import StrictModel
 
 
 @pytest.fixture
@@ -132,14 +132,14 @@ def test_schema_for(host: PluginHost) -> None:
 
 
 def test_default_inference_factory(host: PluginHost) -> None:
-    from evsys_sdk.config import RunConfig
+    from evsys_sdk.spec.config import RunConfig
 
     run = RunConfig.model_validate(
         {"name": "r", "model": {"name": "m"}, "algorithm": {"kind": "sft"}, "backend": {"kind": "mock"}}
     )
     factory = get_default_inference_factory(run)
     assert factory is not None
-    from evsys_sdk.protocols import RunResult
+    from evsys_sdk.spec.protocols import RunResult
 
     client = factory(RunResult("r", "completed"), run)
     assert client.generate(prompt="p") == "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
@@ -160,12 +160,13 @@ def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost
     import sys
 
     from evsys_sdk.builtins.hooks import BUILTINS
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     listing = (
-        "import sys, evsys_sdk; from evsys_sdk.registry import KINDS, registry; "
+        "import sys, evsys_sdk; from evsys_sdk.plugins.registry import KINDS, registry; "
         "[registry(k).list() for k in KINDS]; evsys_sdk.list_algorithms(); "
-        "print(sorted(m for m in ('pydantic', 'evsys_sdk.builtins.mock', 'evsys_sdk.executors') if m in sys.modules))"
+        "heavy = ('pydantic', 'evsys_sdk.builtins.mock', 'evsys_sdk.orchestration.executors'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"  # listing every registry built no class and no pydantic model
@@ -173,8 +174,8 @@ def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost
     from evsys_sdk.builtins.log_stores import LOG_STORE_CLASSES
     from evsys_sdk.builtins.metrics import METRIC_CLASSES
     from evsys_sdk.builtins.transforms import TRANSFORM_CLASSES
-    from evsys_sdk.callbacks import CALLBACK_CLASSES
-    from evsys_sdk.executors import EXECUTOR_CLASSES
+    from evsys_sdk.orchestration.executors import EXECUTOR_CLASSES
+    from evsys_sdk.run.callbacks import CALLBACK_CLASSES
     from evsys_sdk.search.llm import LLMProposer
     from evsys_sdk.search.proposers import PROPOSER_CLASSES
 
@@ -197,7 +198,7 @@ def test_builtins_register_by_import_path_and_load_at_first_use(host: PluginHost
 
 
 def test_a_plugin_registers_by_import_path(host: PluginHost) -> None:
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     class Lazy:
         @hookimpl

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from evsys_sdk.base.errors import ConfigError
 from evsys_sdk.builtins.mock import read_checkpoint
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.progress import Progress
-from evsys_sdk.runner import config_fingerprint, run_experiment
+from evsys_sdk.run.progress import Progress
+from evsys_sdk.run.runner import config_fingerprint, run_experiment
 
 
 def _record(out: Path, name: str) -> dict[str, Any]:

@@ -16,15 +16,15 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from evsys_sdk.cli import main
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.cli.main import main
 from evsys_sdk.search import Proposal, Proposer, evolve
-from evsys_sdk.search.config import BudgetSpec, Distribution
 from evsys_sdk.search.ledger import ArmCost, Ledger
 from evsys_sdk.search.space import Axis
-from evsys_sdk.store import LocalStore
+from evsys_sdk.spec.search import BudgetSpec, Distribution
 from evsys_sdk.testing import search as search_kit
 from evsys_sdk.testing.executors import default_sigint
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -146,8 +146,8 @@ def test_a_budget_of_fewer_than_three_proposals_warns(tmp_path: Path, host: Any,
 
 
 def test_space_auto_from_schema_bounds(tmp_path: Path, host: Any) -> None:
-    from evsys_sdk.config import RunConfig
     from evsys_sdk.search.space import auto_space
+    from evsys_sdk.spec.config import RunConfig
 
     run = RunConfig.model_validate(search_config(tmp_path)["run"])
     space = auto_space(run)
@@ -223,7 +223,7 @@ class _AlwaysInvalid(Proposer):
 
 
 def test_invalid_proposals_are_recorded_and_never_charged(tmp_path: Path, host: Any) -> None:
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     registry("proposer").add(_Invalid)
     result = evolve(
@@ -297,10 +297,10 @@ def test_cli_search_records_best_yaml_and_show(tmp_path: Path, host: Any, capsys
 
 
 def test_paired_promotion_keeps_an_incumbent_a_noise_win_does_not_beat(tmp_path: Path, host: Any) -> None:
-    from evsys_sdk.search.config import PromotionSpec
+    from evsys_sdk.base.stats import summarize
     from evsys_sdk.search.engine import Candidate
     from evsys_sdk.search.promotion import promotes
-    from evsys_sdk.stats import summarize
+    from evsys_sdk.spec.search import PromotionSpec
 
     def cand(scores: list[float]) -> Candidate:
         c = Candidate("c", [], "t", {}, None, scores=scores, status="scored")  # type: ignore[arg-type]
@@ -322,8 +322,9 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path: Path, host: 
     cfg["run"]["algorithm"]["params"].update(arm_log=str(log), kill_at_arm=7)
     killed = write(tmp_path, cfg)
     script = (
-        "import sys; from evsys_sdk.plugins import current_host; from evsys_sdk.testing import search as kit;"
-        "current_host().add_plugin(kit, 'search_kit'); from evsys_sdk.cli import main; sys.exit(main(sys.argv[1:]))"
+        "import sys; from evsys_sdk.plugins.host import current_host; from evsys_sdk.testing import search as kit;"
+        "current_host().add_plugin(kit, 'search_kit'); "
+        "from evsys_sdk.cli.main import main; sys.exit(main(sys.argv[1:]))"
     )
     env = {**os.environ, "EVSYS_WORKSPACE": str(tmp_path / "ws")}
     first = subprocess.run([sys.executable, "-c", script, "evolve", str(killed)], env=env, capture_output=True)
@@ -443,7 +444,7 @@ def test_records_go_to_the_given_store_and_the_journal_to_the_workspace(tmp_path
 def test_the_experiment_record_carries_the_search(tmp_path: Path, host: Any) -> None:
     """Through the store's ordinary experiment update (a dashboard never sees the journal): candidates with
     their lineage, patch, generation, scores, CI and seconds; rejections with reasons; spend; the space."""
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     registry("proposer").add(_Invalid)
     remote = LocalStore(tmp_path / "remote.db")
@@ -472,10 +473,10 @@ def test_the_experiment_record_carries_the_search(tmp_path: Path, host: Any) -> 
 
 
 def test_a_large_search_keeps_its_newest_candidates_and_the_best_on_the_record(tmp_path: Path, host: Any) -> None:
-    from evsys_sdk.config import RunConfig
     from evsys_sdk.search.engine import Candidate, SearchResult
     from evsys_sdk.search.records import MAX_RECORD_BYTES, search_record
     from evsys_sdk.search.space import Space
+    from evsys_sdk.spec.config import RunConfig
 
     base = RunConfig.model_validate(search_config(tmp_path)["run"])
 
@@ -539,9 +540,9 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
 
 
 def test_every_eval_is_charged() -> None:
-    from evsys_sdk.config import RunConfig
-    from evsys_sdk.results import ArmResult, EvalResult
     from evsys_sdk.search.engine import _arm_cost
+    from evsys_sdk.spec.config import RunConfig
+    from evsys_sdk.spec.results import ArmResult, EvalResult
 
     run = RunConfig.model_validate({"name": "a", "model": {"name": "m"}, "algorithm": {"kind": "sft"}})
     evals = [
@@ -559,7 +560,7 @@ def test_resume_from_every_crash_point_of_the_journal(tmp_path: Path, host: Any)
     generations that needed several asks, as rejections force) gives the uninterrupted search."""
     import sqlite3
 
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     registry("proposer").add(_Invalid)
     cfg = search_config(tmp_path, proposer={"kind": "invalid_every_other"}, budget={"candidates": 6}, parallel=3)
@@ -609,7 +610,7 @@ def test_pareto_selection_draws_parents_from_the_front(tmp_path: Path, host: Any
 
 
 def test_full_schema_lists_the_proposers() -> None:
-    from evsys_sdk.schema import full_schema
+    from evsys_sdk.loading.schema import full_schema
 
     variants = full_schema()["$defs"]["ProposerSpec"]["oneOf"]
     assert {"mutate", "random"} <= {v["properties"]["kind"]["const"] for v in variants}  # and plugins' proposers

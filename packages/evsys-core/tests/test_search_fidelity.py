@@ -12,16 +12,16 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from evsys_sdk.cli import main
-from evsys_sdk.experiment import Experiment
+from evsys_sdk.cli.main import main
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
 from evsys_sdk.search import evolve
-from evsys_sdk.search.config import FidelitySpec
 from evsys_sdk.search.engine import Candidate
 from evsys_sdk.search.fidelity import promotions
 from evsys_sdk.search.proposers import RandomProposer
-from evsys_sdk.store import LocalStore
+from evsys_sdk.spec.search import FidelitySpec
 from evsys_sdk.testing.search import landscape_experiment
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -213,7 +213,7 @@ class _Counting(RandomProposer):
 
 
 def test_resume_from_every_crash_point_equals_the_uninterrupted_search(tmp_path: Path) -> None:
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     registry("proposer").add(_Counting)
     cfg = fidelity_config(tmp_path, proposer={"kind": "counting"})

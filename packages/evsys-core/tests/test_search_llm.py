@@ -11,10 +11,10 @@ import pytest
 from pydantic import Field
 from test_search import search_config, write
 
-from evsys_sdk.cli import main
-from evsys_sdk.config import StrictModel
+from evsys_sdk.cli.main import main
 from evsys_sdk.search import evolve
 from evsys_sdk.search.llm import parse_patches
+from evsys_sdk.spec.config import StrictModel
 from evsys_sdk.testing import search as search_kit
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,7 +43,7 @@ class ScriptedLM:
 
 @pytest.fixture
 def host(plugin_host: Any) -> Any:
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     plugin_host.add_plugin(search_kit, "search_kit")
     registry("inference_client").add(ScriptedLM)

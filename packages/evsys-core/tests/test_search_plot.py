@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_search import host, search_config, write  # noqa: F401 - host is the fixture
 
-from evsys_sdk.cli import main
+from evsys_sdk.cli.main import main
 
 pytestmark = pytest.mark.timeout(120)
 

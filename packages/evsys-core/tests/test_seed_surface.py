@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 import evsys_sdk
+from evsys_sdk.base.errors import UnknownKindError
 from evsys_sdk.builtins.data_stores import LocalDataStore
-from evsys_sdk.cli import main
-from evsys_sdk.config import DataConfig, TransformSpec
-from evsys_sdk.errors import UnknownKindError
-from evsys_sdk.families import SFTParams
-from evsys_sdk.registry import AlgorithmFamily, get_algorithm, list_algorithms
+from evsys_sdk.cli.main import main
+from evsys_sdk.plugins.registry import AlgorithmFamily, get_algorithm, list_algorithms
+from evsys_sdk.spec.config import DataConfig, TransformSpec
+from evsys_sdk.spec.families import SFTParams
 
 
 def test_get_algorithm_of_a_family_resolves_by_backend() -> None:
@@ -39,7 +39,7 @@ def test_list_algorithms_lists_families_and_implementations() -> None:
 
 def test_runner_load_rows_and_apply_transforms() -> None:
     from evsys_sdk.builtins.data_stores import InMemoryDataStore
-    from evsys_sdk.runner import _apply_transforms, _load_rows
+    from evsys_sdk.run.runner import _apply_transforms, _load_rows
 
     rows = [{"query": "make an issue", "tool_slug": "github_create_issue"}]
     raw = _load_rows(DataConfig(source_kind="in_memory", rows=rows), InMemoryDataStore())

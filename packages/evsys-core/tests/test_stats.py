@@ -1,4 +1,4 @@
-"""evsys_sdk.stats against reference values (scipy.stats 1.17, computed once and written down here)."""
+"""evsys_sdk.base.stats against reference values (scipy.stats 1.17, computed once and written down here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from evsys_sdk.stats import paired, summarize, t_cdf, t_quantile, welch
+from evsys_sdk.base.stats import paired, summarize, t_cdf, t_quantile, welch
 
 pytestmark = pytest.mark.timeout(30)
 

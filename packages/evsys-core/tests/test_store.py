@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.store import LocalStore
+from evsys_sdk.tracking.store import LocalStore
 
 
 class _InterruptAfter:

@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.hookspecs import hookimpl
-from evsys_sdk.plugins import PluginHost, current_host, list_plugins
-from evsys_sdk.protocols import RunContext, RunResult
-from evsys_sdk.registry import Registry, register_algorithm, registry
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.plugins.hookspecs import hookimpl
+from evsys_sdk.plugins.host import PluginHost, current_host, list_plugins
+from evsys_sdk.plugins.registry import Registry, register_algorithm, registry
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.protocols import RunContext, RunResult
 from evsys_sdk.testing import AlgorithmContract, MockConfigFactory, NetworkAccessError, network_guard
 
 
@@ -196,7 +196,7 @@ def test_network_guard_and_the_plugin_import_nothing_heavy() -> None:
     code = (
         "import sys; import evsys_sdk.testing.fixtures\n"
         "from evsys_sdk.testing import network_guard\n"
-        "heavy = ('pydantic', 'yaml', 'evsys_sdk.plugins', 'evsys_sdk.testing.contracts')\n"
+        "heavy = ('pydantic', 'yaml', 'evsys_sdk.plugins.host', 'evsys_sdk.testing.contracts')\n"
         "heavy = sorted(m for m in heavy if m in sys.modules)\n"
         "assert not heavy, heavy\n"
         "with network_guard():\n"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.budget import TimeBudget, TimeBudgetExceeded
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.runner import config_fingerprint, run_experiment
-from evsys_sdk.store import LocalStore
+from evsys_sdk.base.budget import TimeBudget, TimeBudgetExceeded
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.host import PluginHost
+from evsys_sdk.run.runner import config_fingerprint, run_experiment
 from evsys_sdk.testing import executors as kit
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.tracking.store import LocalStore
 
 ENDLESS = {"num_epochs": 10**38, "step_seconds": 0.01}  # 3 steps per epoch: 3e38 steps
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from evsys_sdk.base.errors import EvsysError
 from evsys_sdk.builtins import transforms
 from evsys_sdk.builtins.transforms import (
     TRANSFORM_CLASSES,
@@ -16,8 +17,7 @@ from evsys_sdk.builtins.transforms import (
     MissingFieldError,
     OnPolicyPairs,
 )
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.protocols import Transform
+from evsys_sdk.spec.protocols import Transform
 
 ROWS = [{"query": "2+2?", "answer": "4"}, {"query": "capital of France?", "answer": "Paris"}]
 

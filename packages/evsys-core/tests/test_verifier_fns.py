@@ -8,11 +8,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evsys_sdk import verifier_fns
-from evsys_sdk.builtins.verifiers import VERIFIER_CLASSES, FormatOnlyVerifier
-from evsys_sdk.data_types import E2BVerifier, HarborTask, InProcessVerifier, LLMJudgeVerifier
-from evsys_sdk.protocols import VerificationResult, Verifier
-from evsys_sdk.verifier_fns import (
+from evsys_sdk.builtins import verifier_fns
+from evsys_sdk.builtins.verifier_fns import (
     contains,
     exact_match,
     get_fn,
@@ -24,6 +21,9 @@ from evsys_sdk.verifier_fns import (
     unregister,
     verify_task,
 )
+from evsys_sdk.builtins.verifiers import VERIFIER_CLASSES, FormatOnlyVerifier
+from evsys_sdk.spec.data_types import E2BVerifier, HarborTask, InProcessVerifier, LLMJudgeVerifier
+from evsys_sdk.spec.protocols import VerificationResult, Verifier
 
 BUILT_INS = ["contains", "exact_match", "regex_match", "tool_calls_match"]
 
@@ -300,11 +300,11 @@ def test_a_path_registration_again_after_its_first_use_is_a_no_op() -> None:
     """A second plugin host re-runs the hooks: the path it registers names the function already resolved."""
     name = "scratch_path_again"
     try:
-        verifier_fns.register(name, "evsys_sdk.verifier_fns:exact_match")
+        verifier_fns.register(name, "evsys_sdk.builtins.verifier_fns:exact_match")
         assert verifier_fns.get_fn(name) is verifier_fns.exact_match  # resolved: the registry now holds the fn
-        verifier_fns.register(name, "evsys_sdk.verifier_fns:exact_match")
+        verifier_fns.register(name, "evsys_sdk.builtins.verifier_fns:exact_match")
         assert verifier_fns.get_fn(name) is verifier_fns.exact_match
         with pytest.raises(ValueError, match="already registered"):
-            verifier_fns.register(name, "evsys_sdk.verifier_fns:regex_match")
+            verifier_fns.register(name, "evsys_sdk.builtins.verifier_fns:regex_match")
     finally:
         verifier_fns.unregister(name)

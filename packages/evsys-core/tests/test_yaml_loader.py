@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk import yaml_loader
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.paths import anchor_paths
-from evsys_sdk.yaml_loader import check_config, dump_yaml, load_yaml, parse_yaml_text, validate_yaml
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.loading import yaml_loader
+from evsys_sdk.loading.yaml_loader import check_config, dump_yaml, load_yaml, parse_yaml_text, validate_yaml
+from evsys_sdk.spec.paths import anchor_paths
 
 BASE = """\
 name: exp

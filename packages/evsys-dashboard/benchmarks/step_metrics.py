@@ -20,7 +20,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from evsys_dashboard.testing import DashboardServer
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.tracking.store import LocalStore
 
     tmp = Path(tempfile.mkdtemp(prefix="evsys-dash-bench-"))
     db_path = tmp / "server.db"

@@ -48,7 +48,7 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
     def db(self) -> Any:
-        from evsys_sdk.store import LocalStore
+        from evsys_sdk.tracking.store import LocalStore
 
         return LocalStore(self.db_path)
 
@@ -141,7 +141,7 @@ def bench_dir(tmp_path: Path) -> Path:
 
 def experiment_config(tmp_path: Path, bench_dir: Path, *, name: str = "dash_exp", **fields: Any) -> Any:
     """Two primaries x ``n_repeats`` seeds on the mock backend, scored on a test benchmark."""
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
 
     def run(arm: str, lr: float) -> dict[str, Any]:
         return {

@@ -32,7 +32,7 @@ def chromium_path() -> str:
 def test_experiment_page_arms_table_chart_and_click_through(server: Server, tmp_path: Path, bench_dir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from evsys_sdk.experiment import Experiment
+    from evsys_sdk.orchestration.experiment import Experiment
 
     with server.client(tmp_path / "mirror") as client:
         cfg = experiment_config(tmp_path, bench_dir, name="browser <script>window.pwned=1</script>", n_repeats=2)

@@ -144,7 +144,7 @@ def test_offline_mirror_then_sync_is_idempotent(server: Server, tmp_path: Path) 
 
 
 def test_experiment_end_to_end_with_repeats_and_benchmarks(server: Server, tmp_path: Path, bench_dir: Path) -> None:
-    from evsys_sdk.experiment import Experiment
+    from evsys_sdk.orchestration.experiment import Experiment
 
     cfg = experiment_config(tmp_path, bench_dir, n_repeats=2)
     with server.client(tmp_path / "mirror") as client:
@@ -172,8 +172,8 @@ def test_experiment_end_to_end_with_repeats_and_benchmarks(server: Server, tmp_p
 
 
 def test_workspace_and_benchmark_upload_go_through_the_client(server: Server, tmp_path: Path, bench_dir: Path) -> None:
-    from evsys_sdk.benchmark_upload import upload_benchmark
-    from evsys_sdk.workspace import Workspace
+    from evsys_sdk.cli.benchmark_upload import upload_benchmark
+    from evsys_sdk.tracking.workspace import Workspace
 
     with server.client(tmp_path / "m") as client:
         first = upload_benchmark(client, bench_dir)
@@ -192,7 +192,7 @@ def test_workspace_and_benchmark_upload_go_through_the_client(server: Server, tm
 def test_sync_cli_twice_creates_nothing_new(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from evsys_sdk.cli import main
+    from evsys_sdk.cli.main import main
 
     mirror = tmp_path / "mirror"
     with DashboardClient(offline=True, log_dir=mirror) as client, ExperimentRun(client, experiment_name="cli") as run:

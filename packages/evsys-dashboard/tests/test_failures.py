@@ -17,7 +17,7 @@ from conftest import ThreadServer, experiment_config, free_port, make_key
 from evsys_dashboard import DashboardClient, ExperimentRun
 from evsys_dashboard.mirror import read_json, read_jsonl
 from evsys_dashboard.sync import sync_mirror
-from evsys_sdk.store import LocalStore
+from evsys_sdk.tracking.store import LocalStore
 
 
 class Scripted:
@@ -168,9 +168,9 @@ def test_step_metrics_are_batched_off_the_training_thread(tmp_path: Path) -> Non
 def test_server_killed_mid_run_then_sync_makes_it_whole(
     tmp_path: Path, bench_dir: Path, spawn_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from evsys_sdk.experiment import Experiment
-    from evsys_sdk.runner import run_experiment
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.orchestration.experiment import Experiment
+    from evsys_sdk.run.runner import run_experiment
+    from evsys_sdk.tracking.store import LocalStore
 
     db_path = tmp_path / "server.db"
     key = make_key(db_path)

@@ -175,7 +175,7 @@ CREATE TABLE dash_seen (uid TEXT PRIMARY KEY) WITHOUT ROWID;
 
 def _old_database(path: Path, projects: list[str]) -> None:
     """A database as the server made it before datasets had projects (schema version 1)."""
-    from evsys_sdk.store import SCHEMA
+    from evsys_sdk.tracking.store import SCHEMA
 
     with sqlite3.connect(path) as db:
         db.executescript(SCHEMA + OLD_DASH_SCHEMA)
@@ -408,7 +408,7 @@ def test_pages_render_whatever_the_store_holds(server: Server, values: list[floa
 
 
 def _cli(*args: str) -> int:
-    from evsys_sdk.cli import main
+    from evsys_sdk.cli.main import main
 
     return main(["dashboard", *args])
 

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from test_hostile import _raw_request
 
 from evsys_dashboard.testing import DashboardServer, create_key
-from evsys_sdk.store import LocalStore
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(240)
 API = "/mlflow/api/2.0/mlflow"

@@ -13,7 +13,7 @@ import pytest
 from conftest import PROJECT
 
 from evsys_dashboard.testing import DashboardServer
-from evsys_sdk.store import LocalStore
+from evsys_sdk.tracking.store import LocalStore
 
 STEPS = 6
 

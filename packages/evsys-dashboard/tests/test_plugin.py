@@ -34,21 +34,21 @@ def test_evsys_sdk_exports_the_dashboard_names() -> None:
 
 def test_the_client_implements_the_tracking_store_protocol(tmp_path: object) -> None:
     from evsys_dashboard import DashboardClient
-    from evsys_sdk.store import TrackingStore
+    from evsys_sdk.tracking.store import TrackingStore
 
     with DashboardClient(offline=True, log_dir=str(tmp_path)) as client:
         assert isinstance(client, TrackingStore)
 
 
 def test_dashboard_verbs_are_registered(capsys: pytest.CaptureFixture[str]) -> None:
-    from evsys_sdk.cli import main
+    from evsys_sdk.cli.main import main
 
     with pytest.raises(SystemExit):
         main(["dashboard", "--help"])
     out = capsys.readouterr().out
     for verb in ("serve", "sync", "create-key"):
         assert verb in out
-    from evsys_sdk.plugins import list_plugins
+    from evsys_sdk.plugins.host import list_plugins
 
     assert any(p.name == "dashboard" and p.status != "broken" for p in list_plugins())
 
@@ -64,8 +64,8 @@ def test_dashboard_run_records_an_experiment(
 
     from conftest import Server, experiment_config
 
-    from evsys_sdk.cli import main
-    from evsys_sdk.yaml_loader import dump_yaml
+    from evsys_sdk.cli.main import main
+    from evsys_sdk.loading.yaml_loader import dump_yaml
 
     assert isinstance(server, Server) and isinstance(tmp_path, Path) and isinstance(bench_dir, Path)
     cfg = experiment_config(tmp_path, bench_dir, name="from_cli")
@@ -85,7 +85,7 @@ def test_a_wrong_key_stops_the_run_before_any_arm(tmp_path: Path, bench_dir: Pat
     from conftest import experiment_config
 
     from evsys_dashboard.testing import DashboardServer
-    from evsys_sdk.yaml_loader import dump_yaml
+    from evsys_sdk.loading.yaml_loader import dump_yaml
 
     cfg = experiment_config(tmp_path, bench_dir, name="wrong_key")
     config = tmp_path / "config.yaml"
@@ -110,7 +110,7 @@ def test_a_wrong_key_stops_the_run_before_any_arm(tmp_path: Path, bench_dir: Pat
         assert proc.stderr.startswith("ERROR: 401: the key is not valid for this server (" + server.url)
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
         assert not Path(cfg.output_dir).exists()  # no arm started
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.tracking.store import LocalStore
 
     assert LocalStore(tmp_path / "server.db").find_experiment("wrong_key") is None
 
@@ -121,7 +121,7 @@ def test_evolve_records_into_the_dashboard(tmp_path: Path) -> None:
     import yaml
 
     from evsys_dashboard.testing import DashboardServer
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.tracking.store import LocalStore
 
     config = tmp_path / "search.yaml"
     rows = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(4)]

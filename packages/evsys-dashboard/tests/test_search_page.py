@@ -30,8 +30,8 @@ from evsys_dashboard.server.search_view import (
     sort_candidates,
 )
 from evsys_dashboard.testing import DashboardServer
-from evsys_sdk.stats import summarize
-from evsys_sdk.store import LocalStore
+from evsys_sdk.base.stats import summarize
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -229,8 +229,8 @@ def test_multi_fidelity_stopped_candidates_show_their_rungs(tmp_path: Path, benc
 
     from evsys_dashboard.server.search_page import search_page
     from evsys_dashboard.server.ui import fmt
+    from evsys_sdk.loading.yaml_loader import load_yaml
     from evsys_sdk.search import evolve
-    from evsys_sdk.yaml_loader import load_yaml
 
     cfg = {
         "name": "rungs",

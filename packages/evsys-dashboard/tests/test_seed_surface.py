@@ -12,8 +12,8 @@ from conftest import Server
 
 import evsys_dashboard
 from evsys_dashboard import DashboardClient, ExperimentRun, constants
-from evsys_sdk.benchmark import Benchmark
 from evsys_sdk.builtins.mock import MockInference
+from evsys_sdk.eval.benchmark import Benchmark
 
 
 def test_seed_module_paths_resolve_to_this_package() -> None:

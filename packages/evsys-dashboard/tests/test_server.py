@@ -54,7 +54,7 @@ def test_writes_need_a_valid_key_scoped_to_its_project(server: Server) -> None:
 def test_create_key_cli_prints_the_key_last_and_stores_only_a_digest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from evsys_sdk.cli import main
+    from evsys_sdk.cli.main import main
 
     db = tmp_path / "keys.db"
     assert main(["dashboard", "create-key", "--project", "research", "--db", str(db)]) == 0
@@ -203,8 +203,8 @@ def test_ui_escapes_user_text_and_forbids_scripts(server: Server) -> None:
 def test_ui_shows_what_evsys_run_recorded_locally(server: Server, tmp_path: Path, bench_dir: Path) -> None:
     from conftest import experiment_config
 
-    from evsys_sdk.experiment import Experiment
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.orchestration.experiment import Experiment
+    from evsys_sdk.tracking.store import LocalStore
 
     result = Experiment(experiment_config(tmp_path, bench_dir, n_repeats=2), store=LocalStore(server.db_path)).run()
     with server.http(key=None) as http:

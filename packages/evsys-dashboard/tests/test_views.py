@@ -14,8 +14,8 @@ from conftest import Server, experiment_config, tasks
 from test_browser import CHROMIUM_ARGS, chromium_path
 
 from evsys_dashboard.server.ui import fmt
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.store import LocalStore
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -28,7 +28,7 @@ def _sweep(server: Server, tmp_path: Path, bench_dir: Path, **fields: Any) -> An
 
 
 def _continual(server: Server, tmp_path: Path, bench_dir: Path) -> Any:
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
 
     halves = [tasks()[:4], tasks()[4:]]
     cfg = load_yaml(
@@ -122,7 +122,7 @@ def test_continual_stage_by_benchmark_matrix(server: Server, tmp_path: Path, ben
 
 
 def test_combo_phases_are_marked_on_one_curve(server: Server, tmp_path: Path, bench_dir: Path) -> None:
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
 
     phases = [{"kind": "sft", "config": {"max_steps": 3}}, {"kind": "mock_rl", "config": {"num_steps": 3}}]
     run = {

@@ -17,7 +17,7 @@ import sys
 import time
 
 from evsys_sdk.eval.engine import GenerationRequest, generate_all
-from evsys_sdk.registry import registry
+from evsys_sdk.plugins.registry import registry
 
 CLIENTS = [
     ("claude", {}),

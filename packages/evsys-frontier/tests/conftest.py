@@ -33,7 +33,7 @@ def base_url(kind: str, server: FakeProviderServer) -> str:
 
 
 def build_client(provider: str, server: FakeProviderServer, **params: Any) -> Any:
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     kind, extra, _, _ = PROVIDERS[provider]
     return registry("inference_client").get(kind)(**{"base_url": base_url(kind, server), **extra, **params})

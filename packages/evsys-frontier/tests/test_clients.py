@@ -23,7 +23,7 @@ from evsys_frontier.errors import (
 )
 from evsys_frontier.testing import FakeProviderServer
 from evsys_sdk.eval.retry import is_transient, retry_after_of
-from evsys_sdk.registry import registry
+from evsys_sdk.plugins.registry import registry
 
 
 def _wire_key(provider: str, headers: dict[str, str]) -> str:

@@ -9,7 +9,7 @@ import pytest
 from conftest import build_client
 
 from evsys_frontier.testing import FakeProviderServer
-from evsys_sdk.benchmark import Benchmark
+from evsys_sdk.eval.benchmark import Benchmark
 from evsys_sdk.eval.engine import GenerationRequest, generate_all
 from evsys_sdk.eval.retry import RetryPolicy, RetryReport
 

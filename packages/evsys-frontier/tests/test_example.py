@@ -12,7 +12,7 @@ import pytest
 from conftest import KEYS
 
 from evsys_frontier.testing import FakePrompt, FakeProviderServer
-from evsys_sdk.experiment import Experiment
+from evsys_sdk.orchestration.experiment import Experiment
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "frontier"
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Kenya": "Nairobi", "Italy": "Rome", "Peru": "Lima", "Norway": "Oslo"}

@@ -8,9 +8,9 @@ from test_contracts import grade
 from evsys_frontier.errors import ProviderRequestError
 from evsys_frontier.judge import LLMJudge, parse_score
 from evsys_frontier.testing import FakeProviderServer
-from evsys_sdk.benchmark import Benchmark
-from evsys_sdk.errors import UnknownKindError
-from evsys_sdk.registry import registry
+from evsys_sdk.base.errors import UnknownKindError
+from evsys_sdk.eval.benchmark import Benchmark
+from evsys_sdk.plugins.registry import registry
 
 
 @pytest.mark.parametrize(

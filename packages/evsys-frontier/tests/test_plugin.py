@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from evsys_sdk.registry import registry, schema_for
+from evsys_sdk.plugins.registry import registry, schema_for
 
 SDKS = ("anthropic", "openai", "google.genai", "httpx", "httpx2")
 MODULES = (
@@ -31,7 +31,7 @@ def test_every_kind_registers_without_its_sdk() -> None:
     code = (
         "import sys\n"
         "for m in ('anthropic', 'openai', 'google.genai'): sys.modules[m] = None\n"
-        "from evsys_sdk.registry import registry\n"
+        "from evsys_sdk.plugins.registry import registry\n"
         "kinds = registry('inference_client').list()\n"
         "print([k for k in ('claude', 'openai', 'gemini') if k in kinds], registry('verifier').has('llm_judge'))\n"
         "try:\n"
@@ -66,7 +66,7 @@ def test_sources_and_schemas() -> None:
 
 
 def test_fake_server_runs_from_the_shell() -> None:
-    from evsys_sdk.registry import registry as reg
+    from evsys_sdk.plugins.registry import registry as reg
 
     proc = subprocess.Popen([sys.executable, "-m", "evsys_frontier.testing"], stdout=subprocess.PIPE, text=True)
     try:

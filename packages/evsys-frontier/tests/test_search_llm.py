@@ -16,7 +16,7 @@ from conftest import PROVIDERS, base_url
 
 from evsys_frontier import hooks as frontier_hooks
 from evsys_frontier.testing import FakePrompt, FakeProviderServer
-from evsys_sdk.cli import main
+from evsys_sdk.cli.main import main
 from evsys_sdk.search import evolve
 from evsys_sdk.testing import search as search_kit
 

@@ -12,9 +12,9 @@ from conftest import TOY, prompt_rows
 
 from evsys_gepa.inference import read_prompt
 from evsys_gepa.testing import LESSON_ONLY, LESSON_TAGS, toy_tasks
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.protocols import RunResult
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.protocols import RunResult
 from evsys_sdk.testing import mock_experiment_config
 
 SEED = "You are a helpful assistant. Answer concisely."
@@ -145,7 +145,7 @@ def test_max_metric_calls_is_a_budget(tmp_path: Path) -> None:
 
 
 def test_failed_generations_score_zero_and_never_fail_the_run(tmp_path: Path) -> None:
-    from evsys_sdk.registry import register_inference
+    from evsys_sdk.plugins.registry import register_inference
 
     class Flaky:
         name = "gepa_test_flaky"
@@ -156,7 +156,7 @@ def test_failed_generations_score_zero_and_never_fail_the_run(tmp_path: Path) ->
         def generate(self, *, prompt: str, max_tokens: int = 256, temperature: float = 0.0, stop: Any = None) -> str:
             raise ValueError("model is down")
 
-    from evsys_sdk.plugins import PluginHost, use_host
+    from evsys_sdk.plugins.host import PluginHost, use_host
 
     with use_host(PluginHost()):
         register_inference()(Flaky)

@@ -10,10 +10,10 @@ from typing import Any
 from conftest import TOY
 
 from evsys_gepa.testing import toy_tasks
-from evsys_sdk.benchmark import Benchmark
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.registry import registry
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.eval.benchmark import Benchmark
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.registry import registry
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -12,11 +12,11 @@ import pytest
 from conftest import TOY
 
 from evsys_gepa import hooks
-from evsys_sdk.config import RunConfig
-from evsys_sdk.hookspecs import hookimpl
-from evsys_sdk.plugins import PluginHost, use_host
-from evsys_sdk.protocols import RunResult
-from evsys_sdk.registry import get_default_inference_factory, registry, schema_for
+from evsys_sdk.plugins.hookspecs import hookimpl
+from evsys_sdk.plugins.host import PluginHost, use_host
+from evsys_sdk.plugins.registry import get_default_inference_factory, registry, schema_for
+from evsys_sdk.spec.config import RunConfig
+from evsys_sdk.spec.protocols import RunResult
 
 HEAVY = ("gepa", "torch", "transformers", "trl", "peft", "datasets", "tinker", "anthropic", "openai", "litellm")
 
@@ -31,7 +31,7 @@ def test_hooks_and_registered_modules_import_no_gepa() -> None:
     code = (
         "import sys, evsys_gepa.hooks, evsys_gepa.algorithm, evsys_gepa.inference, evsys_gepa.tasks, "
         "evsys_gepa.testing\n"
-        "from evsys_sdk.registry import registry, schema_for\n"
+        "from evsys_sdk.plugins.registry import registry, schema_for\n"
         "registry('algorithm').get('gepa_prompt'); schema_for('algorithm', 'gepa_prompt')\n"
         "registry('inference_client').get('gepa_prompted')(base='gepa_toy', system_prompt='x').generate(prompt='1+1')\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
@@ -93,9 +93,9 @@ def host_with_backends() -> Any:
 def test_deep_validation_and_a_run_on_every_backend(
     host_with_backends: Any, backend: str, tmp_path: Path, mock_config: Any
 ) -> None:
-    from evsys_sdk.runner import run_experiment
-    from evsys_sdk.validation import deep_problems
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.validation import deep_problems
+    from evsys_sdk.loading.yaml_loader import load_yaml
+    from evsys_sdk.run.runner import run_experiment
 
     config = mock_config("gepa_prompt", params={**TOY, "max_iterations": 1}, backend=backend)
     assert deep_problems(load_yaml(config)) == []

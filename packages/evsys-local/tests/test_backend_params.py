@@ -14,9 +14,9 @@ from conftest import CHAT_ROWS, PROMPT_ROWS, TASK_ROWS, local_config
 
 from evsys_local.backend import LocalBackendConfig
 from evsys_local.common import trainer_args
-from evsys_sdk.errors import ConfigError, EvsysError
-from evsys_sdk.runner import run_experiment
-from evsys_sdk.yaml_loader import check_config, load_yaml
+from evsys_sdk.base.errors import ConfigError, EvsysError
+from evsys_sdk.loading.yaml_loader import check_config, load_yaml
+from evsys_sdk.run.runner import run_experiment
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from conftest import CHAT_ROWS, PREFERENCE_ROWS, TASK_ROWS, local_config, metric_rows
 
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.config import ExperimentConfig
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -169,7 +169,7 @@ def test_killing_the_arms_process_leaves_no_rank_behind(tmp_path: Path) -> None:
 
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(config(tmp_path, "sft", LONG, CHAT_ROWS, 2)))
-    code = "import json, sys; from evsys_sdk.runner import run_experiment; run_experiment(json.load(open(sys.argv[1])))"
+    code = "import json, sys; from evsys_sdk import run_experiment; run_experiment(json.load(open(sys.argv[1])))"
     arm = subprocess.Popen([sys.executable, "-c", code, str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_training(tmp_path / "contract" / "logs" / "metrics.jsonl")

@@ -11,7 +11,7 @@ import pytest
 from conftest import CHAT_ROWS, PREFERENCE_ROWS, TASK_ROWS, TINY, local_config, metric_rows
 
 from evsys_local.distill import prompt_rows
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.run.runner import run_experiment
 
 DPO = {"max_steps": 6, "batch_size": 4, "learning_rate": 1e-2, "lr_scheduler_type": "constant", "beta": 0.5}
 DPO_KEYS = {"train/loss", "dpo/reward_margin", "dpo/reward_accuracy", "dpo/chosen_logp", "dpo/rejected_logp"}

@@ -11,10 +11,10 @@ from conftest import TINY
 
 from evsys_local.backend import LocalBackend
 from evsys_local.inference import LocalInference, cut_at_stop
-from evsys_sdk.config import RunConfig
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.protocols import RunResult
-from evsys_sdk.registry import get_default_inference_factory
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.plugins.registry import get_default_inference_factory
+from evsys_sdk.spec.config import RunConfig
+from evsys_sdk.spec.protocols import RunResult
 
 PROMPTS = ["1+2", "a much longer prompt about 33+44 and more", "7"]
 
@@ -94,7 +94,7 @@ def test_default_inference_factory_serves_final_checkpoint(tmp_path: Path) -> No
 
 def test_tiny_model_is_deterministic_and_cli_builds_it(tmp_path: Path) -> None:
     from evsys_local.testing import make_tiny_model
-    from evsys_sdk.cli import main
+    from evsys_sdk.cli.main import main
 
     a = make_tiny_model(tmp_path / "a")
     assert main(["local", "tiny-model", str(tmp_path / "b")]) == 0

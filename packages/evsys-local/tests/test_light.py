@@ -11,7 +11,7 @@ HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 SCRIPT = f"""
 import json, sys
 import evsys_local.hooks
-from evsys_sdk.registry import list_algorithms, schema_for, resolve_algorithm, get_backend, get_inference
+from evsys_sdk.plugins.registry import list_algorithms, schema_for, resolve_algorithm, get_backend, get_inference
 names = list_algorithms()
 for name in ("local_sft", "local_rl", "local_sdft", "local_dpo", "local_distill"):
     schema_for("algorithm", name)
@@ -35,7 +35,7 @@ def test_family_configs_subclass_shared_params() -> None:
     from evsys_local.rl import LocalRLConfig
     from evsys_local.sdft import LocalSDFTConfig
     from evsys_local.sft import LocalSFTConfig
-    from evsys_sdk.families import DistillParams, DPOParams, RLParams, SDFTParams, SFTParams
+    from evsys_sdk.spec.families import DistillParams, DPOParams, RLParams, SDFTParams, SFTParams
 
     assert issubclass(LocalDPOConfig, DPOParams)
     assert issubclass(LocalDistillConfig, DistillParams)

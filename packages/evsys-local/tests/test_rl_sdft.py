@@ -12,8 +12,8 @@ from conftest import PROMPT_ROWS, TASK_ROWS, TINY, local_config, metric_rows
 
 import evsys_local.sdft as sdft
 from evsys_local.sdft import topk_distill_loss
-from evsys_sdk.runner import run_experiment
-from evsys_sdk.verifier_fns import register, unregister
+from evsys_sdk.builtins.verifier_fns import register, unregister
+from evsys_sdk.run.runner import run_experiment
 
 RL = {"max_steps": 3, "batch_size": 2, "num_samples": 2, "max_tokens": 6, "learning_rate": 1e-3}
 

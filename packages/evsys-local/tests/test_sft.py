@@ -13,7 +13,7 @@ from conftest import CHAT_ROWS, TINY, local_config, metric_rows
 from safetensors.torch import load_file
 
 from evsys_local.inference import LocalInference
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.run.runner import run_experiment
 
 SFT = {"max_steps": 12, "batch_size": 4, "learning_rate": 5e-3, "save_at_fractions": [0.5, 1.0]}
 

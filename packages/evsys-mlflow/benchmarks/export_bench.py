@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 from mlflow.tracking import MlflowClient
 
-from evsys_sdk.store import LocalStore
+from evsys_sdk.tracking.store import LocalStore
 
 ARMS, SEEDS, STEPS, METRICS = 12, 3, 2000, 4
 POINTS = ARMS * SEEDS * STEPS * METRICS

@@ -16,8 +16,8 @@ import pytest
 from mlflow.tracking import MlflowClient as RealClient
 
 from evsys_sdk.search import evolve
-from evsys_sdk.store import LocalStore
 from evsys_sdk.testing import search as search_kit
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(300)
 

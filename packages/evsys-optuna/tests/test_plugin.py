@@ -26,10 +26,10 @@ def test_listing_and_validating_import_no_optuna(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg))
     code = (
         "import sys\n"
-        "from evsys_sdk.registry import registry\n"
+        "from evsys_sdk.plugins.registry import registry\n"
         "from evsys_sdk.search.engine import _prepare\n"
         "import yaml\n"
-        "from evsys_sdk.config import ExperimentConfig\n"
+        "from evsys_sdk.spec.config import ExperimentConfig\n"
         "assert 'tpe' in registry('proposer').list(); registry('proposer').get('tpe')\n"
         f"_prepare(ExperimentConfig.model_validate(yaml.safe_load(open({str(path)!r}))))\n"
         "print('optuna' in sys.modules)"

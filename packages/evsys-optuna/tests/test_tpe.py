@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from conftest import search_config
 
-from evsys_sdk.config import ExperimentConfig
 from evsys_sdk.search import evolve
 from evsys_sdk.search.engine import Candidate
 from evsys_sdk.search.space import build_space
-from evsys_sdk.store import LocalStore
+from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from evsys_sdk.loading.yaml_loader import validate_yaml
 from evsys_sdk.testing import ExecutorContract
-from evsys_sdk.yaml_loader import validate_yaml
 
 
 def test_hooks_and_package_do_not_import_ray() -> None:
     code = (
-        "import sys, evsys_ray, evsys_ray.hooks; from evsys_sdk.registry import list_executors; "
+        "import sys, evsys_ray, evsys_ray.hooks; from evsys_sdk.plugins.registry import list_executors; "
         "assert 'ray' in list_executors(); print(sorted(m for m in ('ray', 'grpc') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from evsys_ray.executor import RayExecutor
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.store import LocalStore
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.host import PluginHost
 from evsys_sdk.testing import executors as kit  # the executor test kit: test algorithms, configs, comparisons
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.tracking.store import LocalStore
 
 RAY = kit.executor_config("ray", max_concurrent=4, resources={"num_cpus": 0.5})
 

@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.executors import Executor, build_executor
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.progress import Progress
-from evsys_sdk.store import LocalStore
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.executors import Executor, build_executor
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.run.progress import Progress
+from evsys_sdk.tracking.store import LocalStore
 
 # two-sided 95% Student t quantiles by degrees of freedom
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evsys_sdk.plugins import PluginHost
+from evsys_sdk.plugins.host import PluginHost
 from evsys_sdk.testing import executors as kit
 
 START = Path(__file__).resolve().parents[1] / "ci" / "start-slurm.sh"

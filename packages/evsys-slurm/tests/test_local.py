@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.store import LocalStore
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.host import PluginHost
 from evsys_sdk.testing import executors as kit
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.tracking.store import LocalStore
 from evsys_slurm.job import REQUEUES_FILE, read_requeues
 
 pytestmark = pytest.mark.timeout(240)
@@ -90,7 +90,7 @@ def _preempt_when(executor: object, state: Path) -> None:
 def test_a_preempted_arm_is_requeued_and_resumes_from_its_last_state(tmp_path: Path, host: PluginHost) -> None:
     import threading
 
-    from evsys_sdk.executors import build_executor
+    from evsys_sdk.orchestration.executors import build_executor
 
     executor = build_executor("slurm", local(tmp_path)["params"])  # type: ignore[arg-type]
     cfg = load_yaml(kit.executor_experiment(tmp_path / "out", local(tmp_path), runs=[counting_run("count")]))
@@ -120,7 +120,7 @@ def test_a_preempted_arm_is_requeued_and_resumes_from_its_last_state(tmp_path: P
 def test_past_max_requeues_the_arm_fails_with_its_partial_metrics(tmp_path: Path, host: PluginHost) -> None:
     import threading
 
-    from evsys_sdk.executors import build_executor
+    from evsys_sdk.orchestration.executors import build_executor
 
     params = local(tmp_path, max_requeues=0)["params"]
     executor = build_executor("slurm", params)  # type: ignore[arg-type]
@@ -143,7 +143,7 @@ def test_at_its_time_limit_an_arm_past_max_requeues_fails(tmp_path: Path, host: 
     10 minutes of the limit); the signal is sent once the arm has saved ``state-3``."""
     import threading
 
-    from evsys_sdk.executors import build_executor
+    from evsys_sdk.orchestration.executors import build_executor
 
     params = local(tmp_path, max_requeues=0, time_limit_min=1)
     executor = build_executor("slurm", params["params"])

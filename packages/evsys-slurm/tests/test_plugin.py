@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evsys_sdk.yaml_loader import validate_yaml
+from evsys_sdk.loading.yaml_loader import validate_yaml
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 def test_hooks_and_package_do_not_import_submitit() -> None:
     code = (
         "import sys, evsys_slurm, evsys_slurm.hooks, evsys_slurm.testing; "
-        "from evsys_sdk.registry import list_executors; "
+        "from evsys_sdk.plugins.registry import list_executors; "
         "assert 'slurm' in list_executors(); print(sorted(m for m in sys.modules if m.startswith('submitit')))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.experiment import Experiment
-from evsys_sdk.plugins import PluginHost
-from evsys_sdk.store import LocalStore
+from evsys_sdk.loading.yaml_loader import load_yaml
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.plugins.host import PluginHost
 from evsys_sdk.testing import executors as kit
-from evsys_sdk.yaml_loader import load_yaml
+from evsys_sdk.tracking.store import LocalStore
 from evsys_slurm.executor import JOB_RECORD
 from evsys_slurm.job import read_requeues
 

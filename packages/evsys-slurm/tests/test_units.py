@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.arm import ArmTask
-from evsys_sdk.config import ExperimentConfig
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.experiment import Experiment
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.orchestration.arm import ArmTask
+from evsys_sdk.orchestration.experiment import Experiment
+from evsys_sdk.spec.config import ExperimentConfig
 from evsys_sdk.testing import executors as kit
 from evsys_slurm import executor as slurm
 from evsys_slurm.executor import SlurmExecutor, check_folder

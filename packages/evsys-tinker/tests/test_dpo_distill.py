@@ -12,7 +12,7 @@ from conftest import CHAT_ROWS, EMULATOR, MODEL, PREFERENCE_ROWS
 from pydantic import ValidationError
 from test_training import metrics, run
 
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.run.runner import run_experiment
 from evsys_sdk.testing import mock_experiment_config
 from evsys_tinker._dpo import REFERENCE_FILE, dpo_loss
 from evsys_tinker.config import TinkerDistillConfig, TinkerDPOConfig

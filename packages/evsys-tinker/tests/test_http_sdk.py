@@ -13,7 +13,7 @@ import pytest
 from conftest import CHAT_ROWS, MODEL, PREFERENCE_ROWS, TASK_ROWS
 from tinker_http_fake import serve
 
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.run.runner import run_experiment
 from evsys_sdk.testing import mock_experiment_config
 from evsys_tinker.testing import FakeTinker, emulator_tokenizer
 

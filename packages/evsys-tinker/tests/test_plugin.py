@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import CHAT_ROWS, EMULATOR, MODEL
 
-from evsys_sdk.config import RunConfig
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.registry import get_default_inference_factory, resolve_algorithm
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.plugins.registry import get_default_inference_factory, resolve_algorithm
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.config import RunConfig
 from evsys_sdk.testing import mock_experiment_config
 
 HEAVY = ("tinker", "transformers", "torch", "numpy", "tokenizers")
@@ -80,7 +80,7 @@ def test_evsys_lists_the_plugin() -> None:
 
 
 def test_the_example_config_runs_on_the_emulator(tmp_path: Path) -> None:
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
 
     root = Path(__file__).resolve().parents[3]
     config = load_yaml(root / "examples" / "tinker" / "config.yaml")

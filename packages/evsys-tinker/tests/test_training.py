@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from conftest import CHAT_ROWS, EMULATOR, MODEL, PROMPT_ROWS, TASK_ROWS
 
-from evsys_sdk import verifier_fns
-from evsys_sdk.protocols import RunResult
-from evsys_sdk.runner import run_experiment
+from evsys_sdk.builtins import verifier_fns
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.protocols import RunResult
 from evsys_sdk.testing import mock_experiment_config
 from evsys_tinker.testing import FakeTinker, api_error
 

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
 class ConstantLrToy:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from evsys_sdk._lazy import plugin_getattr
+from evsys_sdk.base.lazy import plugin_getattr
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "evsys_sdk.config": (
+    "evsys_sdk.spec.config": (
         "ExperimentConfig",
         "RunConfig",
         "AlgorithmConfig",
@@ -35,7 +35,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "BenchmarkSpec",
         "StrictModel",
     ),
-    "evsys_sdk.protocols": (
+    "evsys_sdk.spec.protocols": (
         "Algorithm",
         "Backend",
         "DataStore",
@@ -49,8 +49,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "VerificationResult",
         "InferenceFactory",
     ),
-    "evsys_sdk.yaml_loader": ("load_yaml", "dump_yaml", "validate_yaml"),
-    "evsys_sdk.registry": (
+    "evsys_sdk.loading.yaml_loader": ("load_yaml", "dump_yaml", "validate_yaml"),
+    "evsys_sdk.plugins.registry": (
         "Registry",
         "schema_for",
         "resolve_algorithm",
@@ -85,19 +85,19 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "list_executors",
         "list_proposers",
     ),
-    "evsys_sdk.runner": ("run_experiment",),
-    "evsys_sdk.experiment": ("Experiment",),
-    "evsys_sdk.results": ("ExperimentResult", "ArmResult", "EvalResult"),
-    "evsys_sdk.benchmark": ("Benchmark", "BenchmarkScore", "BenchmarkTaskResult"),
-    "evsys_sdk.workspace": ("Workspace", "MaterializedDataset"),
-    "evsys_sdk.store": ("TrackingStore", "LocalStore"),
-    "evsys_sdk.records": ("open_store", "find_experiment"),
-    "evsys_sdk.sweep": ("Sweep", "expand_runs"),
+    "evsys_sdk.run.runner": ("run_experiment",),
+    "evsys_sdk.orchestration.experiment": ("Experiment",),
+    "evsys_sdk.spec.results": ("ExperimentResult", "ArmResult", "EvalResult"),
+    "evsys_sdk.eval.benchmark": ("Benchmark", "BenchmarkScore", "BenchmarkTaskResult"),
+    "evsys_sdk.tracking.workspace": ("Workspace", "MaterializedDataset"),
+    "evsys_sdk.tracking.store": ("TrackingStore", "LocalStore"),
+    "evsys_sdk.tracking.records": ("open_store", "find_experiment"),
+    "evsys_sdk.spec.sweep": ("Sweep", "expand_runs"),
     "evsys_sdk.search": ("evolve", "SearchResult", "Candidate", "SearchConfig", "Proposal", "Proposer"),
-    "evsys_sdk.hookspecs": ("hookimpl", "hookspec"),
-    "evsys_sdk.errors": ("EvsysError", "ConfigError", "PluginError", "UnknownKindError"),
-    "evsys_sdk.logger": ("configure_logger", "get_logger", "set_level"),
-    "evsys_sdk.data_types": (
+    "evsys_sdk.plugins.hookspecs": ("hookimpl", "hookspec"),
+    "evsys_sdk.base.errors": ("EvsysError", "ConfigError", "PluginError", "UnknownKindError"),
+    "evsys_sdk.base.logger": ("configure_logger", "get_logger", "set_level"),
+    "evsys_sdk.spec.data_types": (
         "TargetFormat",
         "ChatMessagesRow",
         "HarborTask",

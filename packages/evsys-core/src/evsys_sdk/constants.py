@@ -4,7 +4,7 @@ first use (an install hint while it is missing)."""
 
 from __future__ import annotations
 
-from evsys_sdk._lazy import plugin_getattr
+from evsys_sdk.base.lazy import plugin_getattr
 
 _NAMES = (
     "API_PREFIX",

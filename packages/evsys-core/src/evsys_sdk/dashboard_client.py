@@ -3,7 +3,7 @@ evsys-dashboard package; its names resolve here on first use (an install hint wh
 
 from __future__ import annotations
 
-from evsys_sdk._lazy import plugin_getattr
+from evsys_sdk.base.lazy import plugin_getattr
 
 _NAMES = (
     "API_PREFIX",

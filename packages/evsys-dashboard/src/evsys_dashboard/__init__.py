@@ -6,7 +6,7 @@ online client is built, and the server lives in ``evsys_dashboard.server`` (the 
 
 from __future__ import annotations
 
-from evsys_sdk._lazy import lazy_getattr
+from evsys_sdk.base.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 _WHERE = {

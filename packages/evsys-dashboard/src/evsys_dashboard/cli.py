@@ -10,19 +10,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 
 def _db_path(value: str | None) -> Path:
     if value:
         return Path(value).expanduser()
-    from evsys_sdk.store import workspace_root
+    from evsys_sdk.tracking.store import workspace_root
 
     return workspace_root() / "evsys.db"
 
 
 def _server_missing(exc: ImportError) -> EvsysError:
-    from evsys_sdk.install_hints import pip_install
+    from evsys_sdk.base.install_hints import pip_install
 
     return EvsysError(f"the dashboard server needs its extra: {pip_install('evsys-dashboard[server]')} ({exc})")
 

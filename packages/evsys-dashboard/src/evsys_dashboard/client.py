@@ -52,7 +52,7 @@ from evsys_dashboard.mirror import Mirror
 if TYPE_CHECKING:
     import httpx
 
-    from evsys_sdk.benchmark import BenchmarkScore
+    from evsys_sdk.eval.benchmark import BenchmarkScore
 
 SET_ASIDE_AFTER = 3  # 5xx answers to one write before it is set aside
 DOWN_STATUSES = {408, 429, 502, 503, 504}  # "the server is down or busy": retried for as long as it takes
@@ -108,7 +108,7 @@ StepItem = tuple[str, int, str, dict[str, Any], float]
 
 
 class DashboardClient:
-    """The dashboard tracking store (implements ``evsys_sdk.store.TrackingStore``)."""
+    """The dashboard tracking store (implements ``evsys_sdk.tracking.store.TrackingStore``)."""
 
     name = "dashboard"
 
@@ -369,7 +369,7 @@ class DashboardClient:
         Each row is serialized once: the same JSON line goes to the mirror and into the request body.
         (``json_text``: a tenth of ``json.dumps``'s time, which this thread would take from the training
         thread, through the GIL.)"""
-        from evsys_sdk.store import json_text
+        from evsys_sdk.tracking.store import json_text
 
         with self._flush_lock:
             by_run: dict[str, list[str]] = {}
@@ -741,7 +741,7 @@ class DashboardClient:
 
 def request_batches(items: list[Any]) -> list[tuple[int, int]]:
     """(start, stop) slices of ``items`` of at most MAX_REQUEST_ROWS items and about MAX_REQUEST_BYTES of JSON."""
-    from evsys_sdk.store import json_text
+    from evsys_sdk.tracking.store import json_text
 
     out: list[tuple[int, int]] = []
     start, size = 0, 0

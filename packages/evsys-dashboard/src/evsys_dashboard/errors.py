@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 
 class DashboardClientError(EvsysError):

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk._io import atomic_write_json
+from evsys_sdk.base.io import atomic_write_json
 
 
 def _dumps(value: Any) -> str:

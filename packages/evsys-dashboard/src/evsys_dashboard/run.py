@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from evsys_dashboard.client import DashboardClient, _drop_none, log
 
 if TYPE_CHECKING:
-    from evsys_sdk.benchmark import BenchmarkScore, BenchmarkTaskResult
+    from evsys_sdk.eval.benchmark import BenchmarkScore, BenchmarkTaskResult
 
 
 class ExperimentRun:
@@ -209,7 +209,7 @@ class BenchmarkRecording:
     ) -> None:
         """One task's result: its reward (1.0 = passed), what the model said and what was expected;
         ``metadata`` feeds the breakdowns."""
-        from evsys_sdk.benchmark import BenchmarkTaskResult
+        from evsys_sdk.eval.benchmark import BenchmarkTaskResult
 
         value = float(reward)
         self._tasks.append(
@@ -225,7 +225,7 @@ class BenchmarkRecording:
     ) -> None:
         if exc_type is not None:
             return  # a benchmark that broke off is not recorded as if it had finished
-        from evsys_sdk.benchmark import BenchmarkScore
+        from evsys_sdk.eval.benchmark import BenchmarkScore
 
         self.score = BenchmarkScore.from_tasks(self._tasks, metrics=self._metrics, breakdown_keys=self._breakdown_keys)
         self.eval = self.run.client.record_benchmark(

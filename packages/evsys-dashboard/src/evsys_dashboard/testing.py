@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["DashboardServer", "DashboardServerError", "create_key", "free_port", "wait_healthy"]
 
 # `evsys ...` through the interpreter running the tests (no reliance on the console script being on PATH)
-_EVSYS = "from evsys_sdk.cli import main; raise SystemExit(main())"
+_EVSYS = "from evsys_sdk.cli.main import main; raise SystemExit(main())"
 _PORT_TAKEN = "address already in use"
 _PORT_ATTEMPTS = 3
 

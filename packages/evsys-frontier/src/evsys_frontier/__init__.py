@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evsys_sdk._lazy import lazy_getattr
+from evsys_sdk.base.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from evsys_frontier.claude import ClaudeInference

@@ -145,7 +145,7 @@ class FrontierInference:
 
     @classmethod
     def install_command(cls) -> str:
-        from evsys_sdk.install_hints import pip_install
+        from evsys_sdk.base.install_hints import pip_install
 
         return pip_install(f"evsys-frontier[{cls.extra}]")
 

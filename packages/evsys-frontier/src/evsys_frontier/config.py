@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.params import FIXED, temperature_field
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.params import FIXED, temperature_field
 
 __all__ = ["ClaudeConfig", "FrontierConfig", "GeminiConfig", "LLMJudgeConfig", "OpenAIConfig"]
 

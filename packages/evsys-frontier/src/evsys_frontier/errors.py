@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 __all__ = [
     "FrontierError",

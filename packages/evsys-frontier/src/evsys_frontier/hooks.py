@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from evsys_sdk.registry import Registry
+    from evsys_sdk.plugins.registry import Registry
 
 
 @hookimpl
@@ -21,7 +21,7 @@ def evsys_register_inference_clients(registry: Registry[Any]) -> None:
 
 @hookimpl
 def evsys_register_verifiers(registry: Registry[Any]) -> None:
-    from evsys_sdk.verifier_fns import register
+    from evsys_sdk.builtins.verifier_fns import register
 
     registry.add_lazy("llm_judge", "evsys_frontier.judge:LLMJudge")
     # Harbor tasks name it as an in-process fn: {"fn_name": "llm_judge", ...}

@@ -98,7 +98,7 @@ class LLMJudge:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                from evsys_sdk.registry import registry
+                from evsys_sdk.plugins.registry import registry
 
                 client = self._clients[key] = registry("inference_client").get(kind)(**params)
             return client
@@ -112,7 +112,7 @@ class LLMJudge:
 
     def verify(self, *, prompt: str, completion: str, target: dict[str, Any]) -> Any:
         from evsys_sdk.eval.retry import RetryPolicy, RetryReport, retry_sync
-        from evsys_sdk.protocols import VerificationResult
+        from evsys_sdk.spec.protocols import VerificationResult
 
         rubric = str(target.get("rubric") or self.config.rubric)
         if not rubric.strip():

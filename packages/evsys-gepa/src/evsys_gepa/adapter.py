@@ -18,7 +18,7 @@ from evsys_gepa.inference import SystemPromptMode, build_task_client
 from evsys_gepa.tasks import Example, Scored, expected_text
 from evsys_sdk.eval.engine import GenerationRequest, generate_all
 from evsys_sdk.eval.retry import RetryPolicy
-from evsys_sdk.registry import registry
+from evsys_sdk.plugins.registry import registry
 
 __all__ = ["COMPONENT", "EvsysAdapter"]
 

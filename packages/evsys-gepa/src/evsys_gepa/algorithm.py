@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from pydantic import Field, model_validator
 
 from evsys_gepa.inference import SystemPromptMode
-from evsys_sdk._io import atomic_write_json
-from evsys_sdk.config import StrictModel
-from evsys_sdk.logger import get_logger
-from evsys_sdk.params import FIXED, temperature_field
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.io import atomic_write_json
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.params import FIXED, temperature_field
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 if TYPE_CHECKING:
     from gepa.core.callbacks import GEPACallback
@@ -246,7 +246,7 @@ class GEPAPromptAlgorithm:
 
     def _scorer(self, ctx: RunContext) -> Any:
         from evsys_gepa.tasks import make_scorer
-        from evsys_sdk.registry import registry
+        from evsys_sdk.plugins.registry import registry
 
         cfg = self.config
         metric = registry("metric").get(cfg.metric)(**cfg.metric_params) if cfg.metric else None
@@ -265,7 +265,7 @@ class GEPAPromptAlgorithm:
         from gepa.utils.stop_condition import ScoreThresholdStopper
 
         from evsys_gepa.adapter import COMPONENT, EvsysAdapter
-        from evsys_sdk.registry import registry
+        from evsys_sdk.plugins.registry import registry
 
         cfg = self.config
         out = Path(ctx.output_dir)

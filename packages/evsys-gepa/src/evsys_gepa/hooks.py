@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from evsys_sdk.config import RunConfig
-    from evsys_sdk.protocols import InferenceFactory
-    from evsys_sdk.registry import Registry
+    from evsys_sdk.plugins.registry import Registry
+    from evsys_sdk.spec.config import RunConfig
+    from evsys_sdk.spec.protocols import InferenceFactory
 
 ALGORITHM = "gepa_prompt"
 
@@ -29,7 +29,7 @@ def evsys_register_inference_clients(registry: Registry[Any]) -> None:
 
 @hookimpl
 def evsys_register_verifiers(registry: Registry[Any]) -> None:
-    from evsys_sdk.verifier_fns import register
+    from evsys_sdk.builtins.verifier_fns import register
 
     register("gepa_partial_match", "evsys_gepa.tasks:partial_match")  # an in-process fn Harbor tasks name
 

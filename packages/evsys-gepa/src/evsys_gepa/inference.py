@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from evsys_sdk.config import RunConfig, StrictModel
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.logger import get_logger
-from evsys_sdk.protocols import InferenceClient, RunResult
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.spec.config import RunConfig, StrictModel
+from evsys_sdk.spec.protocols import InferenceClient, RunResult
 
 __all__ = [
     "PromptedInference",
@@ -95,7 +95,7 @@ def build_task_client(
     In ``prefix`` mode an already built ``inner`` client is reused; ``native`` builds a client with
     ``system_prompt`` as its own param and fails if the kind has no such param.
     """
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     cls = registry("inference_client").get(kind)
     if mode == "native":

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evsys_sdk.data import row_answer, row_prompt
-from evsys_sdk.data_types import HarborTask, InProcessVerifier, PromptExample, detect_format, harbor_task_from_dict
-from evsys_sdk.verifier_fns import verify_task
+from evsys_sdk.builtins.verifier_fns import verify_task
+from evsys_sdk.loading.data import row_answer, row_prompt
+from evsys_sdk.spec.data_types import HarborTask, InProcessVerifier, PromptExample, detect_format, harbor_task_from_dict
 
 __all__ = [
     "Example",
@@ -139,7 +139,7 @@ def make_scorer(
     others use, in order of precedence, ``score_fn(completion, expected)``, the in-process verifier fn
     ``verifier_fn(completion, expected, params)``, the metric (predictions/targets style, one example
     at a time, the answer inside ``<answer>`` tags when present), else ``default_score``."""
-    from evsys_sdk.verifier_fns import get_fn
+    from evsys_sdk.builtins.verifier_fns import get_fn
 
     fn = get_fn(verifier_fn) if verifier_fn else None  # an unknown name fails before any model call
     params = dict(verifier_params or {})

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
+from evsys_sdk.spec.config import StrictModel
 
 __all__ = ["LESSON_ONLY", "LESSON_TAGS", "ToyReflectionLM", "ToyTaskLM", "toy_tasks"]
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 
 def install_command() -> str:
-    from evsys_sdk.install_hints import pip_install
+    from evsys_sdk.base.install_hints import pip_install
 
     return pip_install("evsys-local", '"torch==2.13.0"') + " (pin torch in the same command on CPU machines)"
 

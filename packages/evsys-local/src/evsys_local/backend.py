@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.params import FIXED
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.params import FIXED
 
 
 class LocalBackendConfig(StrictModel):
@@ -217,7 +217,7 @@ def load_tokenizer(name: str, *, trust_remote_code: bool = False) -> Any:
     """The tokenizer, with a pad token (eos when it has none)."""
     from transformers import AutoTokenizer
 
-    from evsys_sdk.errors import EvsysError
+    from evsys_sdk.base.errors import EvsysError
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 MANIFEST = "evsys_checkpoint.json"
 

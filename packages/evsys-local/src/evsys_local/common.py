@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import TrainingParams, save_steps
-from evsys_sdk.params import FIXED, search
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.families import TrainingParams, save_steps
+from evsys_sdk.spec.params import FIXED, search
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 # TRL/transformers log keys -> evsys metric names.
 METRIC_NAMES = {

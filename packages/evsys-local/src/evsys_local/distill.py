@@ -13,9 +13,9 @@ import random
 from typing import Any, ClassVar
 
 from evsys_local.common import LocalTrainerParams
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import DistillParams, distill_endpoints, total_steps
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.families import DistillParams, distill_endpoints, total_steps
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
 class LocalDistillConfig(DistillParams, LocalTrainerParams):
@@ -26,7 +26,7 @@ def prompt_rows(rows: list[dict[str, Any]]) -> list[tuple[list[dict[str, str]], 
     """``(prompt messages, reference answer or None)`` per row: chat rows (the turns before the last
     assistant turn, which is the answer), Harbor tasks (instruction; a string ``expected``) or prompt rows
     (``prompt``, optional ``completion``)."""
-    from evsys_sdk.data_types import detect_format
+    from evsys_sdk.spec.data_types import detect_format
 
     out: list[tuple[list[dict[str, str]], str | None]] = []
     for i, row in enumerate(rows):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from evsys_local.common import LocalTrainerParams
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import DPOParams, total_steps
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.families import DPOParams, total_steps
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
 class LocalDPOConfig(DPOParams, LocalTrainerParams):
@@ -21,7 +21,7 @@ class LocalDPOConfig(DPOParams, LocalTrainerParams):
 
 def preference_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows as TRL's ``{prompt, chosen, rejected}`` (strings or message lists), strictly parsed."""
-    from evsys_sdk.data_types import PreferenceRow, TargetFormat, detect_format, parse_rows
+    from evsys_sdk.spec.data_types import PreferenceRow, TargetFormat, detect_format, parse_rows
 
     if rows and detect_format(rows[0]) == "harbor_task":
         raise EvsysError(

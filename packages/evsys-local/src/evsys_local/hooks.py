@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from evsys_sdk.config import RunConfig
-    from evsys_sdk.protocols import InferenceFactory
-    from evsys_sdk.registry import Registry
+    from evsys_sdk.plugins.registry import Registry
+    from evsys_sdk.spec.config import RunConfig
+    from evsys_sdk.spec.protocols import InferenceFactory
 
 LOCAL_FAMILY = {
     "sft": "local_sft",

@@ -8,9 +8,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evsys_sdk.config import RunConfig, StrictModel
-from evsys_sdk.params import FIXED
-from evsys_sdk.protocols import InferenceClient, RunResult
+from evsys_sdk.spec.config import RunConfig, StrictModel
+from evsys_sdk.spec.params import FIXED
+from evsys_sdk.spec.protocols import InferenceClient, RunResult
 
 
 class LocalInferenceConfig(StrictModel):
@@ -176,7 +176,7 @@ def _stop_on_strings(tokenizer: Any, stop: list[str], prompt_len: int) -> Any:
 
 def local_inference_factory(run_result: RunResult, run_config: RunConfig) -> InferenceClient:
     """Serves a finished local arm from its ``final_checkpoint`` (eval.inference params of kind local apply)."""
-    from evsys_sdk.errors import EvsysError
+    from evsys_sdk.base.errors import EvsysError
 
     checkpoint = run_result.artifacts.get("final_checkpoint")
     if not checkpoint:

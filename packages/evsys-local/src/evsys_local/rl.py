@@ -14,10 +14,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from evsys_local.common import LocalTrainerParams
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import RLParams, total_steps
-from evsys_sdk.params import FIXED
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.families import RLParams, total_steps
+from evsys_sdk.spec.params import FIXED
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
 class LocalRLConfig(RLParams, LocalTrainerParams):
@@ -101,8 +101,8 @@ Scorer = Callable[[str], float]
 
 def build_tasks(rows: list[dict[str, Any]], cfg: LocalRLConfig) -> list[tuple[str, Scorer]]:
     """``(user prompt, score(completion))`` per row."""
-    from evsys_sdk.data_types import InProcessVerifier, detect_format, harbor_task_from_dict
-    from evsys_sdk.verifier_fns import get_fn, verify_task
+    from evsys_sdk.builtins.verifier_fns import get_fn, verify_task
+    from evsys_sdk.spec.data_types import InProcessVerifier, detect_format, harbor_task_from_dict
 
     registry_verifier: Any = None
     tasks: list[tuple[str, Scorer]] = []
@@ -127,7 +127,7 @@ def build_tasks(rows: list[dict[str, Any]], cfg: LocalRLConfig) -> list[tuple[st
                     "or give Harbor tasks with in_process verifiers"
                 )
             if registry_verifier is None:
-                from evsys_sdk.registry import get_verifier
+                from evsys_sdk.plugins.registry import get_verifier
 
                 registry_verifier = get_verifier(cfg.verifier_kind)(**cfg.verifier_params)
             target = {k: v for k, v in row.items() if k != "prompt"}

@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from evsys_local.common import LocalTrainerParams
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import SDFTParams, total_steps
-from evsys_sdk.params import FIXED
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.families import SDFTParams, total_steps
+from evsys_sdk.spec.params import FIXED
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 DEMO_TEMPLATE = (
     "{question}\n\nThis is an example for a response to the question:\n{answer}\n\n"
@@ -74,7 +74,7 @@ class LocalSDFT:
         self.config = self.Config(**params)
 
     def _examples(self, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        from evsys_sdk.data_types import PromptExample, parse_rows
+        from evsys_sdk.spec.data_types import PromptExample, parse_rows
 
         try:
             parsed = parse_rows(rows, "prompt_dataset")

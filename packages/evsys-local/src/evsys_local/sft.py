@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from evsys_local.common import LocalTrainerParams
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import SFTParams, total_steps
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.families import SFTParams, total_steps
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
 class LocalSFTConfig(SFTParams, LocalTrainerParams):

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 # MLflow's log-batch limits (mlflow/utils/validation.py): a request over any of them is refused whole.
 MAX_METRICS = 1000

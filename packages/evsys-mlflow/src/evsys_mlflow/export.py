@@ -28,9 +28,9 @@ from evsys_mlflow.client import (
     MlflowClient,
 )
 from evsys_mlflow.ledger import Ledger
-from evsys_sdk.config import safe_run_name
-from evsys_sdk.records import BASELINE_KIND
-from evsys_sdk.store import LocalStore
+from evsys_sdk.spec.config import safe_run_name
+from evsys_sdk.tracking.records import BASELINE_KIND
+from evsys_sdk.tracking.store import LocalStore
 
 _STATUS = {"completed": "FINISHED", "failed": "FAILED", "running": "RUNNING", "pending": "RUNNING"}
 _BAD_KEY_CHARS = re.compile(r"[^\w\-. /:]")  # what MLflow accepts in a metric, param or tag key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 
 def _export(args: argparse.Namespace) -> int:

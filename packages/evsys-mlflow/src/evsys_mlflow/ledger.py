@@ -9,7 +9,7 @@ of identical points, so that window adds nothing either.
 
 from __future__ import annotations
 
-from evsys_sdk.store import LocalStore
+from evsys_sdk.tracking.store import LocalStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlflow_exports (

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from evsys_sdk.registry import Registry
+    from evsys_sdk.plugins.registry import Registry
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """The ``ray`` executor: each arm of an experiment is one Ray task with its own resources.
 
 Ray is the engine: it places tasks on nodes by their resource requests and isolates them in worker
-processes. evsys only submits arms (``evsys_sdk.arm.run_arm_in_worker``) and gathers what each returns;
+processes. evsys only submits arms (``evsys_sdk.orchestration.arm.run_arm_in_worker``) and gathers what each returns;
 the driver records every run in its tracking store, so with several machines the store to use is the
 dashboard server, and ``output_dir`` must be a path every node can write (a shared file system).
 Module import stays light: ``ray`` is imported when the executor starts.
@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.arm import ArmTask, over_budget, run_arm_in_worker
-from evsys_sdk.executors import Executor, Outcome, WorkerDied, kill_deadline, seconds_until
-from evsys_sdk.logger import get_logger
-from evsys_sdk.progress import Progress
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.orchestration.arm import ArmTask, over_budget, run_arm_in_worker
+from evsys_sdk.orchestration.executors import Executor, Outcome, WorkerDied, kill_deadline, seconds_until
+from evsys_sdk.run.progress import Progress
 
 log = get_logger("ray")
 

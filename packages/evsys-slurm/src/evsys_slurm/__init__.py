@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evsys_sdk._lazy import lazy_getattr
+from evsys_sdk.base.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 __all__ = ["SlurmExecutor"]

@@ -22,12 +22,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evsys_sdk._io import atomic_write_json
-from evsys_sdk.arm import ArmTask
-from evsys_sdk.errors import ConfigError
-from evsys_sdk.executors import Executor, Outcome, WorkerDied
-from evsys_sdk.logger import get_logger
-from evsys_sdk.progress import Progress
+from evsys_sdk.base.errors import ConfigError
+from evsys_sdk.base.io import atomic_write_json
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.orchestration.arm import ArmTask
+from evsys_sdk.orchestration.executors import Executor, Outcome, WorkerDied
+from evsys_sdk.run.progress import Progress
 from evsys_slurm.job import REQUEUES_FILE, ArmJob, read_requeues, run_dir
 
 log = get_logger("slurm")
@@ -138,7 +138,7 @@ class SlurmExecutor(Executor):
     def folder(self) -> Path:
         if self.config.folder is not None:
             return Path(self.config.folder).expanduser().resolve()
-        from evsys_sdk.store import workspace_root
+        from evsys_sdk.tracking.store import workspace_root
 
         return (workspace_root(None) / "slurm").resolve()
 
@@ -319,7 +319,7 @@ class SlurmExecutor(Executor):
 
 def _completed(task: ArmTask) -> dict[str, Any] | None:
     """The arm as recorded completed for this run config (``--resume``): no job needed."""
-    from evsys_sdk.arm import resume_outcome
+    from evsys_sdk.orchestration.arm import resume_outcome
 
     return resume_outcome(task, run_dir(task))
 
@@ -330,8 +330,8 @@ def _backend_params(task: ArmTask) -> dict[str, Any]:
 
 def _stopped(task: ArmTask, reason: str) -> dict[str, Any]:
     """A failed arm that was not requeued again: its reason, and the metrics and step rows it logged."""
-    from evsys_sdk.results import ArmResult
-    from evsys_sdk.step_metrics import find_metrics_file, last_values, read_step_rows
+    from evsys_sdk.run.step_metrics import find_metrics_file, last_values, read_step_rows
+    from evsys_sdk.spec.results import ArmResult
 
     directory = run_dir(task)
     metrics_file = find_metrics_file(directory) if directory.is_dir() else None

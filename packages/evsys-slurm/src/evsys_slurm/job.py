@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk._io import atomic_write_json
-from evsys_sdk.arm import ArmTask, run_arm_in_worker
-from evsys_sdk.budget import budget_message
-from evsys_sdk.config import safe_run_name
-from evsys_sdk.step_metrics import StepRow, find_metrics_file, last_values, read_step_rows
+from evsys_sdk.base.budget import budget_message
+from evsys_sdk.base.io import atomic_write_json
+from evsys_sdk.orchestration.arm import ArmTask, run_arm_in_worker
+from evsys_sdk.run.step_metrics import StepRow, find_metrics_file, last_values, read_step_rows
+from evsys_sdk.spec.config import safe_run_name
 
 REQUEUES_FILE = "slurm_requeues.json"
 _STEP = re.compile(r"(?:state|checkpoint)-(\d+)$")
@@ -111,9 +111,9 @@ class ArmJob:
 
     def _merge_attempts(self, task: ArmTask, outcome: dict[str, Any]) -> None:
         """The arm as one run: every attempt's step rows, the driver's run config, the requeues on it."""
-        from evsys_sdk.arm import ARM_RECORD
-        from evsys_sdk.config import RunConfig
-        from evsys_sdk.runner import config_fingerprint
+        from evsys_sdk.orchestration.arm import ARM_RECORD
+        from evsys_sdk.run.runner import config_fingerprint
+        from evsys_sdk.spec.config import RunConfig
 
         rows = outcome.get("step_rows") or []
         resumed_at = rows[0][0] if rows else None

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk._io import atomic_write_json
-from evsys_sdk.config import StrictModel
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.base.io import atomic_write_json
+from evsys_sdk.plugins.hookspecs import hookimpl
+from evsys_sdk.spec.config import StrictModel
 
 if TYPE_CHECKING:
-    from evsys_sdk.protocols import RunContext, RunResult
+    from evsys_sdk.spec.protocols import RunContext, RunResult
 
 TESTING_PLUGIN = __name__
 
@@ -42,7 +42,7 @@ class ResumableCount:
         self.config = self.Config(**params)
 
     def train(self, ctx: RunContext) -> RunResult:
-        from evsys_sdk.protocols import RunResult
+        from evsys_sdk.spec.protocols import RunResult
 
         handles = ctx.extras.get("backend_handles") or {}
         model = handles.get("model") if isinstance(handles, dict) else {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 from evsys_tinker.seam import Tokenizer
 
 # End-of-turn markers of common chat templates: sampling stops at whichever the vocabulary has.

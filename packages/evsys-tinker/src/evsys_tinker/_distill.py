@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from tinker import types
 
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.protocols import RunContext
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.protocols import RunContext
 from evsys_tinker import _chat
 from evsys_tinker._data import batch_indices, policy_datum
 from evsys_tinker._loop import Batch, Session, service_call
@@ -25,7 +25,7 @@ from evsys_tinker.seam import SamplingClient
 
 def distill_items(rows: list[dict[str, Any]]) -> list[tuple[list[dict[str, str]], str | None]]:
     """``(prompt messages, reference answer or None)``: chat rows, Harbor tasks or prompt rows."""
-    from evsys_sdk.data_types import detect_format
+    from evsys_sdk.spec.data_types import detect_format
 
     out: list[tuple[list[dict[str, str]], str | None]] = []
     for i, row in enumerate(rows):

@@ -20,10 +20,10 @@ import numpy as np
 import tinker
 from tinker import types
 
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.families import save_steps, total_steps
-from evsys_sdk.logger import get_logger
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.spec.families import save_steps, total_steps
+from evsys_sdk.spec.protocols import RunContext, RunResult
 from evsys_tinker.config import TinkerTrainingParams
 from evsys_tinker.seam import Connector, SamplingClient, Tokenizer, TrainingClient
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from tinker import types
 
-from evsys_sdk import verifier_fns
-from evsys_sdk.data_types import HarborTask, InProcessVerifier, TargetFormat, parse_rows
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.protocols import RunContext
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.builtins import verifier_fns
+from evsys_sdk.spec.data_types import HarborTask, InProcessVerifier, TargetFormat, parse_rows
+from evsys_sdk.spec.protocols import RunContext
 from evsys_tinker import _chat
 from evsys_tinker._data import batch_indices, policy_datum
 from evsys_tinker._loop import Batch, Session, mean_std, service_call

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from tinker import types
 
-from evsys_sdk.data_types import PromptExample, TargetFormat, parse_rows
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.protocols import RunContext
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.data_types import PromptExample, TargetFormat, parse_rows
+from evsys_sdk.spec.protocols import RunContext
 from evsys_tinker import _chat
 from evsys_tinker._data import batch_indices
 from evsys_tinker._loop import Batch, Session, service_call

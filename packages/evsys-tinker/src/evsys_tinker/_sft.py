@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsys_sdk.data_types import ChatMessagesRow, TargetFormat, parse_rows
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.protocols import RunContext
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.data_types import ChatMessagesRow, TargetFormat, parse_rows
+from evsys_sdk.spec.protocols import RunContext
 from evsys_tinker import _chat
 from evsys_tinker._data import batch_indices, supervised_datum
 from evsys_tinker._loop import Batch, Session

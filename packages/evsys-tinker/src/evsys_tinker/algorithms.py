@@ -15,7 +15,7 @@ from evsys_tinker.config import (
 )
 
 if TYPE_CHECKING:
-    from evsys_sdk.protocols import RunContext, RunResult
+    from evsys_sdk.spec.protocols import RunContext, RunResult
     from evsys_tinker._loop import Recipe
 
 
@@ -105,7 +105,7 @@ class TinkerDistill(_TinkerAlgorithm):
         checkpoint is the teacher (``teacher: previous``)."""
         import dataclasses
 
-        from evsys_sdk.families import distill_endpoints
+        from evsys_sdk.spec.families import distill_endpoints
         from evsys_tinker._loop import handles_of
 
         assert isinstance(self.config, TinkerDistillConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from evsys_sdk.logger import get_logger
+from evsys_sdk.base.logger import get_logger
 from evsys_tinker.config import TinkerBackendConfig
 
 log = get_logger("tinker")

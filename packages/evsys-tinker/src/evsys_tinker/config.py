@@ -1,7 +1,7 @@
 """Params of everything evsys-tinker registers: plain pydantic, so listing, schemas and validation never
 import tinker.
 
-Each algorithm's ``Config`` subclasses its family's shared params (``evsys_sdk.families``), so a YAML
+Each algorithm's ``Config`` subclasses its family's shared params (``evsys_sdk.spec.families``), so a YAML
 valid on backend mock or local stays valid on tinker; the fields added here are tinker-only.
 """
 
@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.families import DistillParams, DPOParams, RLParams, SDFTParams, SFTParams
-from evsys_sdk.params import FIXED, search
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.families import DistillParams, DPOParams, RLParams, SDFTParams, SFTParams
+from evsys_sdk.spec.params import FIXED, search
 
 DEFAULT_API_KEY_ENV = "TINKER_API_KEY"
 

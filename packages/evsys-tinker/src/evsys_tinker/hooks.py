@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from evsys_sdk.config import RunConfig
-    from evsys_sdk.protocols import InferenceFactory
-    from evsys_sdk.registry import Registry
+    from evsys_sdk.plugins.registry import Registry
+    from evsys_sdk.spec.config import RunConfig
+    from evsys_sdk.spec.protocols import InferenceFactory
 
 
 # Registered by import path: a module loads at its kind's first use, never at discovery.

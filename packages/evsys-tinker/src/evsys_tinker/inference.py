@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 from evsys_tinker.config import TinkerInferenceConfig
 
 if TYPE_CHECKING:
-    from evsys_sdk.config import RunConfig
-    from evsys_sdk.protocols import RunResult
+    from evsys_sdk.spec.config import RunConfig
+    from evsys_sdk.spec.protocols import RunResult
     from evsys_tinker.seam import SamplingClient, Tokenizer
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 if TYPE_CHECKING:
     import tinker

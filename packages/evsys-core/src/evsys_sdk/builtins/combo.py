@@ -1,6 +1,6 @@
 """``combo``: chain algorithm phases; each phase starts from the previous phase's final checkpoint.
 
-The phases share one step timeline (``evsys_sdk.phases``): phase 2's first step follows phase 1's
+The phases share one step timeline (``evsys_sdk.spec.phases``): phase 2's first step follows phase 1's
 last, and every training row carries its ``phase``.
 """
 
@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.phases import phase_context
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.phases import phase_context
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 
 class ComboPhase(StrictModel):
@@ -35,7 +35,7 @@ class ComboAlgorithm:
         self.config = self.Config(**params)
 
     def train(self, ctx: RunContext) -> RunResult:
-        from evsys_sdk.registry import registry, resolve_algorithm
+        from evsys_sdk.plugins.registry import registry, resolve_algorithm
 
         phases = self.config.phases
         ctx.log_store.log_hyperparams(

@@ -12,10 +12,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field
 
-from evsys_sdk._io import atomic_write_json, atomic_write_text, iter_jsonl_values
-from evsys_sdk.config import StrictModel
-from evsys_sdk.params import FIXED
-from evsys_sdk.protocols import DataStore
+from evsys_sdk.base.io import atomic_write_json, atomic_write_text, iter_jsonl_values
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.params import FIXED
+from evsys_sdk.spec.protocols import DataStore
 
 
 def _fspath(value: Any) -> Any:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from evsys_sdk.config import RunConfig
-    from evsys_sdk.protocols import InferenceFactory
-    from evsys_sdk.registry import Registry
+    from evsys_sdk.plugins.registry import Registry
+    from evsys_sdk.spec.config import RunConfig
+    from evsys_sdk.spec.protocols import InferenceFactory
 
 MOCK_FAMILY = {"sft": "mock_sft", "sdft": "mock_sdft", "rl": "mock_rl", "dpo": "mock_dpo", "distill": "mock_distill"}
 
@@ -58,12 +58,12 @@ BUILTINS: dict[str, dict[str, str]] = {
         "tensorboard": "evsys_sdk.builtins.log_stores:TensorBoardLogStore",
     },
     "callback": {
-        "jsonl": "evsys_sdk.callbacks:JsonlCallback",
-        "tensorboard": "evsys_sdk.callbacks:TensorBoardCallback",
+        "jsonl": "evsys_sdk.run.callbacks:JsonlCallback",
+        "tensorboard": "evsys_sdk.run.callbacks:TensorBoardCallback",
     },
     "executor": {
-        "sequential": "evsys_sdk.executors:SequentialExecutor",
-        "process": "evsys_sdk.executors:ProcessExecutor",
+        "sequential": "evsys_sdk.orchestration.executors:SequentialExecutor",
+        "process": "evsys_sdk.orchestration.executors:ProcessExecutor",
     },
     "proposer": {
         "random": "evsys_sdk.search.proposers:RandomProposer",
@@ -137,7 +137,7 @@ def evsys_register_proposers(registry: Registry[Any]) -> None:
 def evsys_tracking_store(name: str) -> Any:
     if name != "local":
         return None
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.tracking.store import LocalStore
 
     return LocalStore()
 
@@ -158,8 +158,8 @@ def evsys_default_inference_factory(run_config: RunConfig) -> InferenceFactory |
 
 @hookimpl
 def evsys_register_commands(subparsers: Any) -> None:
-    from evsys_sdk.eval.cli import add_commands
-    from evsys_sdk.search import cli as search_cli
+    from evsys_sdk.cli import search as search_cli
+    from evsys_sdk.cli.eval import add_commands
 
     add_commands(subparsers)
     search_cli.add_commands(subparsers)

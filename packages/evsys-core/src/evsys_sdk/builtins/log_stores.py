@@ -16,12 +16,12 @@ from typing import Any, ClassVar, SupportsFloat
 
 from pydantic import Field
 
-from evsys_sdk._io import atomic_write_json
-from evsys_sdk.config import StrictModel
-from evsys_sdk.install_hints import pip_install
-from evsys_sdk.logger import get_logger
-from evsys_sdk.params import FIXED
-from evsys_sdk.protocols import LogStore
+from evsys_sdk.base.install_hints import pip_install
+from evsys_sdk.base.io import atomic_write_json
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.params import FIXED
+from evsys_sdk.spec.protocols import LogStore
 
 _log = get_logger("log_stores")
 
@@ -164,7 +164,7 @@ class MultiplexLogStore:
         children: list[ChildLogStore] = Field(description="the stores every call goes to, in order")
 
     def __init__(self, **params: Any) -> None:
-        from evsys_sdk.registry import get_log_store  # the registry imports the built-ins: no cycle at import
+        from evsys_sdk.plugins.registry import get_log_store  # the registry imports the built-ins: no cycle at import
 
         self.config = self.Config(**params)
         self.children: list[LogStore] = []

@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.protocols import Metric
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.protocols import Metric
 
 __all__ = [
     "METRIC_CLASSES",

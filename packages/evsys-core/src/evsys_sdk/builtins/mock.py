@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk._io import atomic_write_json
+from evsys_sdk.base.io import atomic_write_json
 from evsys_sdk.builtins.mock_landscape import LOSS_FLOOR, LOSS_START, landscape
-from evsys_sdk.config import RunConfig, StrictModel
-from evsys_sdk.data import row_answer, row_prompt
-from evsys_sdk.families import (
+from evsys_sdk.loading.data import row_answer, row_prompt
+from evsys_sdk.spec.config import RunConfig, StrictModel
+from evsys_sdk.spec.families import (
     DistillParams,
     DPOParams,
     RLParams,
@@ -33,8 +33,8 @@ from evsys_sdk.families import (
     save_steps,
     total_steps,
 )
-from evsys_sdk.params import FIXED, learning_rate_field, search
-from evsys_sdk.protocols import InferenceClient, RunContext, RunResult
+from evsys_sdk.spec.params import FIXED, learning_rate_field, search
+from evsys_sdk.spec.protocols import InferenceClient, RunContext, RunResult
 
 MOCK_TEMPLATE = "<think>mock thinking</think>\n<answer>MOCK_ANSWER</answer>"
 
@@ -257,7 +257,7 @@ class MockRL(_MockTrainer):
         return {"train/reward": reward, "reward/mean": reward, "train/kl": 0.0}
 
     def train(self, ctx: RunContext) -> RunResult:
-        from evsys_sdk.registry import get_verifier
+        from evsys_sdk.plugins.registry import get_verifier
 
         self.verifier = get_verifier(self.config.verifier_kind)(**self.config.verifier_params)
         return super().train(ctx)

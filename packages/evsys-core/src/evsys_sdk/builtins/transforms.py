@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from evsys_sdk.config import InferenceSpec, StrictModel
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.spec.config import InferenceSpec, StrictModel
 
 __all__ = ["TRANSFORM_CLASSES", "IdentityTransform", "JsonlToChat", "MissingFieldError", "OnPolicyPairs"]
 
@@ -93,7 +93,7 @@ def _render(template: str, row: dict[str, Any], index: int) -> str:
 class OnPolicyPairs:
     """Turns Harbor tasks with verifiers into DPO preference rows: ``k`` samples per task from
     ``inference``, a passing one as ``chosen`` and a failing one as ``rejected``; tasks without
-    contrast are dropped (see ``evsys_sdk.preference``)."""
+    contrast are dropped (see ``evsys_sdk.builtins.preference``)."""
 
     name: ClassVar[str] = "on_policy_pairs"
 
@@ -110,10 +110,10 @@ class OnPolicyPairs:
         self.config = self.Config(**params)
 
     def __call__(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        from evsys_sdk.data_types import harbor_task_from_dict, to_dict
-        from evsys_sdk.logger import get_logger
-        from evsys_sdk.preference import PairStats, on_policy_pairs
-        from evsys_sdk.registry import get_inference
+        from evsys_sdk.base.logger import get_logger
+        from evsys_sdk.builtins.preference import PairStats, on_policy_pairs
+        from evsys_sdk.plugins.registry import get_inference
+        from evsys_sdk.spec.data_types import harbor_task_from_dict, to_dict
 
         cfg = self.config
         client = get_inference(cfg.inference.kind)(**cfg.inference.params)

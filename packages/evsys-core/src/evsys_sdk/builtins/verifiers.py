@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.protocols import VerificationResult
+from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.protocols import VerificationResult
 
 __all__ = ["VERIFIER_CLASSES", "FormatOnlyVerifier"]
 

@@ -2,7 +2,7 @@
 
 * ``generate_all`` / ``agenerate_all``: the concurrency engine (async clients awaited, sync clients
   on threads, ``generate_batch`` in chunks), with ``RetryPolicy``, a shareable ``RateLimiter`` and an
-  optional ``CompletionCache``; used by the harness below and by ``evsys_sdk.benchmark.Benchmark.score``.
+  optional ``CompletionCache``; used by the harness below and by ``evsys_sdk.eval.benchmark.Benchmark.score``.
 * The retry layer: ``call_with_retry``, ``RetryReport``, ``RetryFailure``, ``is_transient``.
 * Estimators: ``pass_at_k_unbiased``, ``estimate_rates`` (every rate with its standard error).
 * The tool-search harness: ``evaluate_model``, ``run_model_eval``, ``score_rows``, ``ModelEvalConfig``,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evsys_sdk._lazy import lazy_getattr
+from evsys_sdk.base.lazy import lazy_getattr
 
 if TYPE_CHECKING:  # for type checkers; at run time names load on first use (the CLI imports this package)
     from evsys_sdk.eval.alias import AliasMatcher

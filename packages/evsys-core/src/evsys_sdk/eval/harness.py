@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk._io import atomic_write_json, atomic_write_text
+from evsys_sdk.base.io import atomic_write_json, atomic_write_text
 from evsys_sdk.eval.alias import AliasMatcher
 from evsys_sdk.eval.cache import CompletionCache
 from evsys_sdk.eval.engine import GenerationRequest, RateLimiter, generate_all

@@ -1,10 +1,10 @@
 """``evsys evolve``: search over whole recipes inside the extensions' exported schemas.
 
-``config`` (the ``search:`` block), ``space`` (axes, schema checks, ``space: auto``), ``proposers``
-(the ``proposer`` kind: ``random``, ``mutate``), ``ledger`` (reserve-then-settle budget), ``promotion``
-(seed-mean scoring and the promotion rule), ``fidelity`` (rungs on in-loop validation: ASHA),
-``records`` (the journal and the arms' records in the tracking store), ``engine`` (the loop,
-``evolve``), ``cli`` (``evsys evolve``, ``evsys evolve show``).
+The ``search:`` block's models live in ``evsys_sdk.spec.search``; here: ``space`` (axes, schema checks,
+``space: auto``), ``proposers`` (the ``proposer`` kind: ``random``, ``mutate``), ``ledger`` (reserve-then-settle
+budget), ``promotion`` (seed-mean scoring and the promotion rule), ``records`` (the journal and the arms' records
+in the tracking store), ``engine`` (the loop, ``evolve``), ``fidelity`` (rungs on in-loop validation: ASHA);
+``evsys evolve`` is ``evsys_sdk.cli.search``.
 Names resolve lazily: importing the block's models loads nothing else.
 """
 
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evsys_sdk._lazy import lazy_getattr
+from evsys_sdk.base.lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from evsys_sdk.search.config import SearchConfig
     from evsys_sdk.search.engine import Candidate, SearchResult, evolve
     from evsys_sdk.search.proposers import Proposal, Proposer
+    from evsys_sdk.spec.search import SearchConfig
 
 _WHERE = {
-    "SearchConfig": "evsys_sdk.search.config",
+    "SearchConfig": "evsys_sdk.spec.search",
     "Candidate": "evsys_sdk.search.engine",
     "SearchResult": "evsys_sdk.search.engine",
     "evolve": "evsys_sdk.search.engine",

@@ -19,11 +19,9 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from evsys_sdk.config import ExperimentConfig, RunConfig
-from evsys_sdk.errors import ConfigError, EvsysError
-from evsys_sdk.logger import get_logger
-from evsys_sdk.results import ArmResult
-from evsys_sdk.search.config import SearchConfig
+from evsys_sdk.base.errors import ConfigError, EvsysError
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.base.stats import summarize
 from evsys_sdk.search.fidelity import (
     fidelity_problems,
     job_name,
@@ -38,7 +36,9 @@ from evsys_sdk.search.promotion import promotes
 from evsys_sdk.search.proposers import Proposal, Proposer
 from evsys_sdk.search.records import ArmRecords, Journal, find_search, search_record
 from evsys_sdk.search.space import Space, build_space
-from evsys_sdk.stats import summarize
+from evsys_sdk.spec.config import ExperimentConfig, RunConfig
+from evsys_sdk.spec.results import ArmResult
+from evsys_sdk.spec.search import SearchConfig
 
 log = get_logger("search")
 
@@ -116,7 +116,7 @@ class SearchResult:
 
 
 def _fingerprint(run: RunConfig, name: str) -> str:
-    from evsys_sdk.runner import config_fingerprint
+    from evsys_sdk.run.runner import config_fingerprint
 
     return config_fingerprint(run.model_copy(update={"name": name}))
 
@@ -128,7 +128,7 @@ def _search_fingerprint(cfg: ExperimentConfig) -> str:
 
 
 def load_search_config(config: ExperimentConfig | str | Path | dict[str, Any]) -> ExperimentConfig:
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
 
     return config if isinstance(config, ExperimentConfig) else load_yaml(config)
 
@@ -255,8 +255,8 @@ class Search:
         resume: bool = False,
         progress: TextIO | None = None,
     ):
-        from evsys_sdk.experiment import benchmark_specs
-        from evsys_sdk.store import LocalStore
+        from evsys_sdk.orchestration.experiment import benchmark_specs
+        from evsys_sdk.tracking.store import LocalStore
 
         self.cfg = cfg
         self.resume = resume
@@ -301,7 +301,7 @@ class Search:
     # the loop
 
     def run(self) -> SearchResult:
-        from evsys_sdk.executors import build_executor
+        from evsys_sdk.orchestration.executors import build_executor
 
         self.journal = self._open()
         self.proposer.setup(self.space, maximize=self.state.maximize)
@@ -429,7 +429,7 @@ class Search:
 
     def _check(self, p: Proposal, cid: str, batch: list[Candidate]) -> RunConfig | str:
         """The proposal's validated run config, or why it is rejected (never charged)."""
-        from evsys_sdk.validation import pydantic_problems, run_problems
+        from evsys_sdk.loading.validation import pydantic_problems, run_problems
 
         axes = {a.path: a for a in self.space.axes}
         unknown = [k for k in p.patch if k not in axes]
@@ -485,8 +485,8 @@ class Search:
         self, executor: Any, cfg: ExperimentConfig, *, resume: bool, stop_at: dict[str, int] | None = None
     ) -> list[ArmResult]:
         """The arms of ``cfg`` run as one Experiment; ``stop_at``: run name -> the step its arms stop at."""
-        from evsys_sdk.experiment import Experiment
-        from evsys_sdk.progress import Progress
+        from evsys_sdk.orchestration.experiment import Experiment
+        from evsys_sdk.run.progress import Progress
 
         quiet = Progress(len(cfg.arm_names()), enabled=False)
         experiment = Experiment(
@@ -562,7 +562,7 @@ class Search:
         self._say(f"confirmed {best.id} on {k} fresh seeds: {_fmt_scores(confirm)}")
 
     def _conclude(self) -> SearchResult:
-        from evsys_sdk.yaml_loader import dump_yaml
+        from evsys_sdk.loading.yaml_loader import dump_yaml
 
         best = self.state.best
         best_path = None
@@ -624,7 +624,7 @@ class Search:
     def _warn_small_budget(self) -> None:
         bought = self.state.ledger.proposals_bought()
         if bought is not None and bought < 3 and not self.state.candidates:
-            from evsys_sdk.yaml_loader import format_problems
+            from evsys_sdk.loading.yaml_loader import format_problems
 
             msg = f"buys only {bought} proposal(s) of {self.cfg.n_repeats} arm(s): a search needs at least 3 to compare"
             (text,) = format_problems([(("search", "budget"), msg)], self.cfg._source)
@@ -723,9 +723,9 @@ def _fmt_scores(c: dict[str, Any]) -> str:
 
 def _prepare(cfg: ExperimentConfig) -> tuple[SearchConfig, RunConfig, str, Space, Proposer]:
     """Everything checked before any arm starts; one located line per problem."""
-    from evsys_sdk.registry import registry
-    from evsys_sdk.validation import Problem, pydantic_problems
-    from evsys_sdk.yaml_loader import check_config, format_problems
+    from evsys_sdk.loading.validation import Problem, pydantic_problems
+    from evsys_sdk.loading.yaml_loader import check_config, format_problems
+    from evsys_sdk.plugins.registry import registry
 
     src = cfg._source
     search = cfg.search

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.search.config import FidelitySpec
+from evsys_sdk.spec.search import FidelitySpec
 
 if TYPE_CHECKING:
-    from evsys_sdk.config import ExperimentConfig, RunConfig
+    from evsys_sdk.loading.validation import Problem
     from evsys_sdk.search.engine import Candidate
-    from evsys_sdk.validation import Problem
+    from evsys_sdk.spec.config import ExperimentConfig, RunConfig
 
 __all__ = ["fidelity_problems", "job_name", "promotions", "rung_metric", "rung_scores", "stopped_message"]
 
@@ -42,7 +42,7 @@ def stopped_message(fidelity: FidelitySpec, rung: int) -> str:
 
 def rung_metric(cfg: ExperimentConfig) -> tuple[str, str] | None:
     """The in-loop benchmark and metric ``metadata.success_metric`` names (``NAME.METRIC``), or None."""
-    from evsys_sdk.experiment import benchmark_specs
+    from evsys_sdk.orchestration.experiment import benchmark_specs
 
     metric = cfg.metadata.get("success_metric")
     if not isinstance(metric, str):
@@ -65,7 +65,7 @@ def static_steps(run: RunConfig) -> int | None:
 
 def fidelity_problems(cfg: ExperimentConfig, fidelity: FidelitySpec) -> list[Problem]:
     """What makes the rungs unusable, found before any arm starts."""
-    from evsys_sdk.experiment import benchmark_specs
+    from evsys_sdk.orchestration.experiment import benchmark_specs
 
     where = ("search", "fidelity", "rungs")
     found = rung_metric(cfg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from evsys_sdk.search.config import BudgetSpec
+from evsys_sdk.spec.search import BudgetSpec
 
 
 @dataclass

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from evsys_sdk.config import StrictModel
 from evsys_sdk.search.proposers import Proposal, Proposer
+from evsys_sdk.spec.config import StrictModel
 
 if TYPE_CHECKING:
     from evsys_sdk.search.engine import Candidate
@@ -46,8 +46,8 @@ class InferenceSpec(StrictModel):
     @field_validator("kind")
     @classmethod
     def _registered(cls, kind: str) -> str:
-        from evsys_sdk.errors import EvsysError
-        from evsys_sdk.registry import registry
+        from evsys_sdk.base.errors import EvsysError
+        from evsys_sdk.plugins.registry import registry
 
         try:
             registry("inference_client").get(kind)
@@ -120,7 +120,7 @@ class LLMProposer(Proposer):
 
     def _client_of(self) -> Any:
         if self._client is None:
-            from evsys_sdk.registry import registry
+            from evsys_sdk.plugins.registry import registry
 
             spec = self.config.inference
             self._client = registry("inference_client").get(spec.kind)(**spec.params)

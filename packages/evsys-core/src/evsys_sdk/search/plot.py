@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 if TYPE_CHECKING:
     from evsys_sdk.search.engine import SearchResult
@@ -21,7 +21,7 @@ def plot_search(result: SearchResult, output: str | Path, log_paths: set[str] | 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        from evsys_sdk.install_hints import pip_install
+        from evsys_sdk.base.install_hints import pip_install
 
         raise EvsysError(f"plotting needs matplotlib: {pip_install('evsys-core[plot]')}") from None
     scored = [c for c in result.candidates if c.mean is not None]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evsys_sdk.search.config import PromotionSpec
-from evsys_sdk.stats import paired
+from evsys_sdk.base.stats import paired
+from evsys_sdk.spec.search import PromotionSpec
 
 if TYPE_CHECKING:
     from evsys_sdk.search.engine import Candidate

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
+from evsys_sdk.spec.config import StrictModel
 
 if TYPE_CHECKING:
     from evsys_sdk.search.engine import Candidate

@@ -26,12 +26,12 @@ from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from evsys_sdk.store import LocalStore, json_text
+from evsys_sdk.tracking.store import LocalStore, json_text
 
 if TYPE_CHECKING:
-    from evsys_sdk.search.config import BudgetSpec
     from evsys_sdk.search.engine import SearchResult
     from evsys_sdk.search.space import Space
+    from evsys_sdk.spec.search import BudgetSpec
 
 # The summary on the experiment record stays well under a tracking server's 1 MiB per field.
 MAX_RECORD_BYTES = 512 * 1024

@@ -22,10 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from evsys_sdk.config import RunConfig
-from evsys_sdk.errors import EvsysError, did_you_mean
-from evsys_sdk.search.config import Distribution, SearchConfig
-from evsys_sdk.validation import Problem
+from evsys_sdk.base.errors import EvsysError, did_you_mean
+from evsys_sdk.loading.validation import Problem
+from evsys_sdk.spec.config import RunConfig
+from evsys_sdk.spec.search import Distribution, SearchConfig
 
 SEARCHABLE = ("algorithm.kind", "algorithm.params.", "backend.params.", "model.name")
 _FIXED = {
@@ -140,14 +140,14 @@ def _set(data: dict[str, Any], path: str, value: Any) -> None:
 
 def params_model(kind: str, backend_kind: str) -> type[BaseModel]:
     """The params model of algorithm ``kind`` (a family resolves on ``backend_kind``)."""
-    from evsys_sdk.registry import registry, resolve_algorithm
+    from evsys_sdk.plugins.registry import registry, resolve_algorithm
 
     config: type[BaseModel] = registry("algorithm").get(resolve_algorithm(kind, backend_kind)).Config
     return config
 
 
 def _backend_model(kind: str) -> type[BaseModel] | None:
-    from evsys_sdk.registry import registry
+    from evsys_sdk.plugins.registry import registry
 
     config = getattr(registry("backend").get(kind), "Config", None)
     return config if isinstance(config, type) and issubclass(config, BaseModel) else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evsys_sdk._lazy import lazy_getattr
+from evsys_sdk.base.lazy import lazy_getattr
 
 if TYPE_CHECKING:  # type checkers see the real classes (subclassing Any fails under mypy --strict)
     from evsys_sdk.testing.configs import DEFAULT_ROWS, MockConfigFactory, mock_experiment_config

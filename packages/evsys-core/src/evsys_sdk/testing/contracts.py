@@ -28,9 +28,11 @@ from typing import Any, ClassVar, NoReturn
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from evsys_sdk.errors import EvsysError
-from evsys_sdk.plugins import PluginHost, use_host
-from evsys_sdk.protocols import (
+from evsys_sdk.base.errors import EvsysError
+from evsys_sdk.plugins.host import PluginHost, use_host
+from evsys_sdk.plugins.registry import registry, resolve_algorithm, schema_for
+from evsys_sdk.run.runner import run_experiment
+from evsys_sdk.spec.protocols import (
     Backend,
     DataStore,
     InferenceClient,
@@ -41,8 +43,6 @@ from evsys_sdk.protocols import (
     VerificationResult,
     Verifier,
 )
-from evsys_sdk.registry import registry, resolve_algorithm, schema_for
-from evsys_sdk.runner import run_experiment
 from evsys_sdk.testing.configs import DEFAULT_ROWS, mock_experiment_config
 from evsys_sdk.testing.network import network_guard
 
@@ -116,7 +116,7 @@ class _Contract:
         cls = self.extension_class()
         config = getattr(cls, "Config", None)
         assert isinstance(config, type) and issubclass(config, BaseModel), (
-            f"{cls.__name__} needs a nested pydantic `Config` class (subclass evsys_sdk.config.StrictModel)"
+            f"{cls.__name__} needs a nested pydantic `Config` class (subclass evsys_sdk.spec.config.StrictModel)"
         )
         params = self.contract_params(tmp_path)
         config.model_validate(params)
@@ -315,10 +315,10 @@ class AlgorithmContract(_StaticParams):
 
         from hypothesis import HealthCheck, given, settings
 
-        from evsys_sdk.experiment import Experiment
-        from evsys_sdk.store import LocalStore
+        from evsys_sdk.loading.yaml_loader import load_yaml
+        from evsys_sdk.orchestration.experiment import Experiment
         from evsys_sdk.testing.schema_strategies import schema_params
-        from evsys_sdk.yaml_loader import load_yaml
+        from evsys_sdk.tracking.store import LocalStore
 
         config_cls = self.extension_class().Config
         drawn = iter(range(10**6))
@@ -646,8 +646,10 @@ class ExecutorContract(_StaticParams):
     executor_kind: ClassVar[str]
 
     def test_builds_with_slots(self, tmp_path: Path) -> None:
-        from evsys_sdk.executors import Executor
+        from evsys_sdk.orchestration.executors import Executor
 
         executor = self.build(tmp_path)
-        assert isinstance(executor, Executor), f"{type(executor).__name__} must subclass evsys_sdk.executors.Executor"
+        assert isinstance(executor, Executor), (
+            f"{type(executor).__name__} must subclass evsys_sdk.orchestration.executors.Executor"
+        )
         assert executor.slots >= 1

@@ -35,14 +35,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
+from evsys_sdk.spec.config import StrictModel
 
 if TYPE_CHECKING:
-    from evsys_sdk.plugins import PluginHost
-    from evsys_sdk.protocols import RunContext, RunResult
-    from evsys_sdk.results import ExperimentResult
-    from evsys_sdk.store import LocalStore
+    from evsys_sdk.plugins.host import PluginHost
+    from evsys_sdk.spec.protocols import RunContext, RunResult
+    from evsys_sdk.spec.results import ExperimentResult
+    from evsys_sdk.tracking.store import LocalStore
 
 __all__ = [
     "EXECUTOR_TEST_PLUGIN",
@@ -268,9 +268,9 @@ def run_beside_sequential(
 ) -> tuple[ExecutorRun, ExecutorRun]:
     """The same experiment (``executor_experiment`` with ``fields``) under ``sequential`` and
     under ``executor``, each with its own output dir and store below ``folder``."""
-    from evsys_sdk.experiment import Experiment
-    from evsys_sdk.store import LocalStore
-    from evsys_sdk.yaml_loader import load_yaml
+    from evsys_sdk.loading.yaml_loader import load_yaml
+    from evsys_sdk.orchestration.experiment import Experiment
+    from evsys_sdk.tracking.store import LocalStore
 
     folder = Path(folder)
     outcomes = []

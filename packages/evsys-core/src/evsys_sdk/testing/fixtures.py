@@ -17,7 +17,7 @@ from evsys_sdk.testing.configs import MockConfigFactory, mock_experiment_config
 from evsys_sdk.testing.network import network_guard
 
 if TYPE_CHECKING:
-    from evsys_sdk.plugins import PluginHost
+    from evsys_sdk.plugins.host import PluginHost
 
 # Contract failures then show pytest's detailed assertion diffs; must run before contracts is imported.
 pytest.register_assert_rewrite("evsys_sdk.testing.contracts")
@@ -32,7 +32,7 @@ def plugin_host() -> Iterator[PluginHost]:
     Register what the test needs with ``plugin_host.add_plugin(hooks_module, "name")`` or the
     ``register_*`` decorators; it all disappears with the host when the test ends.
     """
-    from evsys_sdk.plugins import PluginHost, use_host
+    from evsys_sdk.plugins.host import PluginHost, use_host
 
     with use_host(PluginHost(entry_points=False)) as host:
         yield host

@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from evsys_sdk.config import StrictModel
-from evsys_sdk.hookspecs import hookimpl
+from evsys_sdk.plugins.hookspecs import hookimpl
+from evsys_sdk.spec.config import StrictModel
 
 __all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "experiment", "landscape_experiment", "regret", "score"]
 
@@ -95,7 +95,7 @@ class SyntheticAlgorithm:
         self.config = SyntheticConfig(**params)
 
     def train(self, ctx: Any) -> Any:
-        from evsys_sdk.protocols import RunResult
+        from evsys_sdk.spec.protocols import RunResult
 
         c = self.config
         if c.kill_at_arm is not None and c.arm_log is not None and self._ended() == c.kill_at_arm:

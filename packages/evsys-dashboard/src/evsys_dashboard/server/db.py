@@ -1,6 +1,6 @@
 """The server's database: core's ``LocalStore`` schema, plus projects, hashed API keys and replay ids.
 
-The tables of ``evsys_sdk.store.SCHEMA`` are shared with ``evsys run`` (so the dashboard shows what was
+The tables of ``evsys_sdk.tracking.store.SCHEMA`` are shared with ``evsys run`` (so the dashboard shows what was
 recorded locally); the server adds only its own ``dash_*`` tables beside them:
 
 - ``dash_projects`` / ``dash_api_keys``: keys are stored as SHA-256 digests, each scoped to one project,
@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.store import JSON_COLUMNS, LocalStore, dump_json, json_text
+from evsys_sdk.tracking.store import JSON_COLUMNS, LocalStore, dump_json, json_text
 
 SCHEMA_VERSION = 2
 DASH_SCHEMA = """
@@ -634,7 +634,7 @@ class ServerDB:
         )
 
     def experiment_runs(self, experiment_id: str) -> list[dict[str, Any]]:
-        """The arms as ``evsys_sdk.records.load_result`` reads them (it reads a LocalStore alike)."""
+        """The arms as ``evsys_sdk.tracking.records.load_result`` reads them (it reads a LocalStore alike)."""
         return self.arms(experiment_id)
 
     def run_evals(self, run_id: str) -> list[dict[str, Any]]:

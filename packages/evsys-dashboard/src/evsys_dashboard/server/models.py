@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator, with_config
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, on Python < 3.12
 
-from evsys_sdk.store import json_text
+from evsys_sdk.tracking.store import json_text
 
 MAX_FIELD_BYTES = 1 << 20  # one free-form field (a config, a prediction, a dataset row...) once serialized
 MAX_TEXT = 1_000_000  # characters of a text field (hypothesis, conclusion, error message...)

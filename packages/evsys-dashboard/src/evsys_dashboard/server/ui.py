@@ -12,10 +12,10 @@ from urllib.parse import quote
 from evsys_dashboard.server.charts import CHART_CSS, line_chart
 from evsys_dashboard.server.db import ServerDB
 from evsys_dashboard.server.search_view import search_record
-from evsys_sdk.phases import PHASE_KEY, phase_starts
-from evsys_sdk.records import BASELINE_KIND, load_result
-from evsys_sdk.results import ExperimentResult, baseline_model
-from evsys_sdk.stats import Summary, summarize
+from evsys_sdk.base.stats import Summary, summarize
+from evsys_sdk.spec.phases import PHASE_KEY, phase_starts
+from evsys_sdk.spec.results import ExperimentResult, baseline_model
+from evsys_sdk.tracking.records import BASELINE_KIND, load_result
 
 MAX_CHARTS = 12
 MAX_SHOWN_METRICS = 6

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from evsys_local.distributed.spec import ArmSpec, shippable_extras, write_spec
-from evsys_sdk.logger import get_logger
-from evsys_sdk.protocols import RunContext, RunResult
+from evsys_sdk.base.logger import get_logger
+from evsys_sdk.spec.protocols import RunContext, RunResult
 
 log = get_logger("local.distributed")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk.base.errors import EvsysError
 
 # Live objects of the arm's own process: each rank builds its own (handles) or talks back instead.
 LOCAL_ONLY = ("store", "backend_handles", "on_validation_step")

@@ -35,7 +35,7 @@ from typing import Any
 from evsys_dashboard.server.db import NotFound, ServerDB
 from evsys_dashboard.server.mlflow_api import models as m
 from evsys_dashboard.server.mlflow_api import search
-from evsys_sdk.store import dump_json, json_text
+from evsys_sdk.tracking.store import dump_json, json_text
 
 DEFAULT_ID = "0"  # MLflow's Default experiment
 DEFAULT_NAME = "Default"

@@ -1,0 +1,1 @@
+"""The command line: `evsys` (``evsys_sdk.cli.main``) and its verbs."""

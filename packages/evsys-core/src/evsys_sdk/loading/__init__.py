@@ -1,0 +1,1 @@
+"""Loading and checking: YAML configs, deep validation against the registry, data rows and files."""

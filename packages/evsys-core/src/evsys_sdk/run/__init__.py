@@ -1,0 +1,1 @@
+"""One arm's run: the run lifecycle (runner), progress, step metrics, callbacks."""

@@ -1,0 +1,322 @@
+"""The YAML schema: strict pydantic models for an experiment and its runs.
+
+Every pluggable block is a ``{kind, params}`` envelope. ``kind`` is a free string checked against the
+registries at deep validation (so third-party kinds work from YAML); ``params`` is checked against the
+registered class's ``Config``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+
+from evsys_sdk.spec.search import SearchConfig
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: an unknown key is an error, never ignored, and a float is finite (a
+    config reaching ``inf`` or ``nan`` is a typo or a search gone astray, never a setting)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Log stores that write files and get ``log_dir`` filled in per run when the config leaves it out.
+FILE_LOG_STORES = ("jsonl", "tensorboard")
+
+
+class _KindSpec(StrictModel):
+    kind: str = Field(description="the registered name of the extension (`evsys plugins` lists them)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the extension's params (its Config)")
+
+
+class AlgorithmConfig(_KindSpec):
+    """The training algorithm (or family: sft, sdft, rl) and its params."""
+
+
+class VerifierSpec(_KindSpec):
+    """A registered verifier and its params."""
+
+
+class TransformSpec(_KindSpec):
+    """A registered row transform and its params."""
+
+
+class MetricSpec(_KindSpec):
+    """A registered metric and its params."""
+
+
+class InferenceSpec(_KindSpec):
+    """A registered inference client and its params."""
+
+
+class CallbackSpec(_KindSpec):
+    """An experiment callback (logger) and its params."""
+
+
+class ExecutorSpec(_KindSpec):
+    """Where the arms run: ``sequential`` (default), ``process`` (a local pool), ``ray`` (evsys-ray)."""
+
+    kind: str = "sequential"
+
+
+class DataStoreSpec(_KindSpec):
+    kind: str = "local"
+
+
+class LogStoreSpec(_KindSpec):
+    kind: str = "jsonl"
+
+    def params_for(self, run_dir: str) -> dict[str, Any]:
+        """Params with ``log_dir`` filled in (``<run_dir>/logs``, per child kind under multiplex)."""
+        params = dict(self.params)
+        if self.kind in FILE_LOG_STORES:
+            params.setdefault("log_dir", f"{run_dir}/logs")
+        elif self.kind == "multiplex":
+            params["children"] = [
+                {**c, "params": {"log_dir": f"{run_dir}/logs/{c['kind']}", **(c.get("params") or {})}}
+                if isinstance(c, dict) and c.get("kind") in FILE_LOG_STORES
+                else c
+                for c in params.get("children") or []
+            ]
+        return params
+
+
+class BackendConfig(_KindSpec):
+    kind: str = "tinker"
+
+
+SourceKind = Literal["jsonl", "json", "in_memory", "hf_dataset"]
+
+
+class DataConfig(StrictModel):
+    """Where a run's rows come from and how they are transformed."""
+
+    source_kind: SourceKind = "jsonl"
+    dataset_id: str | None = None
+    dataset_name: str | None = None
+    path: str | None = None
+    rows: list[dict[str, Any]] | None = None
+    hf_dataset: str | None = None
+    hf_split: str = "train"
+    transforms: list[TransformSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _source_is_complete(self) -> DataConfig:
+        if self.dataset_id or self.dataset_name:
+            return self
+        if self.source_kind in ("jsonl", "json") and not self.path:
+            raise ValueError(f"data.path is required for source_kind={self.source_kind}")
+        if self.source_kind == "hf_dataset" and not self.hf_dataset:
+            raise ValueError("data.hf_dataset is required for source_kind=hf_dataset")
+        return self
+
+
+class ModelConfig(StrictModel):
+    name: str
+    load_checkpoint_path: str | None = None
+    init_from_checkpoint: str | None = None
+    renderer_name: str | None = None
+
+
+class EvalConfig(StrictModel):
+    """Post-training eval over the run's rows (or ``eval_data``) with registry metrics."""
+
+    enabled: bool = True
+    metrics: list[MetricSpec] = Field(default_factory=list)
+    inference: InferenceSpec | None = None
+    eval_data: DataConfig | None = None
+    n_samples: int | None = Field(default=None, ge=0)
+
+
+class RunConfig(StrictModel):
+    """One training run (one arm of an experiment)."""
+
+    name: str = Field(min_length=1)
+    data: DataConfig | None = None
+    model: ModelConfig
+    algorithm: AlgorithmConfig
+    backend: BackendConfig = Field(default_factory=BackendConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = 42
+    tags: list[str] = Field(default_factory=list)
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="wall-time budget of this arm in seconds: past it the arm stops, status failed, with its "
+        "partial metrics (checked every training step; the process and ray executors also kill it)",
+    )
+
+
+class MatrixSpec(StrictModel):
+    """A cartesian sweep over dotted paths of ``base_run``; expanded into ``runs`` at load time."""
+
+    base_run: RunConfig
+    axes: dict[str, list[Any]] = Field(default_factory=dict)
+    name_template: str | None = None
+
+
+class ContinualConfig(StrictModel):
+    """Train the base run once per dataset, in order, each stage starting from the last one's weights."""
+
+    datasets: list[DataConfig] = Field(min_length=1)
+    name_template: str | None = None
+
+    def stage_name(self, base: str, i: int) -> str:
+        return (self.name_template or "{base}_stage{i}").format(base=base, i=i)
+
+
+class BenchmarkSpec(StrictModel):
+    """One entry of ``metadata.benchmark``: a test set scored after training, or (with ``run_every``) a
+    validation set scored in the loop every N steps. ``models`` are baselines (any inference kind,
+    e.g. ``claude``) scored once per experiment beside the trained arms."""
+
+    name: str | None = None
+    id: str | None = None
+    path: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    run_every: int | None = Field(default=None, ge=1)
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    stop: list[str] | None = None
+    breakdown_keys: list[str] | None = None
+    limit: int | None = Field(default=None, ge=0)
+    metrics: list[str] | None = None
+    num_samples: int = Field(default=1, ge=1)
+    max_concurrency: int = Field(default=16, ge=1)
+    models: list[InferenceSpec] = Field(default_factory=list)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _kind_shorthand(cls, value: Any) -> Any:
+        """``models: [claude]`` is short for ``models: [{kind: claude}]``."""
+        return [{"kind": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _has_source(self) -> BenchmarkSpec:
+        if not (self.path or self.id or self.name):
+            raise ValueError("a benchmark needs `path`, `id` or `name`")
+        return self
+
+    def label(self, index: int) -> str:
+        """The display name: ``name``, else the id, else the path, else ``benchmark_<i>``."""
+        return self.name or self.id or self.path or f"benchmark_{index}"
+
+
+def safe_run_name(name: str) -> str:
+    """The run's directory name and run id: "/" and " " become "_"."""
+    return name.replace("/", "_").replace(" ", "_")
+
+
+class ExperimentConfig(StrictModel):
+    """The YAML root. A ``matrix`` is expanded into ``runs`` during validation."""
+
+    version: int = 1
+    name: str = Field(min_length=1)
+    description: str = ""
+    output_dir: str = "./outputs"
+    data_store: DataStoreSpec = Field(default_factory=DataStoreSpec)
+    log_store: LogStoreSpec = Field(default_factory=LogStoreSpec)
+    callbacks: list[CallbackSpec] = Field(default_factory=list)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    run: RunConfig | None = None
+    runs: list[RunConfig] | None = None
+    matrix: MatrixSpec | None = None
+    continual: ContinualConfig | None = None
+    n_repeats: int = 1
+    base_seed: int | None = None
+    parent_experiment_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    search: SearchConfig | None = Field(default=None, description="what `evsys evolve` searches (not `evsys run`)")
+    # Where this config was read from (a yaml_loader.Source), so later errors can name file:line.
+    _source: Any = PrivateAttr(default=None)
+    # The folder its relative paths resolved against (evsys_sdk.spec.paths), None for a config given as a dict.
+    _root: Any = PrivateAttr(default=None)
+    # The matrix as written, once expanded into ``runs``: deep validation checks the base run's own values.
+    _matrix: MatrixSpec | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> ExperimentConfig:
+        # load_yaml passes a list in the context to collect located problems instead of one raise.
+        sink = info.context.get("problems") if isinstance(info.context, dict) else None
+        problems = self._structural_problems()
+        if not problems and self.matrix is not None:
+            from evsys_sdk.spec.sweep import expand_matrix_problems
+
+            runs, problems = expand_matrix_problems(self.matrix)
+            if not problems:
+                self.runs, self.matrix, self._matrix = runs, None, self.matrix
+        if not problems:
+            problems = self._name_problems()
+        if problems and sink is None:
+            raise ValueError("; ".join(f"{'.'.join(map(str, p))}: {m}" if p else m for p, m in problems))
+        if sink is not None:
+            sink.extend(problems)
+        return self
+
+    def _structural_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        found = sum(x is not None for x in (self.run, self.runs, self.matrix))
+        if found != 1:
+            problems.append(((), f"ExperimentConfig must have exactly one of: run, runs, matrix (found {found})."))
+        if self.n_repeats < 1:
+            problems.append((("n_repeats",), f"n_repeats must be >= 1 (got {self.n_repeats})."))
+        if self.continual is not None and self.run is None:
+            problems.append((("continual",), "continual requires a single `run` as the base (not runs/matrix)."))
+        if self.continual is None:
+            for path, run in self._runs_with_paths():
+                if run.data is None:
+                    problems.append(
+                        ((*path, "data"), "Field required (a run needs `data` unless `continual` gives it)")
+                    )
+        return problems
+
+    def _runs_with_paths(self) -> list[tuple[tuple[str | int, ...], RunConfig]]:
+        if self.run is not None:
+            return [(("run",), self.run)]
+        if self.runs is not None:
+            return [(("runs", i), r) for i, r in enumerate(self.runs)]
+        if self.matrix is not None:
+            return [(("matrix", "base_run"), self.matrix.base_run)]
+        return []
+
+    def arm_names(self) -> list[str]:
+        """Every arm name after matrix, continual and repeat expansion, in execution order."""
+        names = []
+        for run in self.all_runs():
+            stages = (
+                [self.continual.stage_name(run.name, i) for i in range(len(self.continual.datasets))]
+                if self.continual
+                else [run.name]
+            )
+            for stage in stages:
+                if self.n_repeats == 1:
+                    names.append(stage)
+                else:
+                    names.extend(f"{stage}__s{seed}" for seed in self.repeat_seeds(run))
+        return names
+
+    def repeat_seeds(self, run: RunConfig) -> list[int]:
+        """Seeds of a run's replicates: from ``base_seed`` when set, else from the run's own seed."""
+        start = self.base_seed if self.base_seed is not None else run.seed
+        return [start + i for i in range(self.n_repeats)]
+
+    def all_runs(self) -> list[RunConfig]:
+        """The primaries: ``[run]`` or ``runs`` (a matrix is already expanded into ``runs``)."""
+        return [self.run] if self.run is not None else list(self.runs or [])
+
+    def _name_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        seen: dict[str, str] = {}
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for name in self.arm_names():
+            safe = safe_run_name(name)
+            if safe in seen:
+                same = "" if seen[safe] == name else f" (as '{seen[safe]}'; '/' and ' ' both become '_')"
+                problems.append(
+                    (
+                        ("runs",) if self.runs is not None else ("run",),
+                        f"duplicate run name '{name}'{same}: each run needs its own output directory; rename one",
+                    )
+                )
+            seen.setdefault(safe, name)
+        return problems

@@ -1,0 +1,1 @@
+"""The tracking store, the workspace cache, stored records and their conclusions."""
