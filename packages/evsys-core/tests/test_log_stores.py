@@ -382,3 +382,38 @@ def test_log_store_classes_satisfy_the_protocol(tmp_path: Path) -> None:
     assert all(isinstance(s, LogStore) for s in stores)
     for s in stores:
         s.close()
+
+
+class RunAware(Recording):
+    """A store that logs per run elsewhere: told which run it logs, and how the run ended."""
+
+    name: ClassVar[str] = "run_aware"
+
+    def start_run(self, ctx: Any) -> None:
+        self.calls.append((self.tag, "start", ctx.run_id))
+
+    def end_run(self, status: str) -> None:
+        self.calls.append((self.tag, "end", status))
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_run_aware_store_in_a_multiplex_hears_the_start_and_the_end_of_its_run(
+    host: PluginHost, tmp_path: Path, fail: bool
+) -> None:
+    from evsys_sdk.run.runner import run_experiment
+    from evsys_sdk.testing.configs import mock_experiment_config
+
+    host.registries["log_store"].add(RunAware)
+    cfg = mock_experiment_config(tmp_path, params={"max_steps": 2}, backend_params={"fail_on_prepare": fail})
+    cfg["log_store"] = {"kind": "multiplex", "params": {"children": [_child("plain"), {"kind": "run_aware"}]}}
+    cfg["log_store"]["params"]["children"][1]["params"] = {"tag": "aware"}
+    [result] = run_experiment(cfg)
+    aware = [c for c in Recording.calls if c[0] == "aware"]
+    if fail:  # failed before the run had a context: nothing to start, only the end
+        assert result.status == "failed"
+        assert aware == [("aware", "end", "failed"), ("aware", "close")]
+    else:
+        assert result.status == "completed"
+        assert aware[0] == ("aware", "start", "contract") and aware[1][1] == "hyperparams"
+        assert aware[-2:] == [("aware", "end", "completed"), ("aware", "close")]
+    assert not [c for c in Recording.calls if c[0] == "plain" and c[1] in ("start", "end")]

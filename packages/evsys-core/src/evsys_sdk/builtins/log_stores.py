@@ -21,7 +21,7 @@ from evsys_sdk.base.io import atomic_write_json
 from evsys_sdk.base.logger import get_logger
 from evsys_sdk.spec.config import StrictModel
 from evsys_sdk.spec.params import FIXED
-from evsys_sdk.spec.protocols import LogStore
+from evsys_sdk.spec.protocols import LogStore, RunContext
 
 _log = get_logger("log_stores")
 
@@ -156,7 +156,7 @@ class ChildLogStore(StrictModel):
 
 
 class MultiplexLogStore:
-    """Sends every call to each child store, in order."""
+    """Sends every call to each child store, in order (``start_run``/``end_run`` to those that have them)."""
 
     name: ClassVar[str] = "multiplex"
 
@@ -179,6 +179,16 @@ class MultiplexLogStore:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("MultiplexLogStore is closed")
+
+    def start_run(self, ctx: RunContext) -> None:
+        for child in self.children:
+            if hasattr(child, "start_run"):
+                child.start_run(ctx)
+
+    def end_run(self, status: str) -> None:
+        for child in self.children:
+            if hasattr(child, "end_run"):
+                child.end_run(status)
 
     def log_scalar(self, key: str, value: float, step: int) -> None:
         self._check_open()

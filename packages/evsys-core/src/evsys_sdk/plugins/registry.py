@@ -62,7 +62,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
         "gemini": "evsys-frontier",
     },
     "verifier": {"llm_judge": "evsys-frontier"},
-    "log_store": {"tensorboard": "evsys-core[tensorboard]"},
+    "log_store": {"tensorboard": "evsys-core[tensorboard]", "mlflow": "evsys-mlflow"},
     "executor": {"ray": "evsys-ray"},
     "proposer": {"tpe": "evsys-optuna"},
 }

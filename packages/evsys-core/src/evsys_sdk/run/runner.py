@@ -141,6 +141,8 @@ def _execute_run(
                 extras=extras,
                 budget=budget,
             )
+            if hasattr(log_store, "start_run"):  # a store that logs per run elsewhere learns which run
+                log_store.start_run(ctx)
             log_store.log_hyperparams(
                 {
                     "experiment_name": cfg.name,
@@ -192,6 +194,8 @@ def _finish(
 ) -> None:
     if log_store is not None:
         try:
+            if hasattr(log_store, "end_run"):
+                log_store.end_run(result.status)
             log_store.close()
         except Exception:
             log.exception("closing the log store of run '%s' failed", run.name)

@@ -34,6 +34,10 @@ class VerificationResult:
 
 @runtime_checkable
 class LogStore(Protocol):
+    """Where a run's metrics, hyperparams and artifacts go. A store may also define ``start_run(ctx)``
+    (called with the run's context before training: which run it logs) and ``end_run(status)`` (the
+    run's final status, before ``close``)."""
+
     name: ClassVar[str]
 
     def log_scalar(self, key: str, value: float, step: int) -> None: ...
