@@ -17,13 +17,6 @@ import httpx
 
 from evsys_sdk.base.errors import EvsysError
 
-# MLflow's log-batch limits (mlflow/utils/validation.py): a request over any of them is refused whole.
-MAX_METRICS = 1000
-MAX_PARAMS = 100
-MAX_TAGS = 100
-MAX_BATCH_BYTES = 1_000_000
-MAX_PARAM_VALUE = 6000
-MAX_TAG_VALUE = 8000
 _RETRIES = 4  # a restarting server or a dropped connection; a 4xx is never retried
 
 
@@ -36,8 +29,8 @@ class MlflowError(EvsysError):
 
 
 class MlflowClient:
-    def __init__(self, uri: str, *, timeout: float = 60.0):
-        self.uri = uri.rstrip("/")
+    def __init__(self, uri: str, *, timeout: float = 60.0, retries: int = _RETRIES):
+        self.uri, self.retries = uri.rstrip("/"), retries
         headers = {}
         auth = None
         if token := os.environ.get("MLFLOW_TRACKING_TOKEN"):
@@ -50,16 +43,16 @@ class MlflowClient:
         self._http.close()
 
     def _call(self, method: str, route: str, **kwargs: Any) -> dict[str, Any]:
-        for attempt in range(_RETRIES):
+        for attempt in range(self.retries):
             try:
                 response = self._http.request(method, route, **kwargs)
             except httpx.TransportError as exc:
-                if attempt == _RETRIES - 1:
+                if attempt == self.retries - 1:
                     raise MlflowError(f"MLflow server {self.uri} is unreachable ({exc})") from None
             else:
                 if response.status_code < 500 and response.status_code != 429:
                     break
-                if attempt == _RETRIES - 1:
+                if attempt == self.retries - 1:
                     break
             time.sleep(0.25 * 2**attempt)
         if response.is_success:
@@ -124,6 +117,14 @@ class MlflowClient:
         self._call(
             "POST", "mlflow/runs/log-batch", content=json.dumps(body), headers={"Content-Type": "application/json"}
         )
+
+    def delete_run(self, run_id: str) -> None:
+        self._call("POST", "mlflow/runs/delete", json={"run_id": run_id})
+
+    def history_length(self, run_id: str, key: str) -> int:
+        """How many points of metric ``key`` the run holds."""
+        found = self._call("GET", "mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": key})
+        return len(found.get("metrics") or [])
 
     def update_run(self, run_id: str, *, status: str, end_ms: int | None) -> None:
         body: dict[str, Any] = {"run_id": run_id, "status": status}

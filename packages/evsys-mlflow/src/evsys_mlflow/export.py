@@ -11,30 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evsys_mlflow.client import (
+from evsys_mlflow.client import MlflowClient
+from evsys_mlflow.ledger import Ledger
+from evsys_mlflow.points import (
     MAX_BATCH_BYTES,
     MAX_METRICS,
-    MAX_PARAM_VALUE,
     MAX_PARAMS,
     MAX_TAG_VALUE,
     MAX_TAGS,
-    MlflowClient,
+    POINT_BYTES,
+    flatten,
+    metric_key,
+    number,
+    row_points,
 )
-from evsys_mlflow.ledger import Ledger
 from evsys_sdk.spec.config import safe_run_name
 from evsys_sdk.tracking.records import BASELINE_KIND
 from evsys_sdk.tracking.store import LocalStore
 
 _STATUS = {"completed": "FINISHED", "failed": "FAILED", "running": "RUNNING", "pending": "RUNNING"}
-_BAD_KEY_CHARS = re.compile(r"[^\w\-. /:]")  # what MLflow accepts in a metric, param or tag key
-_POINT_BYTES = 64  # a metric's JSON beside its key: {"key":"","value":..,"timestamp":..,"step":..}
 
 
 @dataclass
@@ -47,47 +47,20 @@ class ExportSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def _key(key: str) -> str:
-    return _BAD_KEY_CHARS.sub("_", key)[:250]
-
-
-def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """``{"a": {"b": 1}}`` as ``("a.b", "1")``; a list or an empty dict is one JSON value."""
-    if isinstance(value, dict) and (value or not prefix):
-        for k, v in value.items():
-            yield from _flatten(v, f"{prefix}{k}.")
-    else:
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        yield _key(prefix[:-1]), text[:MAX_PARAM_VALUE]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None  # null (a NaN evsys recorded) or not a number: MLflow's JSON has no place for it
-    return float(value)
-
-
 def step_points(store: LocalStore, run_id: str) -> list[dict[str, Any]]:
     """A run's step metrics as MLflow points, in the order they were recorded (append-only)."""
-    points = []
     rows = store.query("SELECT step, split, metrics, ts FROM step_metrics WHERE run_id = ? ORDER BY rowid", (run_id,))
-    for row in rows:
-        prefix = "" if row["split"] == "train" else f"{row['split']}/"
-        ts = int(row["ts"] * 1000)
-        for k, v in (row["metrics"] or {}).items():
-            if (number := _number(v)) is not None:
-                points.append({"key": _key(prefix + k), "value": number, "timestamp": ts, "step": int(row["step"])})
-    return points
+    return [p for r in rows for p in row_points(int(r["step"]), r["split"], r["metrics"] or {}, r["ts"])]
 
 
 def _eval_points(evals: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
     points = []
     for e in evals:
         for k, v in (e["metrics"] or {}).items():
-            if (number := _number(v)) is not None:
-                key = _key(f"{prefix}{e.get('name') or 'benchmark'}/{k}")
+            if (value := number(v)) is not None:
+                key = metric_key(f"{prefix}{e.get('name') or 'benchmark'}/{k}")
                 points.append(
-                    {"key": key, "value": number, "timestamp": int(e["created_at"] * 1000), "step": e.get("step") or 0}
+                    {"key": key, "value": value, "timestamp": int(e["created_at"] * 1000), "step": e.get("step") or 0}
                 )
     return points
 
@@ -97,7 +70,7 @@ def _batches(points: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     size = 0
     for p in points:
-        cost = _POINT_BYTES + len(p["key"])
+        cost = POINT_BYTES + len(p["key"])
         if batch and (len(batch) == MAX_METRICS or size + cost > MAX_BATCH_BYTES // 2):
             yield batch
             batch, size = [], 0
@@ -105,6 +78,52 @@ def _batches(points: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         size += cost
     if batch:
         yield batch
+
+
+def arm_tags(run: dict[str, Any], lineage: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """An arm's tags from its stored run (``experiment_runs``), with its candidate's lineage in a search."""
+    tags = {"evsys.status": str(run["status"]), "evsys.kind": "arm"}
+    for key in ("seed", "group_name", "recipe_kind", "error_message"):
+        if run.get(key) is not None:
+            tags[f"evsys.{key.removesuffix('_name').removesuffix('_message')}"] = str(run[key])
+    # A candidate's seeds are its replicate group; with one seed its run is named like it.
+    candidate = lineage.get(str(run.get("group_name") or run.get("name")))
+    if candidate is not None:
+        tags.update(
+            {
+                "evsys.candidate": str(candidate["id"]),
+                "evsys.parents": ",".join(candidate.get("parents") or []),
+                "evsys.operator": str(candidate.get("operator") or ""),
+                "evsys.generation": str(candidate.get("generation")),
+                "evsys.patch": json.dumps(candidate.get("patch") or {}, default=str),
+            }
+        )
+    return tags
+
+
+def mlflow_run(
+    client: MlflowClient,
+    ledger: Ledger,
+    exp_id: str,
+    evsys_id: str,
+    name: str,
+    created_at: float,
+    tags: dict[str, str],
+) -> dict[str, str]:
+    """The MLflow run of ``evsys_id``: from the ledger, else found by its ``evsys.id`` tag (created
+    before a crash could record it), else created now. Two writers creating one at once (arms' live
+    stores making their experiment's parent run) both record theirs; the ledger keeps the first and the
+    other is deleted."""
+    known = ledger.run(evsys_id)
+    if known is not None:
+        return known
+    info = client.find_run(exp_id, "evsys.id", evsys_id) or client.create_run(
+        exp_id, name=name, start_ms=int(created_at * 1000), tags={"evsys.id": evsys_id, **tags}
+    )
+    kept = ledger.claim_run(evsys_id, info["run_id"], info["artifact_uri"])
+    if kept["run_id"] != info["run_id"]:
+        client.delete_run(info["run_id"])
+    return kept
 
 
 class Exporter:
@@ -129,7 +148,7 @@ class Exporter:
                 model = run.get("name") or "model"
                 baselines += _eval_points(self.store.run_evals(run["id"]), f"baseline/{model}/")
                 continue
-            tags = {"mlflow.parentRunId": parent["run_id"], **self._arm_tags(run, lineage)}
+            tags = {"mlflow.parentRunId": parent["run_id"], **arm_tags(run, lineage)}
             child = self._run(exp_id, run["id"], run.get("name") or run["id"], run["created_at"], tags)
             self._stream(child, "steps", step_points(self.store, run["id"]), summary)
             self._stream(child, "evals", _eval_points(self.store.run_evals(run["id"]), "eval/"), summary)
@@ -138,7 +157,7 @@ class Exporter:
                 result = arms_dir / safe_run_name(run["name"]) / "run_result.json"
                 if result.is_file():
                     artifacts["run_result.json"] = result.read_bytes()
-            params = dict(_flatten(run.get("run_config") or {}))
+            params = dict(flatten(run.get("run_config") or {}))
             self._meta(run["id"], child, params, tags, run, artifacts)
             summary.runs += 1
         self._stream(parent, "evals", baselines, summary)
@@ -153,25 +172,29 @@ class Exporter:
         return p if p.is_absolute() else self.project_root / p
 
     def _run(self, exp_id: str, evsys_id: str, name: str, created_at: float, tags: dict[str, str]) -> dict[str, str]:
-        """The MLflow run of ``evsys_id``: from the ledger, else found by its ``evsys.id`` tag (created
-        before a crash could record it), else created now."""
-        known = self.ledger.run(evsys_id)
-        if known is not None:
-            return known
-        info = self.client.find_run(exp_id, "evsys.id", evsys_id) or self.client.create_run(
-            exp_id, name=name, start_ms=int(created_at * 1000), tags={"evsys.id": evsys_id, **tags}
-        )
-        self.ledger.add_run(evsys_id, info["run_id"], info["artifact_uri"])
-        return {"run_id": info["run_id"], "artifact_uri": info["artifact_uri"], "digest": ""}
+        return mlflow_run(self.client, self.ledger, exp_id, evsys_id, name, created_at, tags)
 
     def _stream(self, run: dict[str, str], stream: str, points: list[dict[str, Any]], summary: ExportSummary) -> None:
-        acked = self.ledger.acked(run["run_id"], stream)
+        acked, sending = self.ledger.position(run["run_id"], stream)
+        if sending:
+            acked = self._settle(run["run_id"], stream, points, acked, sending)
         summary.points_total += len(points)
         for batch in _batches(points[acked:]):
             self.client.log_batch(run["run_id"], metrics=batch)
             acked += len(batch)
             self.ledger.ack(run["run_id"], stream, acked)
             summary.points_sent += len(batch)
+
+    def _settle(self, run_id: str, stream: str, points: list[dict[str, Any]], acked: int, sending: int) -> int:
+        """A live batch left in doubt (``sending`` points past ``acked``): the server stored all of it or
+        none, so one key's point count tells which; the ledger then says so."""
+        batch = points[acked : acked + sending]
+        if batch:
+            key = batch[0]["key"]
+            if self.client.history_length(run_id, key) > sum(p["key"] == key for p in points[:acked]):
+                acked += len(batch)
+        self.ledger.ack(run_id, stream, acked)
+        return acked
 
     def _meta(
         self,
@@ -201,25 +224,6 @@ class Exporter:
             self.client.upload_artifact(run["artifact_uri"], name, content)
         self.client.update_run(run["run_id"], status=status, end_ms=end_ms)
         self.ledger.set_digest(evsys_id, digest)
-
-    def _arm_tags(self, run: dict[str, Any], lineage: dict[str, dict[str, Any]]) -> dict[str, str]:
-        tags = {"evsys.status": str(run["status"]), "evsys.kind": "arm"}
-        for key in ("seed", "group_name", "recipe_kind", "error_message"):
-            if run.get(key) is not None:
-                tags[f"evsys.{key.removesuffix('_name').removesuffix('_message')}"] = str(run[key])
-        # A candidate's seeds are its replicate group; with one seed its run is named like it.
-        candidate = lineage.get(str(run.get("group_name") or run.get("name")))
-        if candidate is not None:
-            tags.update(
-                {
-                    "evsys.candidate": str(candidate["id"]),
-                    "evsys.parents": ",".join(candidate.get("parents") or []),
-                    "evsys.operator": str(candidate.get("operator") or ""),
-                    "evsys.generation": str(candidate.get("generation")),
-                    "evsys.patch": json.dumps(candidate.get("patch") or {}, default=str),
-                }
-            )
-        return tags
 
     def _experiment_tags(self, experiment: dict[str, Any], lineage: dict[str, Any]) -> dict[str, str]:
         tags = {"evsys.status": str(experiment["status"]), "evsys.kind": "search" if lineage else "experiment"}
