@@ -83,6 +83,19 @@ class MlflowLogStore:
     def start_run(self, ctx: Any) -> None:
         """Which evsys run this is (the store and run id the experiment put in the run's context), then
         the sender starts. Without a recorded run it logs an MLflow run of its own, named like the run."""
+        try:
+            self._target = self._find_target(ctx)
+        except Exception as exc:  # the run goes on without live logging
+            with self._cond:
+                self._stop(f"its record could not be read ({type(exc).__name__}: {exc})")
+            return
+        if "run" in self._target:
+            self._params = dict(flatten(self._target["run"].get("run_config") or {}))
+            self._meta = [("param", k, v) for k, v in self._params.items()]
+        self._thread = threading.Thread(target=self._send_all, name=f"evsys-mlflow-{ctx.run_id}", daemon=True)
+        self._thread.start()
+
+    def _find_target(self, ctx: Any) -> dict[str, Any]:
         from evsys_mlflow.export import arm_tags
 
         store, run_id = ctx.extras.get("store"), ctx.extras.get("dashboard_run_id")
@@ -95,20 +108,15 @@ class MlflowLogStore:
             )
             experiment = store.one("SELECT * FROM experiments WHERE id = ?", (run["experiment_id"],)) if run else None
         if run is None or experiment is None:
-            self._target = {"experiment": self.config.experiment or ctx.config.name, "name": ctx.run_id}
-        else:
-            self._target = {
-                "experiment": self.config.experiment or experiment["name"],
-                "name": run.get("name") or run_id,
-                "store": path,
-                "run": run,
-                "parent": experiment,
-                "tags": {**arm_tags(run, {}), "evsys.status": "running"},
-            }
-            self._params = dict(flatten(run.get("run_config") or {}))
-            self._meta = [("param", k, v) for k, v in self._params.items()]
-        self._thread = threading.Thread(target=self._send_all, name=f"evsys-mlflow-{ctx.run_id}", daemon=True)
-        self._thread.start()
+            return {"experiment": self.config.experiment or ctx.config.name, "name": ctx.run_id}
+        return {
+            "experiment": self.config.experiment or experiment["name"],
+            "name": run.get("name") or run_id,
+            "store": path,
+            "run": run,
+            "parent": experiment,
+            "tags": {**arm_tags(run, {}), "evsys.status": "running"},
+        }
 
     def end_run(self, status: str) -> None:
         self._status = status
