@@ -34,7 +34,7 @@ from evsys_sdk.spec.config import ExperimentConfig
 from evsys_sdk.tracking.store import LocalStore
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from conftest import free_port, start_server, stop_server  # the tests' real server
+from mlflow_server import free_port, start_server, stop_server  # the tests' real server
 
 
 def arm(root: Path, name: str, uri: str | None, steps: int) -> tuple[float, float]:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port, start_server, stop_server
 from mlflow.tracking import MlflowClient as RealClient
+from mlflow_server import free_port, start_server, stop_server
 
 from evsys_mlflow.export import step_points
 from evsys_mlflow.live import MlflowLogStore
