@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
+import re
+import time
 from typing import Any
 
 import pytest
 
-from evsys_dashboard.server.mlflow_api.search import matches, parse_filter, parse_order, sort_runs
+from evsys_dashboard.server.mlflow_api.search import like, matches, parse_filter, parse_order, sort_runs
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -91,3 +94,18 @@ def test_order_by_puts_missing_values_last_then_newest_first() -> None:
     assert math.isnan(float(RUNS[0]["data"]["metrics"][1]["value"]))
     with pytest.raises(ValueError, match="no attribute 'nope'"):
         parse_order(["attributes.nope DESC"])
+
+
+def test_like_is_sqls_and_linear() -> None:
+    """Against SQL's meaning (a regex of .* and ., fine on tiny inputs), then on an input where that
+    regex backtracks for hours: %a%a%...%b against 8,000 a's."""
+    rng = random.Random(0)
+    for _ in range(5000):
+        pattern = "".join(rng.choice("ab%_") for _ in range(rng.randint(0, 6)))
+        text = "".join(rng.choice("ab") for _ in range(rng.randint(0, 7)))
+        sql = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+        assert like(pattern, text) == (re.fullmatch(sql, text, re.DOTALL) is not None), (pattern, text)
+    assert like("ADAM%", "adamw", ignore_case=True) and not like("ADAM%", "adamw")
+    started = time.perf_counter()
+    assert not like("%a" * 2000 + "%b", "a" * 8000)
+    assert time.perf_counter() - started < 2.0

@@ -225,7 +225,7 @@ def mlflow_router(db: ServerDB) -> APIRouter:
     @router.get(run_root, response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
     def download_artifact(experiment_id: m.Id, run_id: m.Id, path: str, project: Project) -> Response:
         content = records.artifact(project, experiment_id, run_id, artifact_path(path))
-        return Response(content, media_type="application/octet-stream")
+        return Response(content, media_type="application/octet-stream", headers={"X-Content-Type-Options": "nosniff"})
 
     @router.get(API + "/mlflow-artifacts/artifacts")
     def list_artifacts(

@@ -167,9 +167,28 @@ def parse_filter(text: str | None) -> list[Clause]:
         i += 1
 
 
-def _like(pattern: str, flags: int) -> re.Pattern[str]:
-    parts = [".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts), flags | re.DOTALL)
+def like(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
+    """SQL's LIKE: ``%`` any run of characters, ``_`` one. Each ``%``-free piece has a fixed length, so the
+    first is matched at the start, the last at the end and the others leftmost in between, in time linear in
+    the pieces (a regex of ``.*`` would backtrack polynomially on ``%a%a%a%...``)."""
+    flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+    pieces = [
+        re.compile("".join("." if c == "_" else re.escape(c) for c in piece), flags) for piece in pattern.split("%")
+    ]
+    if len(pieces) == 1:
+        return pieces[0].fullmatch(text) is not None
+    first, *middle, last = pieces
+    start = first.match(text)
+    if start is None:
+        return False
+    pos = start.end()
+    for piece in middle:
+        found = piece.search(text, pos)
+        if found is None:
+            return False
+        pos = found.end()
+    end = len(text) - len(pattern.rsplit("%", 1)[1])
+    return end >= pos and last.fullmatch(text, end) is not None
 
 
 def _compare(left: Any, op: str, right: Any) -> bool:
@@ -186,7 +205,7 @@ def _compare(left: Any, op: str, right: Any) -> bool:
     if op in ("IN", "NOT IN"):
         return (left in right) == (op == "IN")
     if op in ("LIKE", "ILIKE"):
-        return _like(right, re.IGNORECASE if op == "ILIKE" else 0).fullmatch(str(left)) is not None
+        return like(right, str(left), ignore_case=op == "ILIKE")
     if isinstance(left, float) and math.isnan(left):
         return False
     return bool({"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op])
