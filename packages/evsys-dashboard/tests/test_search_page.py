@@ -362,6 +362,20 @@ def test_failed_pending_and_hostile_candidates() -> None:
     assert isinstance(view.candidates[0], CandidateRow) and view.params["a.b"][0].candidate == "c0001"
 
 
+def test_a_lineage_deeper_than_the_recursion_limit_and_a_self_parent() -> None:
+    from evsys_dashboard.server.search_page import _lineage
+
+    def cand(i: int, parents: list[str]) -> dict[str, Any]:
+        return {"id": f"c{i:05d}", "parents": parents, "operator": "mutate", "patch": {"a": i}, "status": "scored"}
+
+    chain = [cand(0, [])] + [cand(i, [f"c{i - 1:05d}"]) for i in range(1, 3000)]
+    record = {"candidates": [*chain, {**cand(0, ["c00000"]), "operator": "loop"}]}  # the id again, its own parent
+    tree = _lineage(assemble({"id": "e", "name": "s"}, record))
+    assert tree.count('<span class="node') == 3001  # the base recipe and each candidate once
+    assert tree.count("<ul") == tree.count("</ul>") and tree.count("<li") == tree.count("</li>")
+    assert "from c02998: <code>a: <span" in tree
+
+
 def test_extreme_stored_values_draw_finite_charts() -> None:
     """Means near the float limits, subnormals and NaN (the store keeps what arms report): every chart
     coordinate stays a finite number."""

@@ -90,7 +90,7 @@ def _spent(view: SearchView) -> str:
             if mean is not None and len(ci) == 2
             else esc(c.get("status") or "failed")
         )
-        rows.append(["confirmation", f"{view.best} on fresh seeds {esc(c.get('seeds'))}: {shown}"])
+        rows.append(["confirmation", f"{esc(view.best)} on fresh seeds {esc(c.get('seeds'))}: {shown}"])
     return table(["", "spent (of the budget)"], [[esc(k), v] for k, v in rows], cls="spent")
 
 
@@ -239,15 +239,22 @@ def _lineage(view: SearchView) -> str:
         text += f'<span class="edge" data-parent="{esc(source)}">from {esc(source)}: {_changes(first)}</span>'
         for e in others:
             text += f'<span class="edge" data-parent="{esc(e.parent)}">and {esc(e.parent)}: {_changes(e)}</span>'
-        kids = children.get(cid, [])
-        sub = f"<ul>{''.join(node(k) for k in kids)}</ul>" if kids else ""
-        return f"<li>{text}{sub}</li>"
+        return text
 
-    roots = children.get(None, [])
-    return (
-        '<ul class="tree"><li><span class="node"><b>base recipe</b></span>'
-        f"<ul>{''.join(node(r) for r in roots)}</ul></li></ul>"
-    )
+    # Depth first with a stack of its own: a long search's lineage is deeper than Python's recursion limit
+    parts = ['<ul class="tree"><li><span class="node"><b>base recipe</b></span><ul>']
+    stack = [iter(children.get(None, []))]
+    seen: set[str] = set()
+    while stack:
+        cid = next(stack[-1], None)
+        if cid is None:  # every child shown: close the list, and the item it hangs under
+            stack.pop()
+            parts.append("</ul></li>")
+        elif cid not in seen:  # (a record naming one id twice draws it once)
+            seen.add(cid)
+            parts.append(f"<li>{node(cid)}<ul>")
+            stack.append(iter(children.get(cid, [])))
+    return "".join(parts) + "</ul>"
 
 
 def _axis(view: SearchView, path: str, points: list[ParamPoint]) -> tuple[list[float], bool, list[str] | None]:
