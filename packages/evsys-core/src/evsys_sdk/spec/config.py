@@ -57,15 +57,19 @@ class CallbackSpec(_KindSpec):
 class ExecutorSpec(_KindSpec):
     """Where the arms run: ``sequential`` (default), ``process`` (a local pool), ``ray`` (evsys-ray)."""
 
-    kind: str = "sequential"
+    kind: str = Field(default="sequential", description="the registered executor (`evsys list --kind executors`)")
 
 
 class DataStoreSpec(_KindSpec):
-    kind: str = "local"
+    """Where data paths and stored datasets are read from (``local``: files under ``params.root``)."""
+
+    kind: str = Field(default="local", description="the registered data store (`evsys list --kind data_stores`)")
 
 
 class LogStoreSpec(_KindSpec):
-    kind: str = "jsonl"
+    """Where an algorithm's own per-step logs go inside its run folder (``<run_dir>/logs``)."""
+
+    kind: str = Field(default="jsonl", description="the registered log store (`evsys list --kind log_stores`)")
 
     def params_for(self, run_dir: str) -> dict[str, Any]:
         """Params with ``log_dir`` filled in (``<run_dir>/logs``, per child kind under multiplex)."""
@@ -83,7 +87,9 @@ class LogStoreSpec(_KindSpec):
 
 
 class BackendConfig(_KindSpec):
-    kind: str = "tinker"
+    """What trains the model: ``mock`` (core), ``local`` (evsys-local), ``tinker`` (evsys-tinker)."""
+
+    kind: str = Field(default="tinker", description="the registered backend; an algorithm family routes by it")
 
 
 SourceKind = Literal["jsonl", "json", "in_memory", "hf_dataset"]
@@ -92,14 +98,20 @@ SourceKind = Literal["jsonl", "json", "in_memory", "hf_dataset"]
 class DataConfig(StrictModel):
     """Where a run's rows come from and how they are transformed."""
 
-    source_kind: SourceKind = "jsonl"
-    dataset_id: str | None = None
-    dataset_name: str | None = None
-    path: str | None = None
-    rows: list[dict[str, Any]] | None = None
-    hf_dataset: str | None = None
-    hf_split: str = "train"
-    transforms: list[TransformSpec] = Field(default_factory=list)
+    source_kind: SourceKind = Field(
+        default="jsonl", description="how the rows are read: a file, inline rows, a hub dataset"
+    )
+    dataset_id: str | None = Field(default=None, description="a dataset stored in the tracking store, by id")
+    dataset_name: str | None = Field(
+        default=None, description="a dataset stored in the tracking store, by name (newest)"
+    )
+    path: str | None = Field(default=None, description="the JSONL/JSON file, relative to the data store's root")
+    rows: list[dict[str, Any]] | None = Field(default=None, description="the rows themselves (source_kind: in_memory)")
+    hf_dataset: str | None = Field(
+        default=None, description="a Hugging Face dataset name or local folder (evsys-core[hf])"
+    )
+    hf_split: str = Field(default="train", description="the split of hf_dataset")
+    transforms: list[TransformSpec] = Field(default_factory=list, description="row transforms applied in order")
 
     @model_validator(mode="after")
     def _source_is_complete(self) -> DataConfig:
@@ -113,33 +125,43 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    name: str
-    load_checkpoint_path: str | None = None
-    init_from_checkpoint: str | None = None
-    renderer_name: str | None = None
+    """The model a run starts from."""
+
+    name: str = Field(description="a model name or local folder the backend loads (mock accepts any)")
+    load_checkpoint_path: str | None = Field(
+        default=None, description="resume from this checkpoint: weights and optimizer state"
+    )
+    init_from_checkpoint: str | None = Field(
+        default=None, description="start from these weights only (continual stages set it to the previous stage's)"
+    )
+    renderer_name: str | None = Field(default=None, description="the chat renderer, where a backend has several")
 
 
 class EvalConfig(StrictModel):
     """Post-training eval over the run's rows (or ``eval_data``) with registry metrics."""
 
-    enabled: bool = True
-    metrics: list[MetricSpec] = Field(default_factory=list)
-    inference: InferenceSpec | None = None
-    eval_data: DataConfig | None = None
-    n_samples: int | None = Field(default=None, ge=0)
+    enabled: bool = Field(default=True, description="score the run after training")
+    metrics: list[MetricSpec] = Field(default_factory=list, description="registered metrics to compute")
+    inference: InferenceSpec | None = Field(
+        default=None, description="the client that answers (default: the backend's, serving the trained arm)"
+    )
+    eval_data: DataConfig | None = Field(default=None, description="the rows to score (default: the run's own)")
+    n_samples: int | None = Field(default=None, ge=0, description="score only the first N rows (default: all)")
 
 
 class RunConfig(StrictModel):
     """One training run (one arm of an experiment)."""
 
-    name: str = Field(min_length=1)
-    data: DataConfig | None = None
-    model: ModelConfig
-    algorithm: AlgorithmConfig
-    backend: BackendConfig = Field(default_factory=BackendConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    seed: int = 42
-    tags: list[str] = Field(default_factory=list)
+    name: str = Field(min_length=1, description="the arm's name: its run folder and run id")
+    data: DataConfig | None = Field(default=None, description="the training rows")
+    model: ModelConfig = Field(description="the model it starts from")
+    algorithm: AlgorithmConfig = Field(
+        description="how it trains: a family (sft, sdft, rl, dpo, distill) or an algorithm"
+    )
+    backend: BackendConfig = Field(default_factory=BackendConfig, description="what trains it")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="scoring after training, on the run's rows")
+    seed: int = Field(default=42, description="the run's seed (replicates get base_seed + i)")
+    tags: list[str] = Field(default_factory=list, description="labels recorded with the run")
     max_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -151,16 +173,18 @@ class RunConfig(StrictModel):
 class MatrixSpec(StrictModel):
     """A cartesian sweep over dotted paths of ``base_run``; expanded into ``runs`` at load time."""
 
-    base_run: RunConfig
-    axes: dict[str, list[Any]] = Field(default_factory=dict)
-    name_template: str | None = None
+    base_run: RunConfig = Field(description="the run every arm starts from")
+    axes: dict[str, list[Any]] = Field(
+        default_factory=dict, description="dotted path into the run -> its values; the arms are the product"
+    )
+    name_template: str | None = Field(default=None, description="arm names (default: the base name and each value)")
 
 
 class ContinualConfig(StrictModel):
     """Train the base run once per dataset, in order, each stage starting from the last one's weights."""
 
-    datasets: list[DataConfig] = Field(min_length=1)
-    name_template: str | None = None
+    datasets: list[DataConfig] = Field(min_length=1, description="each stage's training rows, in order")
+    name_template: str | None = Field(default=None, description='stage names (default: "{base}_stage{i}")')
 
     def stage_name(self, base: str, i: int) -> str:
         return (self.name_template or "{base}_stage{i}").format(base=base, i=i)
@@ -171,20 +195,24 @@ class BenchmarkSpec(StrictModel):
     validation set scored in the loop every N steps. ``models`` are baselines (any inference kind,
     e.g. ``claude``) scored once per experiment beside the trained arms."""
 
-    name: str | None = None
-    id: str | None = None
-    path: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    run_every: int | None = Field(default=None, ge=1)
-    max_tokens: int = Field(default=512, ge=1)
-    temperature: float = Field(default=0.0, ge=0)
-    stop: list[str] | None = None
-    breakdown_keys: list[str] | None = None
-    limit: int | None = Field(default=None, ge=0)
-    metrics: list[str] | None = None
-    num_samples: int = Field(default=1, ge=1)
-    max_concurrency: int = Field(default=16, ge=1)
-    models: list[InferenceSpec] = Field(default_factory=list)
+    name: str | None = Field(default=None, description="its name in results (`NAME.METRIC`), or a stored benchmark's")
+    id: str | None = Field(default=None, description="a benchmark stored in the tracking store, by id")
+    path: str | None = Field(default=None, description="a folder with tasks.jsonl (Harbor tasks) and metadata.yaml")
+    tags: list[str] = Field(default_factory=list, description="labels recorded with its evals")
+    run_every: int | None = Field(
+        default=None, ge=1, description="score the live model every N training steps instead of after training"
+    )
+    max_tokens: int = Field(default=512, ge=1, description="tokens generated per answer")
+    temperature: float = Field(default=0.0, ge=0, description="sampling temperature (0 = greedy)")
+    stop: list[str] | None = Field(default=None, description="stop sequences")
+    breakdown_keys: list[str] | None = Field(default=None, description="task metadata keys to break the scores down by")
+    limit: int | None = Field(default=None, ge=0, description="score only the first N tasks")
+    metrics: list[str] | None = Field(default=None, description="metrics to report (default: mean_reward, pass_rate)")
+    num_samples: int = Field(default=1, ge=1, description="answers sampled per task (for pass@k)")
+    max_concurrency: int = Field(default=16, ge=1, description="requests in flight at once")
+    models: list[InferenceSpec] = Field(
+        default_factory=list, description="baselines: inference kinds scored once per experiment beside the arms"
+    )
 
     @field_validator("models", mode="before")
     @classmethod
@@ -211,22 +239,27 @@ def safe_run_name(name: str) -> str:
 class ExperimentConfig(StrictModel):
     """The YAML root. A ``matrix`` is expanded into ``runs`` during validation."""
 
-    version: int = 1
-    name: str = Field(min_length=1)
-    description: str = ""
-    output_dir: str = "./outputs"
-    data_store: DataStoreSpec = Field(default_factory=DataStoreSpec)
-    log_store: LogStoreSpec = Field(default_factory=LogStoreSpec)
-    callbacks: list[CallbackSpec] = Field(default_factory=list)
-    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
-    run: RunConfig | None = None
-    runs: list[RunConfig] | None = None
-    matrix: MatrixSpec | None = None
-    continual: ContinualConfig | None = None
-    n_repeats: int = 1
-    base_seed: int | None = None
-    parent_experiment_id: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    version: int = Field(default=1, description="the config format's version")
+    name: str = Field(min_length=1, description="the experiment's name in the tracking store (`evsys runs show NAME`)")
+    description: str = Field(default="", description="the question the experiment answers")
+    output_dir: str = Field(default="./outputs", description="run folders go here, relative to the project root")
+    data_store: DataStoreSpec = Field(default_factory=DataStoreSpec, description="where data paths are read from")
+    log_store: LogStoreSpec = Field(default_factory=LogStoreSpec, description="each run's own logs")
+    callbacks: list[CallbackSpec] = Field(default_factory=list, description="experiment event loggers")
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec, description="where the arms run")
+    run: RunConfig | None = Field(default=None, description="one arm (or: runs, matrix)")
+    runs: list[RunConfig] | None = Field(default=None, description="several arms, each spelt out")
+    matrix: MatrixSpec | None = Field(default=None, description="arms as the product of axes over a base run")
+    continual: ContinualConfig | None = Field(
+        default=None, description="train each arm on several datasets in order, each stage from the last"
+    )
+    n_repeats: int = Field(default=1, description="seeded replicates per arm: a replicate group, compared by its mean")
+    base_seed: int | None = Field(default=None, description="the first replicate's seed (default: the run's seed)")
+    parent_experiment_id: str | None = Field(default=None, description="an experiment this one follows up")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hypothesis, tags, success_metric, expect and benchmark (see BenchmarkSpec and Expectation)",
+    )
     search: SearchConfig | None = Field(default=None, description="what `evsys evolve` searches (not `evsys run`)")
     # Where this config was read from (a yaml_loader.Source), so later errors can name file:line.
     _source: Any = PrivateAttr(default=None)
