@@ -265,14 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="parse and validate a config")
-    p.add_argument("path")
+    p.add_argument("path", help="the config YAML")
     p.add_argument(
         "--deep", action="store_true", help="also check every kind and params block against installed plugins"
     )
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("run", help="run an experiment (recorded in the project's .evsys/evsys.db)")
-    p.add_argument("path")
+    p.add_argument("path", help="the config YAML")
     p.add_argument("-o", "--output", help="also write the JSON results to this file")
     p.add_argument("--json", action="store_true", help="print JSON results instead of the summary")
     p.add_argument("--resume", action="store_true", help="skip arms already completed with the same config")
@@ -292,26 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_runs_show)
     q = runs.add_parser("plot", help="one curve per arm of a step metric, as a PNG")
     q.add_argument("experiment", help="name (newest) or id")
-    q.add_argument("--metric", default="train/loss")
+    q.add_argument("--metric", default="train/loss", help="the step metric to draw")
     q.add_argument("-o", "--output", required=True, help="the PNG file to write")
     q.set_defaults(func=_cmd_runs_plot)
 
     p = sub.add_parser("init-project", help="scaffold a research project")
-    p.add_argument("path")
-    p.add_argument("--name")
+    p.add_argument("path", help="the project folder (created if missing)")
+    p.add_argument("--name", help="the project's name (default: the folder's)")
     p.add_argument("--force", action="store_true", help="scaffold into a non-empty directory (never overwrites)")
     p.set_defaults(func=_cmd_init_project)
 
     p = sub.add_parser("new-experiment", help="scaffold experiments/<date>_<slug>/ with config.yaml and run.py")
-    p.add_argument("slug")
-    p.add_argument("--project-root", default=".")
+    p.add_argument("slug", help="a short name for the experiment")
+    p.add_argument("--project-root", default=".", help="the project to scaffold it in")
     p.add_argument("--date", help="YYYYMMDD (default: today)")
     p.set_defaults(func=_cmd_new_experiment)
 
     from evsys_sdk.cli.eval import benchmark_group
 
     p = benchmark_group(sub).add_parser("upload", help="store a harbor benchmark folder (tasks.jsonl) as a new version")
-    p.add_argument("path")
+    p.add_argument("path", help="the benchmark folder")
     p.set_defaults(func=_cmd_benchmark_upload)
 
     p = sub.add_parser("list", help="list installed extensions")
@@ -323,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("schema", help="JSON schema of one extension's params, or of the whole config")
-    p.add_argument("kind", nargs="?")
-    p.add_argument("name", nargs="?")
+    p.add_argument("kind", nargs="?", help="an extension kind: algorithm, backend, inference, executor, ...")
+    p.add_argument("name", nargs="?", help="the extension's registered name")
     p.add_argument(
         "--all", action="store_true", help="one schema for the whole config, every installed extension included"
     )

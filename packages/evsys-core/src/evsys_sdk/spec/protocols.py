@@ -49,6 +49,8 @@ class LogStore(Protocol):
 
 @runtime_checkable
 class DataStore(Protocol):
+    """Reads and writes the files a config names, by path relative to its root (``data_store.kind``)."""
+
     name: ClassVar[str]
 
     def read_jsonl(self, path: str) -> list[dict[str, Any]]: ...
@@ -61,6 +63,9 @@ class DataStore(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
+    """What trains the model: ``prepare`` loads it and returns the handles an algorithm uses (in
+    ``ctx.extras["backend_handles"]``), ``teardown`` releases them."""
+
     name: ClassVar[str]
 
     def prepare(self, *, model: dict[str, Any], run_dir: str) -> dict[str, Any]: ...
@@ -114,6 +119,10 @@ class RunContext:
 
 @runtime_checkable
 class Algorithm(Protocol):
+    """A training algorithm: ``train(ctx)`` trains on ``ctx``'s rows and backend, logs through
+    ``ctx.log_store``, calls ``ctx.check_budget()`` and ``ctx.validate(step)`` once per step, and returns a
+    ``RunResult`` with the ``final_checkpoint`` (and ``state-final``) artifacts."""
+
     name: ClassVar[str]
 
     def train(self, ctx: RunContext) -> RunResult: ...
@@ -121,6 +130,8 @@ class Algorithm(Protocol):
 
 @runtime_checkable
 class Verifier(Protocol):
+    """Rewards one completion of a task: ``verify`` returns a ``VerificationResult`` (reward, info)."""
+
     name: ClassVar[str]
 
     def verify(self, *, prompt: str, completion: str, target: dict[str, Any]) -> VerificationResult: ...
@@ -137,6 +148,8 @@ class Metric(Protocol):
 
 @runtime_checkable
 class InferenceClient(Protocol):
+    """Answers prompts: ``generate`` returns one completion (see also the async and batch variants)."""
+
     name: ClassVar[str]
 
     def generate(
