@@ -164,7 +164,8 @@ def model_section(title: str, schema: dict[str, Any], level: int, link: Any = No
 
 
 def config_page() -> str:
-    from evsys_sdk import ExperimentConfig
+    from evsys_sdk import BenchmarkSpec, ExperimentConfig
+    from evsys_sdk.tracking.conclusions import Expectation
 
     schema = ExperimentConfig.model_json_schema()
     defs = schema.pop("$defs", {})
@@ -177,6 +178,15 @@ def config_page() -> str:
         model_section("ExperimentConfig", schema, 2, link),
     ]
     out += [model_section(name, defs[name], 2, link) for name in sorted(defs)]
+    out.append(
+        "## metadata\n\n`metadata` is free-form but for the keys the experiment reads: `hypothesis` and `tags` "
+        "(recorded), `success_metric` (what best means: `train/final_loss`, or `NAME.METRIC` of a benchmark), "
+        "`expect` and `benchmark` (a list), whose models follow.\n"
+    )
+    for title, model in (("metadata.benchmark[]: BenchmarkSpec", BenchmarkSpec), ("metadata.expect", Expectation)):
+        sub = model.model_json_schema()
+        sub.pop("$defs", None)
+        out.append(model_section(title, sub, 3))
     return "\n".join(out)
 
 
