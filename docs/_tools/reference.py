@@ -2,8 +2,8 @@
 the repository holds a placeholder per page, so links to it resolve on GitHub too).
 
 - ``reference/config.md``: every config model, from ``ExperimentConfig``'s JSON schema;
-- ``reference/extensions/<kind>.md``: every installed extension of each kind, its params from its
-  ``Config``'s JSON schema (what ``evsys schema KIND NAME`` prints), and the algorithm families;
+- ``reference/extensions/<kind>.md``: every installed extension of each kind, its params from the JSON
+  schema ``evsys schema KIND NAME`` prints (``schema_for``), and the algorithm families;
 - ``reference/cli.md``: every ``evsys`` command and option, walked from the argparse parser;
 - ``reference/hooks.md``: the pluggy hook specs;
 - ``reference/api.md``: the public Python API (``evsys_sdk.__all__``) through mkdocstrings.
@@ -190,10 +190,7 @@ def config_page() -> str:
     return "\n".join(out)
 
 
-def _params_sections(config: Any, level: int) -> str:
-    if config is None or not hasattr(config, "model_json_schema"):
-        return "No params.\n\n"
-    schema = config.model_json_schema()
+def _params_sections(schema: dict[str, Any], level: int) -> str:
     defs = schema.pop("$defs", {})
     text = fields_table(schema) + "\n"
     for name in sorted(defs):
@@ -207,7 +204,8 @@ def _summary(obj: Any) -> str:
 
 
 def extensions_page(kind: str) -> str:
-    from evsys_sdk.plugins.registry import KINDS, family_backends, registry
+    from evsys_sdk import schema_for
+    from evsys_sdk.plugins.registry import FAMILY_NAMES, KINDS, family_backends, registry
 
     reg = registry(kind)
     title = KINDS[kind].replace("_", " ")
@@ -218,23 +216,21 @@ def extensions_page(kind: str) -> str:
         "`space: auto` of `evsys evolve` samples.\n",
     ]
     if kind == "algorithm":
-        from evsys_sdk.spec.families import FAMILIES
-
         out.append("## Families\n")
         out.append(
             "`kind: sft` (or another family) resolves by `backend.kind` to the implementation below; these are "
             "the params every implementation of a family accepts.\n"
         )
-        for family, params in FAMILIES.items():
+        for family in FAMILY_NAMES:
             routes = ", ".join(f"{b} → `{a}`" for b, a in family_backends(family).items()) or "no backend installed"
-            out.append(f"### `{family}`\n\nRoutes: {routes}.\n\n" + _params_sections(params, 4))
+            out.append(f"### `{family}`\n\nRoutes: {routes}.\n\n" + _params_sections(schema_for(kind, family), 4))
         out.append("## Implementations\n")
     level = 3 if kind == "algorithm" else 2
     for name, cls in reg.items():
         source = reg.source_of(name)
         out.append(f"{'#' * level} `{name}`\n")
         out.append(f"From **{source}**, class `{cls.__module__}.{cls.__qualname__}`. {_cell(_summary(cls))}\n")
-        out.append(_params_sections(getattr(cls, "Config", None), level + 1))
+        out.append(_params_sections(schema_for(kind, name), level + 1))
     return "\n".join(out)
 
 
