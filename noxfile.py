@@ -28,7 +28,11 @@ PLUGINS = sorted(
 )
 # Pinned beside a plugin in the same pip command: torch resolves to the local CPU wheel, not a CUDA build.
 # evsys-dashboard: its MLflow test runs a TRL trainer on a tiny model that evsys-local builds.
-PLUGIN_PINS = {"evsys-local": ["torch==2.13.0"], "evsys-dashboard": ["packages/evsys-local", "torch==2.13.0"]}
+PLUGIN_PINS = {
+    "evsys-local": ["torch==2.13.0"],
+    "evsys-dashboard": ["packages/evsys-local", "torch==2.13.0"],
+    "evsys-optuna": ["torch==2.13.0"],  # its gp proposer's tests fit on torch
+}
 # Installed without their dependencies (torch, ray, tinker, optuna) by the docs session.
 DOCS_NO_DEPS = {"evsys-local", "evsys-ray", "evsys-tinker", "evsys-optuna"}
 DOCS_EXTRAS = {"evsys-dashboard": "[server]"}  # the dashboard tutorial serves it

@@ -43,7 +43,7 @@ def test_evsys_lists_the_plugin_and_its_proposer() -> None:
     plugins = _run("-m", "evsys_sdk.cli", "plugins")
     assert "optuna  evsys-optuna 0.1.0  ok  evsys_optuna.hooks" in plugins.stdout, plugins.stdout + plugins.stderr
     listed = _run("-m", "evsys_sdk.cli", "list", "--kind", "proposers")
-    assert "tpe" in listed.stdout, listed.stdout + listed.stderr
+    assert {"tpe", "cmaes", "gp"} <= set(listed.stdout.split()), listed.stdout + listed.stderr
 
 
 def test_a_bad_tpe_param_is_one_located_line(tmp_path: Path) -> None:

@@ -13,4 +13,5 @@ if TYPE_CHECKING:
 
 @hookimpl
 def evsys_register_proposers(registry: Registry[Any]) -> None:
-    registry.add_lazy("tpe", "evsys_optuna.proposers:TPEProposer")  # imported when a search uses it
+    for name, cls in (("tpe", "TPEProposer"), ("cmaes", "CmaEsProposer"), ("gp", "GPProposer")):
+        registry.add_lazy(name, f"evsys_optuna.proposers:{cls}")  # imported when a search uses it
