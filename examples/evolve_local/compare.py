@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.records import open_store
+from evsys_sdk import open_store
+from evsys_sdk.base.stats import summarize
 from evsys_sdk.search.engine import read_search
-from evsys_sdk.stats import summarize
 
 
 def _arms(arms_dir: Path, cid: str) -> list[dict[str, Any]]:

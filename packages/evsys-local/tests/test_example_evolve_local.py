@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from evsys_sdk import validate_yaml
 from evsys_sdk.search import evolve
 from evsys_sdk.search.engine import Search, load_search_config
-from evsys_sdk.yaml_loader import validate_yaml
 
 pytestmark = pytest.mark.timeout(300)
 

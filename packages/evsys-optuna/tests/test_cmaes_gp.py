@@ -14,9 +14,9 @@ import pytest
 import yaml
 from conftest import search_config
 
-from evsys_sdk.cli import main
+from evsys_sdk import LocalStore
+from evsys_sdk.cli.main import main
 from evsys_sdk.search import evolve
-from evsys_sdk.store import LocalStore
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -53,7 +53,7 @@ def test_cmaes_generations_advance_as_candidates_are_told(tmp_path: Path, host: 
     # The same candidates told to a fresh proposer (as on resume) rebuild the optimizer: 13 told after
     # the startup trial fill 3 generations of 4, each closed with an update of the pickled optimizer.
     proposer = CmaEsProposer(popsize=4)
-    from evsys_sdk.config import ExperimentConfig
+    from evsys_sdk import ExperimentConfig
     from evsys_sdk.search.space import build_space
 
     parsed = ExperimentConfig.model_validate(cfg)

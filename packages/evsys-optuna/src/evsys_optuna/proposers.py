@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from evsys_sdk.errors import EvsysError
+from evsys_sdk import EvsysError
 from evsys_sdk.search.proposers import Proposal, Proposer
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class OptunaProposer(Proposer):
         super().__init__(**params)
         missing = sorted({extra for module, extra in self.requires.items() if importlib.util.find_spec(module) is None})
         if missing:
-            from evsys_sdk.install_hints import pip_install
+            from evsys_sdk.base.install_hints import pip_install
 
             pins = ["torch==2.13.0"] if "torch" in self.requires else []  # the CPU wheel, not a CUDA build
             install = pip_install(f"evsys-optuna[{','.join(missing)}]", *pins)
