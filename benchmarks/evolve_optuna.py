@@ -19,8 +19,11 @@ Needs ``pip install "./packages/evsys-optuna[cmaes,gp]" torch==2.13.0``.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import statistics
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from _bench import report
@@ -67,22 +70,23 @@ def _params(patch: dict[str, Any]) -> dict[str, Any]:
     return {k.rsplit(".", 1)[-1]: v for k, v in patch.items()}
 
 
-def curve(land: dict[str, Any], trials: list[tuple[dict[str, Any], float]]) -> list[float]:
-    """Regret (noise-free) of the best-by-observed-mean candidate after 20, 50 and 100 candidates (as many
-    as ``trials`` reach)."""
+def curve(land: dict[str, Any], trials: list[tuple[dict[str, Any], float]], budget: int = BUDGET) -> list[float]:
+    """Regret (noise-free) of the best-by-observed-mean candidate after 20, 50 and 100 candidates (up to
+    ``budget``); a search that ended sooner (its proposer found nothing new) keeps its best."""
     out = []
-    for k in (k for k in AT if k <= len(trials)):
+    for k in (k for k in AT if k <= budget):
         best = max(trials[:k], key=lambda t: t[1])
         out.append(kit.regret(land["objective"], **{**kit.OPTIMUM, **_params(best[0])}))
     return out
 
 
 def evsys_curve(land: dict[str, Any], proposer: str, seed: int) -> list[float]:
-    cfg = config(land, proposer, seed, BUDGETS.get(proposer, BUDGET))
+    budget = BUDGETS.get(proposer, BUDGET)
+    cfg = config(land, proposer, seed, budget)
     cfg["search"]["space"] = SPACE
     search = run_search(cfg, synthetic_objective)
     scored = [(c.patch, c.mean) for c in search.state.candidates if c.mean is not None]
-    return curve(land, [(p, float(m)) for p, m in scored])
+    return curve(land, [(p, float(m)) for p, m in scored], budget)
 
 
 def optuna_curve(land: dict[str, Any], seed: int) -> list[float]:
@@ -127,16 +131,24 @@ def ci95(xs: list[float]) -> float:
     return 1.96 * statistics.stdev(xs) / math.sqrt(len(xs))
 
 
+def _job(job: tuple[str, str, int]) -> list[float]:
+    name, searcher, seed = job
+    land = LANDSCAPES[name]
+    return optuna_curve(land, seed) if searcher == "optuna" else evsys_curve(land, searcher, seed)
+
+
 def main() -> None:
     current_host().add_plugin(kit, "search_kit")  # tpe comes from the installed evsys-optuna's entry point
     searchers = ("tpe", "optuna", "cmaes", "gp", "mutate", "random")
     details: dict[str, Any] = {}
     ratios = []
-    for name, land in LANDSCAPES.items():
-        regrets: dict[str, list[list[float]]] = {s: [] for s in searchers}
-        for seed in SEEDS:  # interleaved: machine drift hits every searcher alike
-            for s in searchers:
-                regrets[s].append(optuna_curve(land, seed) if s == "optuna" else evsys_curve(land, s, seed))
+    # Every search is seeded, so its regrets are the same whichever process runs it and when: a pool of
+    # one process per core (forked after the plugin host is set up).
+    jobs = [(name, s, seed) for name in LANDSCAPES for seed in SEEDS for s in searchers]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        curves = dict(zip(jobs, pool.map(_job, jobs), strict=True))
+    for name in LANDSCAPES:
+        regrets = {s: [curves[(name, s, seed)] for seed in SEEDS] for s in searchers}
         rows = []
         for i, k in enumerate(AT):
             med = {s: statistics.median(r[i] for r in regrets[s]) for s in searchers if len(regrets[s][0]) > i}
