@@ -8,6 +8,7 @@ field named here is checked strictly. A body that fails answers 400 ``INVALID_PA
 
 from __future__ import annotations
 
+import functools
 import math
 import posixpath
 import re
@@ -66,6 +67,7 @@ def _enum(names: tuple[str, ...]) -> BeforeValidator:
     return BeforeValidator(by_number)
 
 
+@functools.lru_cache(maxsize=4096)  # a batch repeats a few keys a thousand times
 def entity_name(name: str) -> str:
     """MLflow's rule for metric, param and tag keys: letters, digits, ``_ - . / : space``, and a path that
     does not resolve to another name (``a/../b``, ``./a``, ``/a``)."""

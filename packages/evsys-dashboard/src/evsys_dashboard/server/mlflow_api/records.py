@@ -379,12 +379,15 @@ class Records:
                 run_tags[t.key] = t.value
                 if t.key == RUN_NAME_TAG and t.value:
                     name = t.value
-            summary = self._log_metrics(db, rid, metrics) if metrics else None
-            sets = "name = ?, run_config = ?, extra = ?, updated_at = ?" + (", metrics = ?" if summary else "")
-            values: list[Any] = [name, dump_json(config), dump_json(extra), time.time()]
-            db.execute(
-                f"UPDATE runs SET {sets} WHERE id = ?", (*values, *([dump_json(summary)] if summary else []), rid)
-            )
+            changed: dict[str, Any] = {"updated_at": time.time()}  # only what the request changes
+            if params:
+                changed["run_config"] = dump_json(config)
+            if tags:
+                changed.update(extra=dump_json(extra), name=name)
+            if metrics:
+                changed["metrics"] = dump_json(self._log_metrics(db, rid, metrics))
+            sets = ", ".join(f"{column} = ?" for column in changed)
+            db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*changed.values(), rid))
 
     @staticmethod
     def _log_metrics(db: sqlite3.Connection, rid: str, metrics: list[m.Metric]) -> dict[str, float]:
