@@ -226,3 +226,18 @@ def test_a_hung_server_never_blocks_training_and_a_full_queue_stops_live_logging
     assert len(warnings) == 1 and "the server fell behind (1000 points waiting)" in warnings[0]
     assert len(store.step_metrics(result.arms[0].run_id or "")) == 3000  # evsys's own records are whole
     assert json.loads((tmp_path / "out" / "a0" / "run_result.json").read_text())["status"] == "completed"
+
+
+def test_a_mistake_in_the_live_store_is_found_before_any_arm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evsys_sdk.cli.main import main
+
+    cfg = config(tmp_path / "out", "http://127.0.0.1:9", arms=1, steps=1)
+    cfg["log_store"]["params"]["children"][1]["params"] = {"url": "http://127.0.0.1:9"}
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["run", str(path), "--no-store"]) == 1
+    err = capsys.readouterr().err
+    assert "children[1].params.url: unknown field; did you mean 'uri'?" in err
+    assert f"{path.name}:" in err and not (tmp_path / "out").exists()
