@@ -129,13 +129,14 @@ def _acked(workspace: Path) -> int:
             return 0
 
 
+@pytest.mark.timeout(600)  # the server starts twice: a minute each on a loaded machine
 def test_a_server_killed_mid_run_leaves_the_run_alone_and_the_export_completes_it_exactly(tmp_path: Path) -> None:
     root = tmp_path / "mlflow"
     root.mkdir()
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     cfg = tmp_path / "live.yaml"
-    cfg.write_text(yaml.safe_dump(config(tmp_path / "out", uri, arms=2, steps=3000, step_seconds=0.002)))
+    cfg.write_text(yaml.safe_dump(config(tmp_path / "out", uri, arms=2, steps=1500, step_seconds=0.002)))
     env = {**os.environ, "EVSYS_WORKSPACE": str(tmp_path / "ws")}
     server = start_server(root, port)
     try:
@@ -146,7 +147,7 @@ def test_a_server_killed_mid_run_leaves_the_run_alone_and_the_export_completes_i
             stderr=subprocess.PIPE,
             text=True,
         )
-        while _acked(tmp_path / "ws") < 1000:  # the first arm is part-way logged live
+        while _acked(tmp_path / "ws") < 300:  # the first arm is part-way logged live
             assert run.poll() is None, run.communicate()
             time.sleep(0.05)
     finally:
@@ -166,10 +167,10 @@ def test_a_server_killed_mid_run_leaves_the_run_alone_and_the_export_completes_i
         experiment = store.find_experiment("live")
         assert experiment is not None
         expected = recorded(store, experiment["id"])
-        assert sum(map(len, expected["a0"].values())) == 3000
+        assert sum(map(len, expected["a0"].values())) == 1500
         assert histories(client, "live") == {**expected, "live": {}}  # every point once: nothing lost, nothing twice
         already = int(re.search(r"\((\d+) already there\)", stdout).group(1))
-        assert 1000 <= already < 6000  # the live store had sent part of the points, the export the rest
+        assert 300 <= already < 3000  # the live store had sent part of the points, the export the rest
         assert len(client.search_runs([client.get_experiment_by_name("live").experiment_id])) == 3
     finally:
         stop_server(server)
