@@ -147,9 +147,13 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the import contracts of pyproject's [tool.importlinter] (core's layers, its public API)."""
+    session.install("ruff", "import-linter>=2.17,<3")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # import-linter reads the source only: every package's src/ on the path, none of their dependencies installed.
+    sources = [*sorted(glob.glob("packages/*/src")), "examples/plugin/src"]
+    session.run("lint-imports", env={"PYTHONPATH": os.pathsep.join(sources)})
 
 
 @nox.session(python="3.11")

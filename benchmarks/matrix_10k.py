@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from _bench import mock_matrix, report
 
-from evsys_sdk.loading.yaml_loader import check_config, load_yaml, validate_yaml
+from evsys_sdk import validate_yaml
+from evsys_sdk.loading.yaml_loader import check_config, load_yaml
 
 RUNS = 3
 

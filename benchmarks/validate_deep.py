@@ -26,7 +26,7 @@ Model.model_validate({"x": 1})
 
 def in_process_ms() -> float:
     """Median time of validate_yaml(deep=True) in this process after a warm-up call, in ms."""
-    from evsys_sdk.loading.yaml_loader import validate_yaml
+    from evsys_sdk import validate_yaml
 
     path = REPO / CONFIG
     if problems := validate_yaml(path, deep=True):

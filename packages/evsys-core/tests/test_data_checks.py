@@ -10,9 +10,10 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
+from evsys_sdk import validate_yaml
 from evsys_sdk.base.errors import ConfigError
 from evsys_sdk.builtins.data_stores import LocalDataStore
-from evsys_sdk.loading.yaml_loader import check_config, load_yaml, validate_yaml
+from evsys_sdk.loading.yaml_loader import check_config, load_yaml
 from evsys_sdk.plugins.host import PluginHost
 from evsys_sdk.plugins.registry import register_transform
 

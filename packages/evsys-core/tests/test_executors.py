@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from evsys_sdk import validate_yaml
 from evsys_sdk.base.errors import ConfigError
 from evsys_sdk.cli.main import main
-from evsys_sdk.loading.yaml_loader import load_yaml, validate_yaml
+from evsys_sdk.loading.yaml_loader import load_yaml
 from evsys_sdk.orchestration.executors import ProcessExecutor, SequentialExecutor
 from evsys_sdk.orchestration.experiment import Experiment
 from evsys_sdk.plugins.host import PluginHost

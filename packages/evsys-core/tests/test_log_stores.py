@@ -21,10 +21,10 @@ from evsys_sdk.builtins.log_stores import (
     LOG_STORE_CLASSES,
     JSONLLogStore,
     MultiplexLogStore,
-    NullLogStore,
     TensorBoardLogStore,
 )
 from evsys_sdk.plugins.host import PluginHost, use_host
+from evsys_sdk.spec.null_log_store import NullLogStore
 from evsys_sdk.spec.protocols import LogStore
 
 

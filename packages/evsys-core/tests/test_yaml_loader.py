@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from evsys_sdk import validate_yaml
 from evsys_sdk.base.errors import ConfigError
-from evsys_sdk.loading import yaml_loader
-from evsys_sdk.loading.yaml_loader import check_config, dump_yaml, load_yaml, parse_yaml_text, validate_yaml
+from evsys_sdk.loading.yaml_loader import check_config, dump_yaml, load_yaml
+from evsys_sdk.spec import source as yaml_source
 from evsys_sdk.spec.paths import anchor_paths
+from evsys_sdk.spec.source import parse_yaml_text
 
 BASE = """\
 name: exp
@@ -163,7 +165,7 @@ def test_alias_bomb_is_refused_at_once() -> None:
 
 
 def test_oversized_document_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(yaml_loader, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(yaml_source, "MAX_CONFIG_BYTES", 100)
     path = tmp_path / "big.yaml"
     path.write_text("name: x\n" + "# padding\n" * 20)
     with pytest.raises(ConfigError, match=r"big.yaml: 208 bytes is too large for a config \(at most 100\)"):

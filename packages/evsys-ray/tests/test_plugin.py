@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from evsys_sdk.loading.yaml_loader import validate_yaml
+from evsys_sdk import validate_yaml
 from evsys_sdk.testing import ExecutorContract
 
 

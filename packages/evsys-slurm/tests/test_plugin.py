@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evsys_sdk.loading.yaml_loader import validate_yaml
+from evsys_sdk import validate_yaml
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -49,7 +49,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "VerificationResult",
         "InferenceFactory",
     ),
-    "evsys_sdk.loading.yaml_loader": ("load_yaml", "dump_yaml", "validate_yaml"),
+    "evsys_sdk.loading.yaml_loader": ("load_yaml", "dump_yaml"),
+    "evsys_sdk.cli.validate": ("validate_yaml",),
     "evsys_sdk.plugins.registry": (
         "Registry",
         "schema_for",

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from evsys_sdk.builtins.verifier_fns import verify_task
-from evsys_sdk.loading.data import row_answer, row_prompt
-from evsys_sdk.spec.data_types import HarborTask, InProcessVerifier, PromptExample, detect_format, harbor_task_from_dict
+from evsys_sdk.spec.data_types import (
+    HarborTask,
+    InProcessVerifier,
+    PromptExample,
+    detect_format,
+    harbor_task_from_dict,
+    row_answer,
+    row_prompt,
+)
 
 __all__ = [
     "Example",

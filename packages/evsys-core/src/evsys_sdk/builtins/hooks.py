@@ -53,7 +53,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "log_store": {
         "jsonl": "evsys_sdk.builtins.log_stores:JSONLLogStore",
-        "null": "evsys_sdk.builtins.log_stores:NullLogStore",
+        "null": "evsys_sdk.spec.null_log_store:NullLogStore",
         "multiplex": "evsys_sdk.builtins.log_stores:MultiplexLogStore",
         "tensorboard": "evsys_sdk.builtins.log_stores:TensorBoardLogStore",
     },
@@ -154,12 +154,3 @@ def evsys_default_inference_factory(run_config: RunConfig) -> InferenceFactory |
     from evsys_sdk.builtins.mock import mock_inference_factory
 
     return mock_inference_factory
-
-
-@hookimpl
-def evsys_register_commands(subparsers: Any) -> None:
-    from evsys_sdk.cli import search as search_cli
-    from evsys_sdk.cli.eval import add_commands
-
-    add_commands(subparsers)
-    search_cli.add_commands(subparsers)

@@ -20,6 +20,7 @@ from evsys_sdk.base.install_hints import pip_install
 from evsys_sdk.base.io import atomic_write_json
 from evsys_sdk.base.logger import get_logger
 from evsys_sdk.spec.config import StrictModel
+from evsys_sdk.spec.null_log_store import NullLogStore
 from evsys_sdk.spec.params import FIXED
 from evsys_sdk.spec.protocols import LogStore, RunContext
 
@@ -119,33 +120,6 @@ class JSONLLogStore:
         if not self._closed:
             self._closed = True
             self._metrics.close()
-
-
-class NullLogStore:
-    """Discards everything: the default for contexts built without a log store."""
-
-    name: ClassVar[str] = "null"
-
-    class Config(StrictModel):
-        pass
-
-    def __init__(self, **params: Any) -> None:
-        self.config = self.Config(**params)
-
-    def log_scalar(self, key: str, value: float, step: int) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        pass
-
-    def log_hyperparams(self, params: dict[str, Any]) -> None:
-        pass
-
-    def log_artifact(self, name: str, path: str, *, kind: str = "file") -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class ChildLogStore(StrictModel):

@@ -20,8 +20,8 @@ from pydantic import Field
 
 from evsys_sdk.base.io import atomic_write_json
 from evsys_sdk.builtins.mock_landscape import LOSS_FLOOR, LOSS_START, landscape
-from evsys_sdk.loading.data import row_answer, row_prompt
 from evsys_sdk.spec.config import RunConfig, StrictModel
+from evsys_sdk.spec.data_types import row_answer, row_prompt
 from evsys_sdk.spec.families import (
     DistillParams,
     DPOParams,

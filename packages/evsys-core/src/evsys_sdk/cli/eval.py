@@ -1,6 +1,6 @@
 """``evsys eval model`` and ``evsys benchmark run``: score any registered inference client.
 
-``add_commands(subparsers)`` is called by core's ``evsys_register_commands`` hook. Other plugins add
+``add_commands(subparsers)`` is called by ``evsys_sdk.cli.main``. Other plugins add
 verbs to the ``benchmark`` group through ``benchmark_group(subparsers)``, which returns the group's
 sub-command action whichever hook runs first (it is also kept as ``BENCHMARK_COMMANDS``).
 """

@@ -26,7 +26,7 @@ LIST_SECTIONS = {
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from evsys_sdk.loading.yaml_loader import validate_yaml
+    from evsys_sdk.cli.validate import validate_yaml
     from evsys_sdk.spec.paths import project_root
 
     problems = validate_yaml(args.path, deep=args.deep)
@@ -332,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="installed plugins, their status and fix hints")
     p.set_defaults(func=_cmd_plugins)
+
+    from evsys_sdk.cli import eval as eval_cli
+    from evsys_sdk.cli import search as search_cli
+
+    eval_cli.add_commands(sub)
+    search_cli.add_commands(sub)
 
     from evsys_sdk.plugins.host import current_host
 

@@ -1,4 +1,4 @@
-"""``evsys evolve PATH`` and ``evsys evolve show NAME_OR_ID``; added by core's ``evsys_register_commands``."""
+"""``evsys evolve PATH`` and ``evsys evolve show NAME_OR_ID``; added by ``evsys_sdk.cli.main``."""
 
 from __future__ import annotations
 

@@ -318,7 +318,7 @@ def iter_tasks(path: str | os.PathLike[str]) -> Iterator[HarborTask]:
 def _read_metadata(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    from evsys_sdk.loading.yaml_loader import parse_yaml_text
+    from evsys_sdk.spec.source import parse_yaml_text
 
     data, _ = parse_yaml_text(path.read_text(encoding="utf-8"), str(path))
     if data is None:

@@ -63,27 +63,3 @@ def _load_hf(data: DataConfig) -> list[dict[str, Any]]:
     else:
         ds = datasets.load_dataset(data.hf_dataset, split=data.hf_split)
     return [dict(row) for row in ds]
-
-
-def row_prompt(row: dict[str, Any]) -> str:
-    """What a model is asked for a row: ``prompt``, a Harbor ``instruction``, else the last user turn."""
-    if "prompt" in row:
-        return str(row["prompt"])
-    if "instruction" in row:
-        return str(row["instruction"])
-    messages = row.get("messages") or []
-    user = [m for m in messages if m.get("role") != "assistant"]
-    return str(user[-1]["content"]) if user else ""
-
-
-def row_answer(row: dict[str, Any]) -> str | None:
-    """The reference answer of a row: ``answer``/``completion``, a Harbor verifier's ``expected``, else
-    the last assistant turn."""
-    for key in ("answer", "completion", "tool_slug"):
-        if isinstance(row.get(key), str):
-            return str(row[key])
-    verifier = row.get("verifier")
-    if isinstance(verifier, dict) and verifier.get("expected") is not None:
-        return str(verifier["expected"])
-    assistant = [m for m in row.get("messages") or [] if m.get("role") == "assistant"]
-    return str(assistant[-1]["content"]) if assistant else None

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from evsys_sdk.loading.validation import Path as KeyPath
-from evsys_sdk.loading.validation import Problem
 from evsys_sdk.spec.config import DataConfig, ExperimentConfig
+from evsys_sdk.spec.problems import Path as KeyPath
+from evsys_sdk.spec.problems import Problem
 
 
 def data_problems(cfg: ExperimentConfig) -> list[Problem]:

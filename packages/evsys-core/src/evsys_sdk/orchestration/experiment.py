@@ -59,7 +59,7 @@ def benchmark_specs(raw: Any) -> list[BenchmarkSpec]:
         try:
             spec = BenchmarkSpec.model_validate(entry)
         except ValidationError as exc:
-            from evsys_sdk.loading.validation import pydantic_problems
+            from evsys_sdk.spec.problems import pydantic_problems
 
             raise ConfigError(
                 [f"{where}.{'.'.join(map(str, p))}: {m}" for p, m in pydantic_problems(exc, BenchmarkSpec)]
@@ -234,7 +234,7 @@ class Experiment:
 
         cfg = self.config
         if cfg.search is not None:
-            from evsys_sdk.loading.yaml_loader import format_problems
+            from evsys_sdk.spec.source import format_problems
 
             msg = "this config is a search: run it with `evsys evolve PATH` (evsys run runs one experiment)"
             raise ConfigError(format_problems([(("search",), msg)], cfg._source))

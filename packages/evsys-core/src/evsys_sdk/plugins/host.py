@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
 from typing import Any
@@ -43,6 +44,8 @@ LEGACY_GROUPS: dict[str, str] = {
     "evsys_sdk.proposers": "proposer",
 }
 CORE = "evsys-core"
+# Core's own plugin, loaded by name like every entry point: the host depends on no extension's code.
+CORE_HOOKS = "evsys_sdk.builtins.hooks"
 
 
 @dataclass
@@ -94,10 +97,8 @@ class PluginHost:
         if not self._plugins_loaded:
             with self._lock:
                 if not self._plugins_loaded:
-                    from evsys_sdk.builtins import hooks as builtin_hooks
-
                     self._plugins_loaded = True
-                    self._add(builtin_hooks, "core", CORE)
+                    self._add(import_module(CORE_HOOKS), "core", CORE)
                     if self._use_entry_points:
                         self._load_entry_points()
 

@@ -19,12 +19,13 @@ from evsys_sdk.base.budget import StepLimitReached, TimeBudget, TimeBudgetExceed
 from evsys_sdk.base.errors import ConfigError
 from evsys_sdk.base.io import atomic_write_json
 from evsys_sdk.base.logger import get_logger
-from evsys_sdk.loading.data import load_rows, row_prompt
+from evsys_sdk.loading.data import load_rows
 from evsys_sdk.loading.yaml_loader import check_config, load_yaml
 from evsys_sdk.plugins.registry import registry, resolve_algorithm
 from evsys_sdk.run.progress import Progress, ProgressLogStore
 from evsys_sdk.run.step_metrics import logged_metrics
 from evsys_sdk.spec.config import DataConfig, ExperimentConfig, RunConfig, TransformSpec, _KindSpec, safe_run_name
+from evsys_sdk.spec.data_types import row_prompt
 from evsys_sdk.spec.protocols import DataStore, LogStore, RunContext, RunResult
 
 log = get_logger("runner")

@@ -429,7 +429,8 @@ class Search:
 
     def _check(self, p: Proposal, cid: str, batch: list[Candidate]) -> RunConfig | str:
         """The proposal's validated run config, or why it is rejected (never charged)."""
-        from evsys_sdk.loading.validation import pydantic_problems, run_problems
+        from evsys_sdk.loading.validation import run_problems
+        from evsys_sdk.spec.problems import pydantic_problems
 
         axes = {a.path: a for a in self.space.axes}
         unknown = [k for k in p.patch if k not in axes]
@@ -624,7 +625,7 @@ class Search:
     def _warn_small_budget(self) -> None:
         bought = self.state.ledger.proposals_bought()
         if bought is not None and bought < 3 and not self.state.candidates:
-            from evsys_sdk.loading.yaml_loader import format_problems
+            from evsys_sdk.spec.source import format_problems
 
             msg = f"buys only {bought} proposal(s) of {self.cfg.n_repeats} arm(s): a search needs at least 3 to compare"
             (text,) = format_problems([(("search", "budget"), msg)], self.cfg._source)
@@ -723,9 +724,10 @@ def _fmt_scores(c: dict[str, Any]) -> str:
 
 def _prepare(cfg: ExperimentConfig) -> tuple[SearchConfig, RunConfig, str, Space, Proposer]:
     """Everything checked before any arm starts; one located line per problem."""
-    from evsys_sdk.loading.validation import Problem, pydantic_problems
-    from evsys_sdk.loading.yaml_loader import check_config, format_problems
+    from evsys_sdk.loading.yaml_loader import check_config
     from evsys_sdk.plugins.registry import registry
+    from evsys_sdk.spec.problems import Problem, pydantic_problems
+    from evsys_sdk.spec.source import format_problems
 
     src = cfg._source
     search = cfg.search

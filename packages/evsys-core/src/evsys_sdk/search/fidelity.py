@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from evsys_sdk.spec.search import FidelitySpec
 
 if TYPE_CHECKING:
-    from evsys_sdk.loading.validation import Problem
     from evsys_sdk.search.engine import Candidate
     from evsys_sdk.spec.config import ExperimentConfig, RunConfig
+    from evsys_sdk.spec.problems import Problem
 
 __all__ = ["fidelity_problems", "job_name", "promotions", "rung_metric", "rung_scores", "stopped_message"]
 

@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from evsys_sdk.base.errors import EvsysError, did_you_mean
-from evsys_sdk.loading.validation import Problem
 from evsys_sdk.spec.config import RunConfig
+from evsys_sdk.spec.problems import Problem
 from evsys_sdk.spec.search import Distribution, SearchConfig
 
 SEARCHABLE = ("algorithm.kind", "algorithm.params.", "backend.params.", "model.name")

@@ -261,7 +261,7 @@ class ExperimentConfig(StrictModel):
         description="hypothesis, tags, success_metric, expect and benchmark (see BenchmarkSpec and Expectation)",
     )
     search: SearchConfig | None = Field(default=None, description="what `evsys evolve` searches (not `evsys run`)")
-    # Where this config was read from (a yaml_loader.Source), so later errors can name file:line.
+    # Where this config was read from (a spec.source.Source), so later errors can name file:line.
     _source: Any = PrivateAttr(default=None)
     # The folder its relative paths resolved against (evsys_sdk.spec.paths), None for a config given as a dict.
     _root: Any = PrivateAttr(default=None)

@@ -5,7 +5,8 @@ Four row formats, one per target: ``ChatMessagesRow`` (SFT), ``HarborTask`` (RL,
 A HarborTask carries a verifier *spec* (``VerifierPayload``), which is data describing how to score a
 completion; ``evsys_sdk.builtins.verifier_fns.verify_task`` executes the in-process kind. Every shape is a frozen
 dataclass and round-trips through JSON with ``to_dict`` and ``from_dict`` unchanged, so JSONL written
-here is read by the serving/dashboard stack as is.
+here is read by the serving/dashboard stack as is. ``row_prompt`` / ``row_answer`` read a raw row of any
+format (before it is parsed into one of them).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ __all__ = [
     "parse_rows",
     "preference_row_from_dict",
     "prompt_example_from_dict",
+    "row_answer",
+    "row_prompt",
     "text_block",
     "to_dict",
 ]
@@ -346,3 +349,27 @@ _PARSERS: dict[TargetFormat, Callable[[Mapping[str, Any]], Row]] = {
     TargetFormat.PROMPT_DATASET: prompt_example_from_dict,
     TargetFormat.PREFERENCE: preference_row_from_dict,
 }
+
+
+def row_prompt(row: dict[str, Any]) -> str:
+    """What a model is asked for a row: ``prompt``, a Harbor ``instruction``, else the last user turn."""
+    if "prompt" in row:
+        return str(row["prompt"])
+    if "instruction" in row:
+        return str(row["instruction"])
+    messages = row.get("messages") or []
+    user = [m for m in messages if m.get("role") != "assistant"]
+    return str(user[-1]["content"]) if user else ""
+
+
+def row_answer(row: dict[str, Any]) -> str | None:
+    """The reference answer of a row: ``answer``/``completion``, a Harbor verifier's ``expected``, else
+    the last assistant turn."""
+    for key in ("answer", "completion", "tool_slug"):
+        if isinstance(row.get(key), str):
+            return str(row[key])
+    verifier = row.get("verifier")
+    if isinstance(verifier, dict) and verifier.get("expected") is not None:
+        return str(verifier["expected"])
+    assistant = [m for m in row.get("messages") or [] if m.get("role") == "assistant"]
+    return str(assistant[-1]["content"]) if assistant else None

@@ -73,7 +73,9 @@ class Backend(Protocol):
 
 
 def _null_log_store() -> LogStore:
-    from evsys_sdk.builtins.log_stores import NullLogStore
+    # Imported at first use: the null store is a pydantic-configured kind, and this module stays free of pydantic
+    # (the plugin host imports it to start the CLI).
+    from evsys_sdk.spec.null_log_store import NullLogStore
 
     return NullLogStore()
 

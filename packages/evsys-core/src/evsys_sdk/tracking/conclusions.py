@@ -49,7 +49,7 @@ class Expectation(StrictModel):
     def from_metadata(cls, metadata: Mapping[str, Any], source: Any = None) -> Expectation | None:
         """``metadata.expect`` checked; a mistake is a ConfigError naming file:line when ``source`` (the
         config's YAML source) is given."""
-        from evsys_sdk.loading.yaml_loader import format_problems
+        from evsys_sdk.spec.source import format_problems
 
         raw = metadata.get("expect")
         if raw is None:
@@ -60,7 +60,7 @@ class Expectation(StrictModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            from evsys_sdk.loading.validation import pydantic_problems
+            from evsys_sdk.spec.problems import pydantic_problems
 
             problems = [(("metadata", "expect", *p), m) for p, m in pydantic_problems(exc, cls)]
             raise ConfigError(format_problems(problems, source)) from None

@@ -74,7 +74,7 @@ def _die_with_parent() -> None:
 
 def run_rank(spec: ArmSpec, conn: Connection, rank: int) -> None:
     from evsys_local.backend import LocalBackend
-    from evsys_sdk.builtins.log_stores import NullLogStore
+    from evsys_sdk.spec.null_log_store import NullLogStore
     from evsys_sdk.spec.protocols import RunContext
 
     backend = LocalBackend(**spec.backend_params)
