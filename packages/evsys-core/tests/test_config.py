@@ -48,6 +48,36 @@ def test_structural_checks(mock_run: Any, fields: dict[str, Any], message: str) 
         ExperimentConfig.model_validate(data)
 
 
+@pytest.mark.parametrize(
+    "metric,stated,refused",
+    [
+        ("train/final_loss", {}, True),
+        ("val.error_rate", {}, True),
+        ("eval/ppl", {"search": "maximize"}, False),  # an explicit direction, even the default, is a statement
+        ("train/final_loss", {"expect": "lower"}, False),
+        ("train/final_loss", {"expect": "higher"}, False),
+        ("train/final_loss", {"search": None}, True),  # a search that leaves direction at its default
+        ("test.exact_match", {}, False),
+        ("glossary_score", {}, False),  # words, not substrings: "glossary" holds "loss"
+    ],
+)
+def test_a_loss_like_success_metric_needs_its_direction(
+    mock_run: Any, metric: str, stated: dict[str, Any], refused: bool
+) -> None:
+    data: dict[str, Any] = {"name": "e", "run": mock_run(), "metadata": {"success_metric": metric}}
+    if "expect" in stated:
+        data["metadata"]["expect"] = {"metric": metric, "better": stated["expect"]}
+    if "search" in stated:
+        data["search"] = {"budget": {"candidates": 2}, "space": "auto"}
+        if stated["search"] is not None:
+            data["search"]["direction"] = stated["search"]
+    if refused:
+        with pytest.raises(ValidationError, match=f"metadata.success_metric: '{metric}' reads as lower-is-better"):
+            ExperimentConfig.model_validate(data)
+    else:
+        ExperimentConfig.model_validate(data)
+
+
 def test_run_and_runs_together_is_an_error(mock_run: Any) -> None:
     with pytest.raises(ValidationError, match=r"found 2"):
         ExperimentConfig.model_validate({"name": "e", "run": mock_run(), "runs": [mock_run("b")]})

@@ -107,7 +107,11 @@ def test_repeats_groups_and_statistics(tmp_path: Path, bench_dir: Path) -> None:
 
 def test_failure_isolation_and_conclusion(tmp_path: Path) -> None:
     bad = {**run_dict("bad"), "backend": {"kind": "mock", "params": {"fail_on_prepare": True}}}
-    cfg = config(tmp_path, runs=[run_dict("a"), bad, run_dict("c")], metadata={"success_metric": "train/final_loss"})
+    cfg = config(
+        tmp_path,
+        runs=[run_dict("a"), bad, run_dict("c")],
+        metadata={"success_metric": "train/final_loss", "expect": {"metric": "train/final_loss", "better": "lower"}},
+    )
     result = Experiment(cfg).run()
     assert [a.status for a in result.arms] == ["completed", "failed", "completed"]
     assert result.arms[1].error == "RuntimeError: MockBackend asked to fail"

@@ -86,6 +86,7 @@ def test_rungs_are_checked_before_any_arm(tmp_path: Path, capsys: Any, change: d
 def test_rungs_need_the_objective_measured_in_the_loop(tmp_path: Path, capsys: Any) -> None:
     cfg = fidelity_config(tmp_path)
     cfg["metadata"]["success_metric"] = "train/final_loss"
+    cfg["search"]["direction"] = "minimize"
     err = error_of(tmp_path, cfg, capsys)
     assert "metadata.success_metric: search.fidelity compares the live score at each rung" in err
     assert "e.g. val.exact_match (got 'train/final_loss')" in err

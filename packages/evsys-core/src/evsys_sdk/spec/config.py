@@ -7,6 +7,7 @@ registered class's ``Config``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
@@ -23,6 +24,9 @@ class StrictModel(BaseModel):
 
 # Log stores that write files and get ``log_dir`` filled in per run when the config leaves it out.
 FILE_LOG_STORES = ("jsonl", "tensorboard")
+# Words that make a metric name read as lower-is-better (train/final_loss, val.error_rate, eval/perplexity):
+# such a success metric needs its direction stated, or the experiment would call its worst arm the best.
+LOWER_IS_BETTER = frozenset({"loss", "error", "err", "perplexity", "ppl", "nll", "regret", "mse", "mae", "rmse", "wer"})
 
 
 class _KindSpec(StrictModel):
@@ -302,7 +306,24 @@ class ExperimentConfig(StrictModel):
                     problems.append(
                         ((*path, "data"), "Field required (a run needs `data` unless `continual` gives it)")
                     )
-        return problems
+        return problems + self._direction_problems()
+
+    def _direction_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A success metric named like a loss with no stated direction: the best would be its highest value."""
+        metric = self.metadata.get("success_metric")
+        if not isinstance(metric, str) or not LOWER_IS_BETTER & set(re.split(r"[^a-z0-9]+", metric.lower())):
+            return []
+        expect = self.metadata.get("expect")
+        if isinstance(expect, dict) and expect.get("metric") == metric:
+            return []
+        if self.search is not None and "direction" in self.search.model_fields_set:
+            return []
+        if self.search is not None:
+            fix = "set `search.direction: minimize` (or `maximize` if higher is better)"
+        else:
+            fix = f"add `expect: {{metric: {metric}, better: lower}}` to metadata (or `better: higher`)"
+        why = f"{metric!r} reads as lower-is-better, but the best is the highest value unless told"
+        return [(("metadata", "success_metric"), f"{why}: {fix}")]
 
     def _runs_with_paths(self) -> list[tuple[tuple[str | int, ...], RunConfig]]:
         if self.run is not None:
