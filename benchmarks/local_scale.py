@@ -3,8 +3,9 @@
 For every process count N, in the same run and interleaved (repeat i: evsys N=1, hand N=1, evsys N=2, ...):
   - evsys: `evsys run` of a local_sft YAML with backend `num_processes: N` (N=1 trains in the process, N>1 is
     the torchrun job evsys-local launches);
-  - hand:  `python -m torch.distributed.run --standalone --nproc-per-node N hand.py` running SFTTrainer with the
-    hyper-parameters evsys-local passes it (the global batch split over the N ranks, as evsys does).
+  - hand:  `python -m torch.distributed.run --standalone --nproc-per-node N hand.py` (N=1: `python hand.py`)
+    running SFTTrainer with the hyper-parameters evsys-local passes it (the global batch split over the N ranks,
+    as evsys does).
 Step time is the median gap between consecutive step ends (the first step left out), tokens/s the step's tokens
 (TRL's `num_tokens`, summed over ranks) over it. The figure is evsys's step time over the hand loop's at the
 largest N: per repeat, then the mean with its 95% CI over the repeats (budget <= 1.10).
@@ -129,7 +130,9 @@ def tokens_per_step(cumulative: list[float]) -> float:
 
 def run_hand(a: argparse.Namespace, script: Path, model: str, root: Path, out: Path, n: int) -> dict[str, float]:
     args = {**vars(a), "rows": str(root / "rows.jsonl"), "model": model, "out": str(out)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={n}"]
+    # One process is launched plainly, as evsys trains num_processes: 1 in its own process.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc-per-node={n}"]
+    cmd = torchrun if n > 1 else [sys.executable]
     proc = subprocess.run([*cmd, str(script), json.dumps(args)], capture_output=True, text=True)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:

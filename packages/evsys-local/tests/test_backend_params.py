@@ -160,3 +160,20 @@ def test_qlora_loads_through_bitsandbytes_and_trains_adapters_only() -> None:
         peft_config(full, full, {"quantization": "4bit"})
     lora = LocalSFTConfig(max_steps=1, lora_rank=4)
     assert peft_config(lora, lora, {"quantization": "4bit"}).r == 4
+
+
+def test_fsdp_wraps_each_decoder_layer(tiny_model: Path, tmp_path: Path) -> None:
+    """The wrap policy TRL's trainer hands accelerate on a CUDA node (CPU refuses fsdp before any arm)."""
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig
+
+    from evsys_local.sft import LocalSFTConfig
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    handles = {"device": "cpu", "strategy": "fsdp", "num_processes": 2, "model": model}
+    args = trainer_args(LocalSFTConfig(max_steps=1), handles, str(tmp_path), 1)
+    config = SFTConfig(**args).fsdp_config
+    assert config["auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    assert config["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
+    assert (config["version"], config["state_dict_type"]) == (2, "FULL_STATE_DICT")
+    assert "fsdp" not in trainer_args(LocalSFTConfig(max_steps=1), {**handles, "num_processes": 1}, "out", 1)
