@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection, Listener, wait
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ log = get_logger("local.distributed")
 
 STOP_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.2
+REMEMBER_SECONDS = 1.0
 
 
 class RankFailed(RuntimeError):
@@ -133,6 +135,7 @@ class _Job:
         self.result: RunResult | None = None
         self.errors: list[tuple[float, int, str, str]] = []
         self.known: dict[int, Any] = {}  # every process of the job seen so far, by pid
+        self._looked = 0.0
         self._accepting = threading.Thread(target=self._accept, args=(listener,), daemon=True)
         self.proc = subprocess.Popen(
             command,
@@ -161,8 +164,9 @@ class _Job:
                 self._receive(conn)  # type: ignore[arg-type]
             self.ctx.check_budget()
             if not ready and self.proc.poll() is not None:
-                for conn in wait(list(self.conns), timeout=0):  # what was sent just before the exit
-                    self._receive(conn)  # type: ignore[arg-type]
+                while ready := wait(list(self.conns), timeout=0):  # what was sent just before the exit
+                    for conn in ready:
+                        self._receive(conn)  # type: ignore[arg-type]
                 break
         if self.errors:
             _, rank, error, tb = min(self.errors)
@@ -196,9 +200,13 @@ class _Job:
             rank, failed, error, tb = body
             self.errors.append((failed, rank, error, tb))
 
-    def _remember_processes(self) -> None:
+    def _remember_processes(self, *, now: bool = False) -> None:
+        """Note the job's processes, once a second (a scan of /proc): torchrun starts its ranks once."""
         import psutil
 
+        if not now and time.monotonic() - self._looked < REMEMBER_SECONDS:
+            return
+        self._looked = time.monotonic()
         try:
             root = psutil.Process(self.proc.pid)
             for p in [root, *root.children(recursive=True)]:
@@ -210,7 +218,7 @@ class _Job:
         """End the job and every process it started: SIGTERM to torchrun, SIGKILL to what is left."""
         import psutil
 
-        self._remember_processes()
+        self._remember_processes(now=True)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         alive = [p for p in self.known.values() if _alive(p)]
