@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from evsys_sdk.spec.config import RunConfig
-from evsys_sdk.spec.sweep import Sweep, expand_runs, format_value
+from evsys_sdk.spec.config import RunConfig, Sweep
+from evsys_sdk.spec.sweep import expand_runs, format_value
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ContinualConfig",
         "BenchmarkSpec",
         "StrictModel",
+        "Sweep",
     ),
     "evsys_sdk.spec.protocols": (
         "Algorithm",
@@ -93,7 +94,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "evsys_sdk.tracking.workspace": ("Workspace", "MaterializedDataset"),
     "evsys_sdk.tracking.store": ("TrackingStore", "LocalStore"),
     "evsys_sdk.tracking.records": ("open_store", "find_experiment"),
-    "evsys_sdk.spec.sweep": ("Sweep", "expand_runs"),
+    "evsys_sdk.spec.sweep": ("expand_runs",),
     "evsys_sdk.search": ("evolve", "SearchResult", "Candidate", "SearchConfig", "Proposal", "Proposer"),
     "evsys_sdk.plugins.hookspecs": ("hookimpl", "hookspec"),
     "evsys_sdk.base.errors": ("EvsysError", "ConfigError", "PluginError", "UnknownKindError"),

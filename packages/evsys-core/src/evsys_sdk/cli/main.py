@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from evsys_sdk.base.errors import EvsysError
 
@@ -45,6 +44,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from evsys_sdk.cli.report import experiment_summary
     from evsys_sdk.loading.yaml_loader import load_yaml
     from evsys_sdk.orchestration.experiment import Experiment
+    from evsys_sdk.plugins.host import tracking_store
 
     cfg = load_yaml(args.path)
     if args.executor and args.executor != cfg.executor.kind:
@@ -52,7 +52,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         # The config's params belong to its own kind; another kind starts from its defaults.
         cfg = cfg.model_copy(update={"executor": ExecutorSpec(kind=args.executor)})
-    store = None if args.no_store else _tracking_store(args.store)
+    store = None if args.no_store else tracking_store(args.store)
     try:
         result = Experiment(cfg, store=store, resume=args.resume).run()
     except KeyboardInterrupt:
@@ -68,20 +68,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         atomic_write_text(args.output, text + "\n")
     print(text if args.json else experiment_summary(result))
     return 0 if all(a.status == "completed" for a in result.arms) else 2
-
-
-def _tracking_store(name: str) -> Any:
-    from evsys_sdk.plugins.host import current_host
-
-    host = current_host()
-    host.ensure_loaded()
-    store = host.pm.hook.evsys_tracking_store(name=name)
-    if store is None:
-        from evsys_sdk.base.install_hints import pip_install
-
-        hint = f" ({pip_install('evsys-dashboard')})" if name == "dashboard" else ""
-        raise EvsysError(f"unknown tracking store '{name}'{hint}; core provides 'local'")
-    return store
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:

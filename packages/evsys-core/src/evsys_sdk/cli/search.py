@@ -39,15 +39,15 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
         return _show(args.name, as_json=args.json, plot=args.plot)
     if args.name:
         raise EvsysError(f"unexpected argument '{args.name}': evsys evolve PATH [--resume] [--store NAME]")
-    from evsys_sdk.cli.main import _tracking_store
     from evsys_sdk.loading.yaml_loader import load_yaml
+    from evsys_sdk.plugins.host import tracking_store
     from evsys_sdk.search.engine import evolve
     from evsys_sdk.spec.config import ExecutorSpec
 
     cfg = load_yaml(args.target)
     if args.executor and args.executor != cfg.executor.kind:
         cfg = cfg.model_copy(update={"executor": ExecutorSpec(kind=args.executor)})
-    store = _tracking_store(args.store)
+    store = tracking_store(args.store)
     try:
         result = evolve(cfg, resume=args.resume, store=store, progress=sys.stderr)
     except KeyboardInterrupt:

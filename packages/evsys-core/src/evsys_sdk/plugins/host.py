@@ -19,7 +19,7 @@ from typing import Any
 
 import pluggy
 
-from evsys_sdk.base.errors import PluginError
+from evsys_sdk.base.errors import EvsysError, PluginError
 from evsys_sdk.base.install_hints import pip_install
 from evsys_sdk.base.logger import get_logger
 from evsys_sdk.plugins import hookspecs
@@ -199,6 +199,17 @@ def current_host() -> PluginHost:
     if _host is None:
         _host = PluginHost()
     return _host
+
+
+def tracking_store(name: str) -> Any:
+    """The tracking store a plugin provides under ``name`` (``--store``; core's is ``local``)."""
+    host = current_host()
+    host.ensure_loaded()
+    store = host.pm.hook.evsys_tracking_store(name=name)
+    if store is None:
+        hint = f" ({pip_install('evsys-dashboard')})" if name == "dashboard" else ""
+        raise EvsysError(f"unknown tracking store '{name}'{hint}; core provides 'local'")
+    return store
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """One registry per extension kind, and the seeds' ``register_*`` / ``get_*`` / ``list_*`` helpers.
 
-Registries belong to the current plugin host (``evsys_sdk.plugins``); the first look-up discovers
-plugins, registering never does, so user code can register before or after discovery.
+Registries belong to the current plugin host (``evsys_sdk.plugins.host``); the first look-up discovers
+plugins, registering never does, so user code can register before or after discovery. The host is built
+from this module's ``Registry`` and ``KINDS``, so the helpers below import it when called: the one import
+cycle left in core, inside the plugins layer (the registries and their host are one unit, split for size).
 """
 
 from __future__ import annotations

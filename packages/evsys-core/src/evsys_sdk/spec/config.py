@@ -7,12 +7,15 @@ registered class's ``Config``.
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from evsys_sdk.spec.search import SearchConfig
+from evsys_sdk.spec.sweep import expand_matrix_problems, expand_runs
 
 
 class StrictModel(BaseModel):
@@ -184,6 +187,33 @@ class MatrixSpec(StrictModel):
     name_template: str | None = Field(default=None, description="arm names (default: the base name and each value)")
 
 
+@dataclass
+class Sweep:
+    """A cartesian sweep of ``base_run`` over dotted-path axes."""
+
+    base_run: RunConfig
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    name_template: str | None = None
+
+    def __post_init__(self) -> None:
+        for axis, values in self.axes.items():
+            if not isinstance(values, list | tuple) or not values:
+                raise ValueError(f"Sweep axis '{axis}' must be a non-empty list of values")
+
+    def __len__(self) -> int:
+        return math.prod(len(v) for v in self.axes.values())
+
+    def expand(self) -> list[RunConfig]:
+        return expand_runs(self.base_run, self.axes, self.name_template)
+
+    def to_matrix(self) -> MatrixSpec:
+        return MatrixSpec(base_run=self.base_run, axes=dict(self.axes), name_template=self.name_template)
+
+    @classmethod
+    def from_matrix(cls, matrix: MatrixSpec) -> Sweep:
+        return cls(base_run=matrix.base_run, axes=dict(matrix.axes), name_template=matrix.name_template)
+
+
 class ContinualConfig(StrictModel):
     """Train the base run once per dataset, in order, each stage starting from the last one's weights."""
 
@@ -278,8 +308,6 @@ class ExperimentConfig(StrictModel):
         sink = info.context.get("problems") if isinstance(info.context, dict) else None
         problems = self._structural_problems()
         if not problems and self.matrix is not None:
-            from evsys_sdk.spec.sweep import expand_matrix_problems
-
             runs, problems = expand_matrix_problems(self.matrix)
             if not problems:
                 self.runs, self.matrix, self._matrix = runs, None, self.matrix

@@ -5,16 +5,15 @@ from __future__ import annotations
 import copy
 import gc
 import itertools
-import math
 import pickle
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from evsys_sdk.spec.config import MatrixSpec, RunConfig
+if TYPE_CHECKING:  # the config imports this module to expand its matrix; runs are validated as base_run's type
+    from evsys_sdk.spec.config import MatrixSpec, RunConfig
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -106,7 +105,7 @@ def _expand_cells(
             _set_dotted(data, axis, value)
         try:
             data["name"] = run_name(base_run.name, cell, name_template)
-            runs.append(RunConfig.model_validate(data))
+            runs.append(type(base_run).model_validate(data))
         except ValueError as exc:  # ValidationError is a ValueError
             for path, msg in _cell_problems(exc, cell, name_template):
                 if (str(path), msg) not in seen:
@@ -128,30 +127,3 @@ def _cell_problems(
         detail = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         out.append((where, f"{dotted}: {detail} (value {err.get('input')!r})"))
     return out
-
-
-@dataclass
-class Sweep:
-    """A cartesian sweep of ``base_run`` over dotted-path axes."""
-
-    base_run: RunConfig
-    axes: dict[str, list[Any]] = field(default_factory=dict)
-    name_template: str | None = None
-
-    def __post_init__(self) -> None:
-        for axis, values in self.axes.items():
-            if not isinstance(values, list | tuple) or not values:
-                raise ValueError(f"Sweep axis '{axis}' must be a non-empty list of values")
-
-    def __len__(self) -> int:
-        return math.prod(len(v) for v in self.axes.values())
-
-    def expand(self) -> list[RunConfig]:
-        return expand_runs(self.base_run, self.axes, self.name_template)
-
-    def to_matrix(self) -> MatrixSpec:
-        return MatrixSpec(base_run=self.base_run, axes=dict(self.axes), name_template=self.name_template)
-
-    @classmethod
-    def from_matrix(cls, matrix: MatrixSpec) -> Sweep:
-        return cls(base_run=matrix.base_run, axes=dict(matrix.axes), name_template=matrix.name_template)
