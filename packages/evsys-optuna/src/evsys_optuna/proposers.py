@@ -159,7 +159,6 @@ class CmaEsProposer(OptunaProposer):
             default=None, gt=0, le=1, description="initial step, as a fraction of each range (default: 1/6)"
         )
         popsize: int | None = Field(default=None, ge=4, le=1000, description="population (default: 4 + 3 ln d)")
-        with_margin: bool = Field(default=False, description="CMA-ES with margin: keeps int axes from fixating")
         use_separable_cma: bool = Field(default=False, description="a diagonal covariance (many axes, few trials)")
 
     config: Config
@@ -172,14 +171,15 @@ class CmaEsProposer(OptunaProposer):
         import optuna
 
         c = self.config
-        with warnings.catch_warnings():  # with_margin and use_separable_cma are marked experimental
+        # Not offered: with_margin, whose optimizer is told the point it sampled itself (``x_for_tell``), which
+        # a re-told candidate does not have.
+        with warnings.catch_warnings():  # use_separable_cma is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.CmaEsSampler(
                 seed=seed,
                 n_startup_trials=c.n_startup_trials,
                 sigma0=c.sigma0,  # CMA-ES works in [0, 1] per axis: the fraction is the step
                 popsize=c.popsize,
-                with_margin=c.with_margin,
                 use_separable_cma=c.use_separable_cma,
                 warn_independent_sampling=False,  # a choice axis is drawn at random by design
             )
