@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from evsys_dashboard.constants import MLFLOW_PREFIX
 from evsys_sdk.base.errors import EvsysError
 
 
@@ -43,6 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_body_mb <= 0:
         raise EvsysError(f"--max-body-mb must be positive, got {args.max_body_mb:g}")
     print(f"evsys dashboard: http://{args.host}:{args.port}/ (database {path})", flush=True)
+    print(
+        f"MLflow clients: MLFLOW_TRACKING_URI=http://{args.host}:{args.port}{MLFLOW_PREFIX}"
+        " and an API key as MLFLOW_TRACKING_TOKEN",
+        flush=True,
+    )
     serve(
         path,
         host=args.host,
