@@ -15,9 +15,10 @@ step is computed from the landscape directly; an arm stopped at its rung reports
 the rung and the steps it ran. Before measuring, the script checks that this equals real mock arms
 through ``Experiment`` (one stopped at a rung, one whole run).
 
-Charged compute is the ledger's ``spent.train_steps`` as it grows, a generation's jobs charged before
-its results count. Regret is the optimum's noise-free skill minus the noise-free skill of the best
-candidate scored on the whole run so far (by its observed score, as the search picks). The figure is
+Charged compute is the ledger's ``spent.train_steps`` as it grows, each job charged as it ends (jobs end
+in virtual time, each taking as long as the steps it runs, ``search.parallel`` of them in flight).
+Regret is the optimum's noise-free skill minus the noise-free skill of the best candidate scored on the
+whole run so far (by its observed score, as the search picks). The figure is
 how many times less charged compute ``rungs`` needs for its median regret to reach random search's at
 its whole budget; the details give both curves (median with a bootstrap 95% CI) and the paired mean
 difference at that point.
@@ -36,7 +37,7 @@ from _bench import report
 from _evolve import InstantSearch
 
 from evsys_sdk.builtins.mock_landscape import landscape, skill_without_noise
-from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.spec.config import ExperimentConfig, RunConfig
 from evsys_sdk.spec.results import ArmResult, EvalResult
 from evsys_sdk.testing.search import landscape_experiment
 from evsys_sdk.tracking.store import LocalStore
@@ -63,32 +64,27 @@ def live_scores(params: dict[str, Any], seed: int, until: int) -> dict[int, floa
 
 
 class MockArms(InstantSearch):
-    """Each arm is computed from the landscape: stopped at its rung, or the whole run."""
+    """Each arm is computed from the landscape: stopped at its rung, or the whole run; a job takes as
+    long as the steps it runs."""
 
-    def _experiment(
-        self, executor: Any, cfg: ExperimentConfig, *, resume: bool, stop_at: dict[str, int] | None = None
-    ) -> list[ArmResult]:
-        arms = []
-        for run in cfg.all_runs():
-            seed = run.seed  # one seed per candidate: the arm keeps the run's own, as Experiment does
-            params = {**run.algorithm.params, "seed": seed}
-            stop = (stop_at or {}).get(run.name)
-            ran = stop or params["max_steps"]
-            evals = [
-                EvalResult("val", None, {"pass_rate": v}, step=s) for s, v in live_scores(params, seed, ran).items()
-            ]
-            arms.append(
-                ArmResult(
-                    name=run.name,
-                    run_config=run,
-                    status="stopped" if stop else "completed",
-                    metrics={"total_steps": float(ran)},
-                    evals=evals,
-                    train_seconds=0.0,
-                    error=f"stopped at rung {stop}" if stop else None,
-                )
-            )
-        return arms
+    def duration(self, run: RunConfig, stop: int | None) -> float:
+        return float(stop or run.algorithm.params["max_steps"])
+
+    def arms(self, cfg: ExperimentConfig, run: RunConfig, stop: int | None) -> list[ArmResult]:
+        seed = run.seed  # one seed per candidate: the arm keeps the run's own, as Experiment does
+        params = {**run.algorithm.params, "seed": seed}
+        ran = stop or params["max_steps"]
+        evals = [EvalResult("val", None, {"pass_rate": v}, step=s) for s, v in live_scores(params, seed, ran).items()]
+        arm = ArmResult(
+            name=run.name,
+            run_config=run,
+            status="stopped" if stop else "completed",
+            metrics={"total_steps": float(ran)},
+            evals=evals,
+            train_seconds=0.0,
+            error=f"stopped at rung {stop}" if stop else None,
+        )
+        return [arm]
 
 
 def config(folder: Path, seed: int, rungs: bool) -> dict[str, Any]:
@@ -103,28 +99,27 @@ def config(folder: Path, seed: int, rungs: bool) -> dict[str, Any]:
     return landscape_experiment(folder, block, steps=STEPS, run_every=RUN_EVERY, n_rows=ROWS)
 
 
-def curve(seed: int, rungs: bool) -> list[tuple[int, float]]:
-    """(charged steps, regret of the best whole-run candidate so far), one point per generation."""
+def searched(seed: int, rungs: bool, cls: type[MockArms] = MockArms) -> MockArms:
+    """One search run to its end (its journal and virtual wall time kept)."""
     with tempfile.TemporaryDirectory() as tmp:
-        search = MockArms(
+        search = cls(
             ExperimentConfig.model_validate(config(Path(tmp), seed, rungs)), store=LocalStore(Path(tmp) / "db")
         )
         search.run()
-        patches = {c.id: c.patch for c in search.state.candidates}
-        steps, best, out = 0, None, []
-        scored: list[dict[str, Any]] = []
-        for kind, event in [*search.journal.events, ("generation", {})]:
-            if kind == "scored":
-                scored.append(event)
-            elif kind == "generation" and scored:  # the generation's jobs are charged before they count
-                steps += sum(a["train_steps"] for e in scored for a in e["cost"])
-                for e in scored:
-                    if e["status"] == "scored" and (best is None or e["scores"][0] > best[0]):
-                        best = (e["scores"][0], e["id"])
-                regret = BEST - skill_without_noise(_params(patches[best[1]])) if best else BEST
-                out.append((steps, regret))
-                scored = []
-        return out
+    return search
+
+
+def curve(search: MockArms) -> list[tuple[int, float]]:
+    """(charged steps, regret of the best whole-run candidate so far), one point per job as it ends."""
+    patches = {c.id: c.patch for c in search.state.candidates}
+    steps, best, out = 0, None, []
+    for kind, event in search.journal.events:
+        if kind == "scored":
+            steps += sum(a["train_steps"] for a in event["cost"])
+            if event["status"] == "scored" and (best is None or event["scores"][0] > best[0]):
+                best = (event["scores"][0], event["id"])
+            out.append((steps, BEST - skill_without_noise(_params(patches[best[1]])) if best else BEST))
+    return out
 
 
 def _params(patch: dict[str, Any]) -> dict[str, Any]:
@@ -170,8 +165,8 @@ def main() -> None:
     check_against_real_arms()
     curves: dict[str, list[list[tuple[int, float]]]] = {"random": [], "rungs": []}
     for seed in SEEDS:  # interleaved: machine drift hits both alike
-        curves["random"].append(curve(seed, False))
-        curves["rungs"].append(curve(seed, True))
+        curves["random"].append(curve(searched(seed, False)))
+        curves["rungs"].append(curve(searched(seed, True)))
     full_budget = FULL_CANDIDATES * STEPS
     target = statistics.median(at(c, full_budget) for c in curves["random"])
     grid = range(STEPS, full_budget + 1, STEPS)

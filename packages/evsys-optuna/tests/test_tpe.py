@@ -130,6 +130,55 @@ def test_constant_liar_spreads_a_generation(tmp_path: Path, host: Any) -> None:
     assert statistics.mean(spreads[True]) > statistics.mean(spreads[False]), spreads
 
 
+def test_jobs_in_flight_are_running_trials_the_liar_sees(tmp_path: Path, host: Any) -> None:
+    """A search refilling one freed place at a time (parallel > 1) asks for one candidate while others
+    run: told those as running, its one-at-a-time draws spread wider with the liar than without."""
+    from optuna.trial import TrialState
+
+    from evsys_sdk.testing.search import regret
+
+    spreads: dict[bool, list[float]] = {True: [], False: []}
+    for liar in spreads:
+        for seed in range(6):
+            proposer = _proposer(tmp_path, proposer={"kind": "tpe", "params": {"constant_liar": liar}})
+            proposer.rng.seed(f"told:{seed}")
+            for i, p in enumerate(proposer.ask([], 16)):
+                params = {k.rsplit(".", 1)[-1]: v for k, v in p.patch.items()}
+                proposer.tell(_told(f"c{i}", p.patch, -regret("bowl", **params)))
+            running: list[Candidate] = []
+            for j in range(6):
+                proposer.running(running)
+                proposer.rng.seed(f"gen:{seed}:{j}")
+                (p,) = proposer.ask([], 1)
+                running.append(Candidate(f"r{j}", [], "tpe", p.patch, None))  # type: ignore[arg-type]
+            states = [t.state for t in proposer.study().trials]
+            assert states == [TrialState.COMPLETE] * 16 + [TrialState.RUNNING] * 5
+            spreads[liar].append(_spread([c.patch for c in running]))
+    assert statistics.mean(spreads[True]) > statistics.mean(spreads[False]), spreads
+
+
+def test_every_ask_hears_the_candidates_in_flight(tmp_path: Path, host: Any) -> None:
+    from evsys_optuna.proposers import TPEProposer
+    from evsys_sdk.plugins.registry import registry
+
+    heard: list[list[str]] = []
+
+    class Listening(TPEProposer):
+        name = "listening"
+
+        def running(self, candidates: list[Candidate]) -> None:
+            heard.append([c.id for c in candidates])
+            super().running(candidates)
+
+    registry("proposer").add(Listening)
+    cfg = search_config(tmp_path, proposer={"kind": "listening"}, budget={"candidates": 7}, parallel=3)
+    cfg["executor"] = {"kind": "ordered", "params": {"by": "depth"}}
+    result = evolve(cfg, store=LocalStore(tmp_path / "db"))
+    assert heard[0] == [] and len(heard) == 5 and all(len(h) == 2 for h in heard[1:])
+    told = {c.id for c in result.candidates}
+    assert all(set(h) <= told for h in heard) and result.spent["candidates"] == 7
+
+
 def test_the_same_seed_gives_the_same_search(tmp_path: Path, host: Any) -> None:
     runs = [evolve(search_config(tmp_path / str(i), budget={"candidates": 14}, parallel=3)).to_json() for i in (0, 1)]
     assert runs[0]["candidates"] == runs[1]["candidates"]

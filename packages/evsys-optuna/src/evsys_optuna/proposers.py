@@ -61,6 +61,7 @@ class OptunaProposer(Proposer):
             install = pip_install(f"evsys-optuna[{','.join(missing)}]", *pins)
             raise EvsysError(f"proposer '{self.name}' needs {' and '.join(self.requires)}, not installed: {install}")
         self._trials: list[optuna.trial.FrozenTrial] = []
+        self._running: list[Candidate] = []
         self._translation: Translation | None = None
 
     def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
@@ -82,6 +83,9 @@ class OptunaProposer(Proposer):
             self._translation = Translation(self.space)
         return self._translation
 
+    def running(self, candidates: list[Candidate]) -> None:
+        self._running = list(candidates)
+
     def tell(self, candidate: Candidate) -> None:
         params, dists = self.translation.params(candidate.patch)
         scored = candidate.status == "scored" and candidate.mean is not None
@@ -89,6 +93,7 @@ class OptunaProposer(Proposer):
 
     def study(self) -> optuna.Study:
         import optuna
+        from optuna.trial import TrialState, create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
@@ -96,6 +101,9 @@ class OptunaProposer(Proposer):
             sampler=self.sampler(self.rng.randrange(2**31)),
         )
         study.add_trials(self._trials)
+        # The jobs in flight as running trials: the constant liar counts them while drawing the next.
+        running = [self.translation.params(c.patch) for c in self._running]
+        study.add_trials([create_trial(params=p, distributions=d, state=TrialState.RUNNING) for p, d in running])
         return study
 
     def ask(self, history: list[Candidate], n: int) -> list[Proposal]:

@@ -93,6 +93,10 @@ def _reseeded(run: RunConfig, name: str, seed: int, **update: Any) -> RunConfig:
     return run.model_copy(update={"name": name, "seed": seed, "algorithm": algorithm, **update})
 
 
+# What ``Experiment(feed=...)`` calls with each recorded arm: more runs to queue, each with its stop step.
+Feed = Callable[[ArmResult], list[tuple[RunConfig, int | None]]]
+
+
 @dataclass
 class _Chain:
     """Arms that run in order, each stage starting from the last one's state (one stage: a plain arm)."""
@@ -120,7 +124,7 @@ class Experiment:
     """
 
     # Driver-only state: never shipped with an arm (the worker's process supplies its own store).
-    _DRIVER_ONLY = ("store", "_progress", "_executor", "callbacks", "_groups")
+    _DRIVER_ONLY = ("store", "_progress", "_executor", "callbacks", "_groups", "_feed")
 
     def __init__(
         self,
@@ -134,11 +138,15 @@ class Experiment:
         progress: Progress | None = None,
         executor: Executor | None = None,
         stop_at: dict[str, int] | None = None,
+        feed: Feed | None = None,
     ):
         """``stop_at`` stops arms (by group name, else run name) once their in-loop validation has scored
-        that step: ``evsys evolve``'s rungs (``search.fidelity``); such an arm ends ``stopped``."""
+        that step: ``evsys evolve``'s rungs (``search.fidelity``); such an arm ends ``stopped``. ``feed``
+        hears every arm as it is recorded and answers more runs (each with its ``stop_at`` step or None)
+        to queue behind the ones already waiting: ``evsys evolve`` refills its places this way."""
         self.config = config
         self.stop_at = dict(stop_at or {})
+        self._feed = feed
         self.store = store
         self.train_fn = train_fn  # None selects the default
         self.inference_factory = inference_factory
@@ -470,6 +478,12 @@ class Experiment:
                     item = inflight.pop(handle)
                     arm = self._collect(executor, item, outcome)
                     finished[(item.chain, item.stage)] = arm
+                    for run_cfg, stop in self._feed(arm) if self._feed is not None else []:
+                        if stop is not None:
+                            self.stop_at[run_cfg.name] = stop
+                        for replicate, group in self._replicates_for(run_cfg):
+                            chains.append(_Chain([replicate], [group]))
+                            heapq.heappush(ready, len(chains) - 1)
                     chain = chains[item.chain]
                     chain.next += 1
                     # A chain stops at its first stage that does not complete.

@@ -1,12 +1,16 @@
-"""The search loop: propose a generation, validate it, reserve its arms, run it, score, promote, repeat.
+"""The search loop: keep ``search.parallel`` jobs in flight; as each ends, score it and refill its place.
 
-A generation is ``search.parallel`` candidates proposed together from everything scored before it; its
-arms (one per seed of ``n_repeats``) run through the experiment's executor as one ``Experiment`` whose
-records go into the search's experiment record, each candidate a replicate group. Proposals are asked,
-validated and journaled before anything is dispatched, so the same seed gives the same search whatever
-the executor, and a resumed search (after Ctrl-C or kill -9) replays its journal, re-asks nothing and
-re-runs only the arms that had not finished. With ``search.fidelity`` a generation's places go first to
-candidates promoted to their next rung, then to new ones (``evsys_sdk.search.fidelity``).
+A job is a candidate's arms (one per seed of ``n_repeats``; with ``search.fidelity``, its run to one
+rung). All jobs run through the experiment's executor in one ``Experiment`` whose records go into the
+search's experiment record, each job a replicate group. The moment a job's last arm is recorded the
+search journals its scores, tells the proposer and decides what fills the free place: a candidate
+promoted to its next rung (ASHA: ``evsys_sdk.search.fidelity``), else a new one asked from everything
+scored so far, reserved in the budget before it is dispatched. There is no generation barrier: a slow
+job holds only its own place. A "generation" is now one such refill (the jobs started together; at
+the start, up to ``parallel`` of them). Every decision is journaled before its jobs are dispatched, in
+the order taken, so a resumed search (after Ctrl-C or kill -9) replays the journal, re-asks nothing,
+re-dispatches the jobs that were in flight (their finished arms come from disk) and goes on. Decisions
+depend on the order jobs end; with one place (``parallel: 1``) that order is the proposal order.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
@@ -39,6 +43,9 @@ from evsys_sdk.search.space import Space, build_space
 from evsys_sdk.spec.config import ExperimentConfig, RunConfig
 from evsys_sdk.spec.results import ArmResult
 from evsys_sdk.spec.search import SearchConfig
+
+if TYPE_CHECKING:
+    from evsys_sdk.orchestration.experiment import Feed
 
 log = get_logger("search")
 
@@ -149,8 +156,10 @@ class State:
         self.confirm: dict[str, Any] | None = None
         self.asks = 0  # asks made so far: the next ask's seed
         self.generations = 0
-        # The generation proposed (maybe in part) but not yet scored: {"generation", "size", "promote"}.
+        # The last refill while it may be proposed in part (until the next job is scored):
+        # {"generation", "size", "promote"}.
         self.open: dict[str, Any] | None = None
+        self.inflight: list[str] = []  # the candidates whose job was dispatched and not yet scored, in order
         self.proposer_usage: dict[str, Any] = {}  # what the proposer spent, as of the last ask
 
     def apply(self, kind: str, event: dict[str, Any]) -> Candidate | None:
@@ -164,6 +173,7 @@ class State:
                 promoted = self.by_id[cid]
                 promoted.status, promoted.job_rung = "pending", rung
                 self.ledger.reserve(0, self.n_repeats)
+                self.inflight.append(cid)
         elif kind == "usage":
             self.proposer_usage = dict(event["proposer"])
         elif kind == "candidate":
@@ -180,12 +190,14 @@ class State:
             self.by_id[c.id] = c
             self.by_fingerprint.setdefault(c.fingerprint, c.id)
             self.ledger.reserve(1)
+            self.inflight.append(c.id)
         elif kind == "rejected":
             self.rejected.append({"patch": event["patch"], "reason": event["reason"]})
             self.ledger.spent.rejected += 1
         elif kind == "scored":
             c = self.by_id[event["id"]]
-            self.open = None  # a generation's scores are journaled together
+            self.open = None  # a refill is proposed whole before the next job's scores are heard
+            self.inflight.remove(c.id)
             costs = [ArmCost(**a) for a in event["cost"]]
             c.seconds += sum(a.seconds for a in costs)
             rung = event.get("rung")
@@ -267,7 +279,6 @@ class Search:
         self.db = self.store if isinstance(self.store, LocalStore) else LocalStore()
         self.state = State(self.search, cfg.n_repeats)
         self.seeds = cfg.repeat_seeds(self.base)
-        self.resuming = False  # the next generation was interrupted: its finished arms are on disk
         self.samples = {str(b.name): b.num_samples for b in benchmark_specs(cfg.metadata.get("benchmark"))}
         self.rung_metric = rung_metric(cfg) if self.search.fidelity is not None else None
         self.usage_before: dict[str, Any] = {}
@@ -316,11 +327,9 @@ class Search:
         executor = build_executor(self.cfg.executor.kind, self.cfg.executor.params)
         try:
             executor.start()
-            while True:
-                pending = self._next_generation()
-                if not pending:
-                    break
-                self._run_generation(executor, pending)
+            jobs = self._resumed_jobs() or self._refill()
+            if jobs:
+                self._run_jobs(executor, jobs)
             if self.search.confirm_seeds and self.state.best is not None and self.state.confirm is None:
                 self._run_confirmation(executor)
         except KeyboardInterrupt:
@@ -334,47 +343,53 @@ class Search:
             executor.close()
         return self._conclude()
 
-    def _next_generation(self) -> list[Candidate]:
-        """The candidates to run next: an interrupted generation, completed as it would have been, or a
-        new one of as many candidates as the budget can reserve (none: the search is over)."""
+    def _resumed_jobs(self) -> list[Candidate]:
+        """The jobs in flight when an earlier attempt stopped, and the rest of a refill it was proposing."""
         state = self.state
+        inflight = [state.by_id[cid] for cid in state.inflight]
+        if inflight:
+            self._say(f"resuming '{self.cfg.name}': {len(inflight)} job(s) in flight")
         if state.open is None:
-            promote, n = self._plan()
-            if not promote and n == 0:
-                return []
-            opening: tuple[str, dict[str, Any]] = (
-                "generation",
-                {
-                    "generation": state.generations,
-                    "size": n,
-                    **({"promote": [[c.id, rung] for c, rung in promote]} if promote else {}),
-                },
-            )
-            state.apply(*opening)  # journaled with the first ask's events: one transaction
-            if n == 0:
-                self.journal.append(opening)
-                return [c for c, _ in promote]
-            return [c for c, _ in promote] + self._propose(n, opening)
-        assert state.open is not None
+            return inflight + (self._refill() if inflight else [])
         generation, size = state.open["generation"], state.open["size"]
-        promoted = [state.by_id[cid] for cid, _ in state.open.get("promote", [])]
-        pending = [c for c in state.candidates if c.generation == generation]
-        self._say(
-            f"resuming '{self.cfg.name}': generation {generation}, {len(pending)} of {size} candidate(s) proposed"
-            + (f", {len(promoted)} promoted" if promoted else "")
-        )
-        self.resuming = True
-        return promoted + pending + (self._propose(size - len(pending)) if len(pending) < size else [])
+        proposed = sum(1 for c in state.candidates if c.generation == generation)
+        if proposed < size:
+            self._say(f"resuming '{self.cfg.name}': {size - proposed} candidate(s) left to propose")
+        return inflight + (self._propose(size - proposed) if proposed < size else [])
 
-    def _plan(self) -> tuple[list[tuple[Candidate, int]], int]:
-        """The next generation: the candidates promoted to their next rung, and how many new ones."""
-        state, fidelity, parallel = self.state, self.search.fidelity, self.search.parallel
-        if fidelity is None:
-            return [], state.ledger.affordable(parallel)
-        jobs = state.ledger.affordable(parallel, new=False)  # what the arms and seconds still buy
-        promote = promotions(state.candidates, fidelity, maximize=state.maximize, limit=jobs, finishing=False)
-        n = min(state.ledger.affordable(parallel - len(promote)), jobs - len(promote))
+    def _refill(self) -> list[Candidate]:
+        """The jobs that take the free places: promotions first, then as many new candidates as the
+        budget can reserve (none: nothing to start now)."""
+        state = self.state
+        free = self.search.parallel - len(state.inflight)
+        if free <= 0:
+            return []
+        promote, n = self._plan(free)
         if not promote and n == 0:
+            return []
+        opening: tuple[str, dict[str, Any]] = (
+            "generation",
+            {
+                "generation": state.generations,
+                "size": n,
+                **({"promote": [[c.id, rung] for c, rung in promote]} if promote else {}),
+            },
+        )
+        state.apply(*opening)  # journaled with the first ask's events: one transaction
+        if n == 0:
+            self.journal.append(opening)
+            return [c for c, _ in promote]
+        return [c for c, _ in promote] + self._propose(n, opening)
+
+    def _plan(self, free: int) -> tuple[list[tuple[Candidate, int]], int]:
+        """What fills ``free`` places: the candidates promoted to their next rung, and how many new ones."""
+        state, fidelity = self.state, self.search.fidelity
+        if fidelity is None:
+            return [], state.ledger.affordable(free)
+        jobs = state.ledger.affordable(free, new=False)  # what the arms and seconds still buy
+        promote = promotions(state.candidates, fidelity, maximize=state.maximize, limit=jobs, finishing=False)
+        n = min(state.ledger.affordable(free - len(promote)), jobs - len(promote))
+        if not promote and n == 0 and not state.inflight:  # a job in flight may still earn a promotion
             promote = promotions(state.candidates, fidelity, maximize=state.maximize, limit=jobs, finishing=True)
         return promote, n
 
@@ -390,6 +405,7 @@ class Search:
         while len(out) < n:
             ask = state.asks
             self.proposer.rng.seed(f"{self.search.seed}:{ask}")
+            self.proposer.running([state.by_id[cid] for cid in state.inflight])
             proposals = self.proposer.ask(history, n - len(out))[: n - len(out)]
             if not proposals:
                 raise EvsysError(f"proposer '{self.search.proposer.kind}' returned no proposal when asked for {n}")
@@ -483,44 +499,65 @@ class Search:
         )
 
     def _experiment(
-        self, executor: Any, cfg: ExperimentConfig, *, resume: bool, stop_at: dict[str, int] | None = None
+        self,
+        executor: Any,
+        cfg: ExperimentConfig,
+        *,
+        resume: bool,
+        stop_at: dict[str, int] | None = None,
+        feed: Feed | None = None,
     ) -> list[ArmResult]:
-        """The arms of ``cfg`` run as one Experiment; ``stop_at``: run name -> the step its arms stop at."""
+        """The arms of ``cfg`` run as one Experiment; ``stop_at``: run name -> the step its arms stop at;
+        ``feed``: more runs as arms end."""
         from evsys_sdk.orchestration.experiment import Experiment
         from evsys_sdk.run.progress import Progress
 
         quiet = Progress(len(cfg.arm_names()), enabled=False)
         experiment = Experiment(
-            cfg, store=self.records, resume=resume, progress=quiet, executor=executor, stop_at=stop_at
+            cfg, store=self.records, resume=resume, progress=quiet, executor=executor, stop_at=stop_at, feed=feed
         )
         return experiment.run().arms
 
-    def _run_generation(self, executor: Any, pending: list[Candidate]) -> None:
-        # An interrupted generation takes the arms that had finished from their records on disk.
-        resume, self.resuming = self.resuming, False
+    def _job(self, c: Candidate) -> tuple[RunConfig, int | None]:
+        """A candidate's next job: its run (named for the rung) and the step it stops at (None: the whole run)."""
         fidelity = self.search.fidelity
-        names = {c.id: c.id if fidelity is None else job_name(c.id, fidelity, c.job_rung) for c in pending}
-        stop_at = {}
-        if fidelity is not None:  # every job but the whole run's stops at its rung
-            stop_at = {names[c.id]: fidelity.rungs[c.job_rung] for c in pending if names[c.id] != c.id}
-        runs = [c.run_config.model_copy(update={"name": names[c.id]}) for c in pending]
-        arms = self._experiment(executor, self._generation_config(runs), resume=resume, stop_at=stop_at)
-        events = []
-        for c in pending:
-            mine = [a for a in arms if (a.group_name or a.name) == names[c.id]]
-            event = _scored(c.id, mine, self.metric, self.samples)
-            if fidelity is not None:
-                event = self._at_rung(event, mine, c.job_rung)
-            events.append(("scored", event))
-        self.journal.append(*events)
-        for kind, event in events:
-            before = self.state.best
-            told = self.state.apply(kind, event)
-            assert told is not None
-            if told.status != "stopped":
-                self.proposer.tell(told)
-            self._progress(told, self.state.best is not before)
+        name = c.id if fidelity is None else job_name(c.id, fidelity, c.job_rung)
+        self.jobs[name] = c
+        stop = fidelity.rungs[c.job_rung] if fidelity is not None and name != c.id else None
+        return c.run_config.model_copy(update={"name": name}), stop
+
+    def _run_jobs(self, executor: Any, first: list[Candidate]) -> None:
+        """Every job of the search through one Experiment: ``first`` now, the refills as jobs end. A
+        resumed search takes the arms that had finished from their records on disk."""
+        self.jobs: dict[str, Candidate] = {}  # job name -> its candidate, while in flight
+        self.job_arms: dict[str, list[ArmResult]] = {}
+        runs = [self._job(c) for c in first]
+        stop_at = {run.name: stop for run, stop in runs if stop is not None}
+        cfg = self._generation_config([run for run, _ in runs])
+        self._experiment(executor, cfg, resume=self.resume, stop_at=stop_at, feed=self._ended)
+
+    def _ended(self, arm: ArmResult) -> list[tuple[RunConfig, int | None]]:
+        """An arm was recorded: once its job's last arm is, score the job and refill its place."""
+        name = arm.group_name or arm.name
+        arms = self.job_arms.setdefault(name, [])
+        arms.append(arm)
+        if len(arms) < self.cfg.n_repeats:
+            return []
+        del self.job_arms[name]
+        c = self.jobs.pop(name)
+        arms.sort(key=lambda a: a.run_config.seed)  # scores in seed order
+        event = _scored(c.id, arms, self.metric, self.samples)
+        if self.search.fidelity is not None:
+            event = self._at_rung(event, arms, c.job_rung)
+        self.journal.append(("scored", event))
+        before = self.state.best
+        told = self.state.apply("scored", event)
+        assert told is not None
+        if told.status != "stopped":
+            self.proposer.tell(told)
+        self._progress(told, self.state.best is not before)
         self.store.update_experiment(self.journal.experiment_id, search=self._record(self._result()))
+        return [self._job(c) for c in self._refill()]
 
     def _at_rung(self, event: dict[str, Any], arms: list[ArmResult], rung: int) -> dict[str, Any]:
         """A job's event with its rung; arms stopped there are scored by their live score at its step."""

@@ -10,11 +10,12 @@ uninterrupted run has there, whatever the backend, and the budget is charged eve
 
 The promotion rule is ASHA's: a candidate at rung ``k`` goes on once it is among the top
 ``floor(n / reduction)`` of the ``n`` results at rung ``k`` so far (no waiting for a rung to fill; the
-highest rung first); a generation's free places go to new candidates. When the budget buys no new
-candidate and no rung has a promotion left, the best candidate of the highest rung reached goes on, so
-the search always ends with a candidate scored on the whole run. A candidate left at a lower rung is
-``stopped at rung N`` (N: the rung's step), with its scores there. Every decision is made from the
-candidates' recorded rung results, so a resumed search makes the same ones.
+highest rung first), decided the moment a job ends; the places left go to new candidates. When the
+budget buys no new candidate, no job is in flight and no rung has a promotion left, the best candidate
+of the highest rung reached goes on, so the search always ends with a candidate scored on the whole
+run. A candidate left at a lower rung is ``stopped at rung N`` (N: the rung's step), with its scores
+there. Every decision is made from the candidates' recorded rung results, so a resumed search makes
+the same ones.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The budget ledger: reserve before dispatch, settle when the arms end.
 
-A generation's arms are reserved before any is dispatched (and the confirmation arms at the start), so
+A job's arms are reserved before any is dispatched (and the confirmation arms at the start), so
 the search never starts work the budget cannot pay for; they are settled with what actually ran. A
 resumed search settles the arms that finished before the interruption once (their records are on
 disk) and re-runs only the others: spent arms always equal the arms that ran to their end.

@@ -2,8 +2,9 @@
 
 A proposer answers ``ask(history, n)`` with ``n`` proposals (a patch of dotted path -> value, its
 parents and the operator's name) and hears ``tell(candidate)`` once a candidate is scored. The search
-asks a whole generation (``search.parallel`` candidates) from everything scored before it, tells in
-proposal order, and reseeds ``self.rng`` before every ask from the search seed and the number of asks
+asks whenever places are free (at the start ``search.parallel`` candidates, then one as each job ends)
+from everything scored before, says which candidates are still ``running`` before each ask, tells in
+the order jobs end, and reseeds ``self.rng`` before every ask from the search seed and the number of asks
 so far: a proposer that draws only from ``self.rng``, its config and what it was told proposes the same
 candidates on every run with the same seed, and a resumed search continues exactly (nothing is asked
 again, the told candidates are told again in order).
@@ -58,8 +59,11 @@ class Proposer:
     def ask(self, history: list[Candidate], n: int) -> list[Proposal]:
         raise NotImplementedError
 
+    def running(self, candidates: list[Candidate]) -> None:
+        """Before each ask: the candidates whose job is in flight (proposed or promoted, not yet told)."""
+
     def tell(self, candidate: Candidate) -> None:
-        """A candidate was scored (or failed); called in proposal order."""
+        """A candidate was scored (or failed); called in the order jobs end."""
 
     def reject(self, patch: dict[str, Any], reason: str) -> None:
         """A proposal of the last ask was rejected before it was charged, and why."""

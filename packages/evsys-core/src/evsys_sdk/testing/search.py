@@ -6,7 +6,10 @@ the regret of their params against a known optimum, plus seed noise of ``noise``
 ``objective`` picks the landscape: ``bowl`` (smooth: one optimum, every axis matters) or ``ridge``
 (a narrow curved valley with a decoy plateau). Each arm appends ``start``/``end`` lines to ``arm_log``
 (when given), so a test can count the arms that ran and check none ran twice; ``kill_at_arm`` SIGKILLs
-the process running the arms once, as a crash would.
+the process running the arms once, as a crash would. It also registers the executor ``ordered``: every
+arm submitted is in flight at once and they end in a fixed order (the smallest value of the algorithm
+param ``by`` first, then by name), so a test of an asynchronous search (``search.parallel > 1``) controls
+the order jobs end, the same on every run and on every resume.
 """
 
 from __future__ import annotations
@@ -14,15 +17,29 @@ from __future__ import annotations
 import math
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from evsys_sdk.orchestration.executors import Executor
 from evsys_sdk.plugins.hookspecs import hookimpl
 from evsys_sdk.spec.config import StrictModel
 
-__all__ = ["OPTIMUM", "SyntheticAlgorithm", "SyntheticConfig", "experiment", "landscape_experiment", "regret", "score"]
+if TYPE_CHECKING:
+    from evsys_sdk.orchestration.arm import ArmTask
+
+__all__ = [
+    "OPTIMUM",
+    "OrderedExecutor",
+    "SyntheticAlgorithm",
+    "SyntheticConfig",
+    "experiment",
+    "landscape_experiment",
+    "regret",
+    "score",
+]
 
 # The optimum of both objectives; ``regret(params) == 0`` there.
 OPTIMUM_X, OPTIMUM_LR, OPTIMUM_DEPTH = 1.5, 1e-3, 5
@@ -118,9 +135,56 @@ class SyntheticAlgorithm:
         return sum(1 for x in path.read_text().splitlines() if x.startswith("end ")) if path.is_file() else 0
 
 
+@dataclass(eq=False)
+class _Held:
+    task: ArmTask
+    store: Any
+
+
+class OrderedExecutor(Executor):
+    """In the driver, every arm in flight; ``wait`` runs and returns the one that ends first by the fixed
+    order: the smallest ``algorithm.params[by]``, ties by run name (a job to a later rung after)."""
+
+    name: ClassVar[str] = "ordered"
+    in_process: ClassVar[bool] = True
+
+    class Config(Executor.Config):
+        by: str = Field(description="the algorithm param whose smallest value ends first")
+
+    config: Config
+
+    @property
+    def slots(self) -> int:
+        return 10**6
+
+    def submit(self, task: ArmTask, *, store: Any = None, progress: Any = None) -> Any:
+        return _Held(task, store)
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, Any]]:
+        from evsys_sdk.orchestration.arm import run_arm
+
+        def key(handle: _Held) -> tuple[Any, int, str]:
+            task = handle.task
+            stop = task.experiment.stop_at.get(task.group_name or task.name, 10**9)
+            return task.run.algorithm.params[self.config.by], stop, task.name
+
+        handle = min(handles, key=key)
+        outcome: Any
+        try:
+            outcome = run_arm(handle.task, store=handle.store)
+        except Exception as exc:
+            outcome = exc
+        return [(handle, outcome)]
+
+
 @hookimpl
 def evsys_register_algorithms(registry: Any) -> None:
     registry.add(SyntheticAlgorithm)
+
+
+@hookimpl
+def evsys_register_executors(registry: Any) -> None:
+    registry.add(OrderedExecutor)
 
 
 def landscape_experiment(
