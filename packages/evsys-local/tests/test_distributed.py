@@ -20,6 +20,7 @@ from conftest import CHAT_ROWS, PREFERENCE_ROWS, TASK_ROWS, local_config, metric
 from evsys_sdk.orchestration.experiment import Experiment
 from evsys_sdk.run.runner import run_experiment
 from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.testing.executors import interruptible
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -149,13 +150,10 @@ def test_ctrl_c_stops_the_job_and_records_the_arm_cancelled(tmp_path: Path) -> N
         signal.pthread_kill(main, signal.SIGINT)
 
     # Python's own handler, as in a terminal (a shell starting pytest in the background ignores SIGINT).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with interruptible():
         threading.Thread(target=interrupt_once_training, daemon=True).start()
         with pytest.raises(KeyboardInterrupt):
             run_experiment(cfg)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     record = json.loads((tmp_path / "contract" / "run_result.json").read_text())
     assert record["status"] == "cancelled"
     assert job_processes(tmp_path) == []
