@@ -65,7 +65,7 @@ def test_config_defaults_apply_when_a_call_gives_none(provider: str, server: Fak
     assert client.usage == {"requests": 1, "input_tokens": 5, "output_tokens": 3}
     client.generate(prompt="six seven", max_tokens=10)
     assert client.usage["requests"] == 2 and client.usage["output_tokens"] == 3 + 4
-    assert client.usage_metrics()["usage/output_tokens"] == 7.0
+    assert client.usage_metrics()["output_tokens"] == 7.0
     client.reset_usage()
     assert client.usage == {"requests": 0, "input_tokens": 0, "output_tokens": 0}
 

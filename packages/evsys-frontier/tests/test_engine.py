@@ -111,3 +111,6 @@ def test_benchmark_score_reports_failures_and_usage(server: FakeProviderServer) 
     assert score.metrics["mean_reward"] == 0.75
     assert score.retry_report["total_failures"] == 1
     assert client.usage["requests"] == 3
+    usage = {k: v for k, v in score.metrics.items() if k.startswith("usage")}
+    assert usage.keys() == {"usage/requests", "usage/input_tokens", "usage/output_tokens"}  # prefixed once
+    assert usage["usage/requests"] == 3.0

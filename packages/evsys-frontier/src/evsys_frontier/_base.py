@@ -347,8 +347,9 @@ class FrontierInference:
             return dict(self._usage)
 
     def usage_metrics(self) -> dict[str, float]:
-        """``usage/requests``, ``usage/input_tokens``, ``usage/output_tokens`` as floats, for eval results."""
-        return {f"usage/{k}": float(v) for k, v in self.usage.items()}
+        """``requests``, ``input_tokens``, ``output_tokens`` as floats: a benchmark records what a run used of
+        them as ``usage/<name>`` (it adds the prefix)."""
+        return {k: float(v) for k, v in self.usage.items()}
 
     def reset_usage(self) -> None:
         with self._lock:
