@@ -562,7 +562,6 @@ def test_every_eval_is_charged() -> None:
 def test_resume_from_every_crash_point_of_the_journal(tmp_path: Path, host: Any) -> None:
     """The journal is append-only, so a crash leaves a prefix of it: resuming from any prefix (here with
     generations that needed several asks, as rejections force) gives the uninterrupted search."""
-    import sqlite3
 
     from evsys_sdk.plugins.registry import registry
 
@@ -571,16 +570,9 @@ def test_resume_from_every_crash_point_of_the_journal(tmp_path: Path, host: Any)
     full_db = tmp_path / "full.db"
     reference = evolve(cfg, store=LocalStore(full_db)).to_json()
     assert reference["rejected"]  # some generations took more than one ask
-    # A crash keeps whole appends (one transaction each; their events share created_at): cut between them.
-    stamps = [r["created_at"] for r in LocalStore(full_db).query("SELECT created_at FROM search_events ORDER BY seq")]
-    cuts = [k for k in range(1, len(stamps)) if stamps[k] != stamps[k - 1]]
-    assert len(cuts) > 10
-    for k in cuts:
-        db_path = tmp_path / f"crash{k}.db"
-        with sqlite3.connect(full_db) as src, sqlite3.connect(db_path) as dst:
-            src.backup(dst)  # the WAL's pages included
-        db = LocalStore(db_path)
-        db.query("DELETE FROM search_events WHERE seq >= ?", (k,))
+    crashes = list(search_kit.crashed_copies(full_db, tmp_path))
+    assert len(crashes) > 10
+    for k, db in crashes:
         resumed = evolve(cfg, resume=True, store=db).to_json()
         assert resumed["candidates"] == reference["candidates"], k
         assert resumed["rejected"] == reference["rejected"] and resumed["best"] == reference["best"], k

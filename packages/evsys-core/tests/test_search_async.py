@@ -4,7 +4,6 @@ jobs end, so every test here is deterministic."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from evsys_sdk.search import evolve
 from evsys_sdk.testing import search as search_kit
-from evsys_sdk.testing.search import experiment, landscape_experiment
+from evsys_sdk.testing.search import crashed_copies, experiment, landscape_experiment
 from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(240)
@@ -152,15 +151,7 @@ def test_resume_from_every_crash_point_equals_the_uninterrupted_search(tmp_path:
     reference = evolve(cfg, store=LocalStore(full_db)).to_json()
     events = journal(LocalStore(full_db))
     assert any(k == "generation" and e.get("promote") for k, e in events)
-    stamps = [r["created_at"] for r in LocalStore(full_db).query("SELECT created_at FROM search_events ORDER BY seq")]
-    cuts = [k for k in range(1, len(stamps)) if stamps[k] != stamps[k - 1]]
-    assert len(cuts) >= 8
-    for k in cuts:
-        db_path = tmp_path / f"crash{k}.db"
-        with sqlite3.connect(full_db) as src, sqlite3.connect(db_path) as dst:
-            src.backup(dst)
-        db = LocalStore(db_path)
-        db.query("DELETE FROM search_events WHERE seq >= ?", (k,))
+    for k, db in crashed_copies(full_db, tmp_path):
         resumed = evolve(cfg, resume=True, store=db).to_json()
         assert resumed["candidates"] == reference["candidates"], k
         assert resumed["best"] == reference["best"], k

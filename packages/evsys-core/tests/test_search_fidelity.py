@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +19,7 @@ from evsys_sdk.search.engine import Candidate
 from evsys_sdk.search.fidelity import promotions
 from evsys_sdk.search.proposers import RandomProposer
 from evsys_sdk.spec.search import FidelitySpec
-from evsys_sdk.testing.search import landscape_experiment
+from evsys_sdk.testing.search import crashed_copies, landscape_experiment
 from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(120)
@@ -225,15 +224,7 @@ def test_resume_from_every_crash_point_equals_the_uninterrupted_search(tmp_path:
     asks = sum(1 for g in generations if g["payload"]["size"])  # random proposals are never rejected
     assert reference["spent"]["proposer"] == {"calls": asks} and asks > 3  # some places went to promotions
     assert any(c["status"] == "stopped" for c in reference["candidates"])
-    stamps = [r["created_at"] for r in LocalStore(full_db).query("SELECT created_at FROM search_events ORDER BY seq")]
-    cuts = [k for k in range(1, len(stamps)) if stamps[k] != stamps[k - 1]]
-    assert len(cuts) >= 8
-    for k in cuts:
-        db_path = tmp_path / f"crash{k}.db"
-        with sqlite3.connect(full_db) as src, sqlite3.connect(db_path) as dst:
-            src.backup(dst)
-        db = LocalStore(db_path)
-        db.query("DELETE FROM search_events WHERE seq >= ?", (k,))
+    for k, db in crashed_copies(full_db, tmp_path):
         resumed = evolve(cfg, resume=True, store=db).to_json()
         assert resumed["candidates"] == reference["candidates"], k
         assert resumed["best"] == reference["best"], k

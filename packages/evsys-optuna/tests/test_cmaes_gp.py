@@ -5,7 +5,6 @@ every crash point, both learning on the bowl, and a clear install line when an e
 from __future__ import annotations
 
 import importlib.util
-import sqlite3
 import statistics
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from conftest import search_config
 from evsys_sdk import LocalStore
 from evsys_sdk.cli.main import main
 from evsys_sdk.search import evolve
+from evsys_sdk.testing.search import crashed_copies
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -76,15 +76,8 @@ def test_resume_from_every_crash_point_continues_the_same_search(tmp_path: Path,
     full_db = tmp_path / "full.db"
     reference = evolve(cfg, store=LocalStore(full_db)).to_json()
     assert sum(c["operator"] == kind for c in reference["candidates"]) == 8
-    stamps = [r["created_at"] for r in LocalStore(full_db).query("SELECT created_at FROM search_events ORDER BY seq")]
-    cuts = [k for k in range(1, len(stamps)) if stamps[k] != stamps[k - 1]]
-    assert len(cuts) >= 8
-    for k in cuts[:: 1 if kind == "cmaes" else 4]:  # gp refits its kernel per ask: every fourth cut
-        db_path = tmp_path / f"crash{k}.db"
-        with sqlite3.connect(full_db) as src, sqlite3.connect(db_path) as dst:
-            src.backup(dst)
-        db = LocalStore(db_path)
-        db.query("DELETE FROM search_events WHERE seq >= ?", (k,))
+    # gp refits its kernel per ask: every fourth crash point
+    for k, db in crashed_copies(full_db, tmp_path, every=1 if kind == "cmaes" else 4):
         resumed = evolve(cfg, resume=True, store=db).to_json()
         assert resumed["candidates"] == reference["candidates"], k
 

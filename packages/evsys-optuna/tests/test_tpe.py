@@ -4,7 +4,6 @@ switch as a conditional subtree), learning on the bowl, constant-liar generation
 from __future__ import annotations
 
 import math
-import sqlite3
 import statistics
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from evsys_sdk.search import evolve
 from evsys_sdk.search.engine import Candidate
 from evsys_sdk.search.space import build_space
 from evsys_sdk.spec.config import ExperimentConfig
+from evsys_sdk.testing.search import crashed_copies
 from evsys_sdk.tracking.store import LocalStore
 
 pytestmark = pytest.mark.timeout(240)
@@ -195,15 +195,7 @@ def test_resume_from_every_crash_point_rebuilds_the_same_study(tmp_path: Path, h
     full_db = tmp_path / "full.db"
     reference = evolve(cfg, store=LocalStore(full_db)).to_json()
     assert sum(c["operator"] == "tpe" for c in reference["candidates"]) == 8
-    stamps = [r["created_at"] for r in LocalStore(full_db).query("SELECT created_at FROM search_events ORDER BY seq")]
-    cuts = [k for k in range(1, len(stamps)) if stamps[k] != stamps[k - 1]]
-    assert len(cuts) >= 8
-    for k in cuts:
-        db_path = tmp_path / f"crash{k}.db"
-        with sqlite3.connect(full_db) as src, sqlite3.connect(db_path) as dst:
-            src.backup(dst)
-        db = LocalStore(db_path)
-        db.query("DELETE FROM search_events WHERE seq >= ?", (k,))
+    for k, db in crashed_copies(full_db, tmp_path):
         resumed = evolve(cfg, resume=True, store=db).to_json()
         assert resumed["candidates"] == reference["candidates"], k
         assert resumed["best"] == reference["best"], k

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -29,12 +31,14 @@ from evsys_sdk.spec.config import StrictModel
 
 if TYPE_CHECKING:
     from evsys_sdk.orchestration.arm import ArmTask
+    from evsys_sdk.tracking.store import LocalStore
 
 __all__ = [
     "OPTIMUM",
     "OrderedExecutor",
     "SyntheticAlgorithm",
     "SyntheticConfig",
+    "crashed_copies",
     "experiment",
     "landscape_experiment",
     "regret",
@@ -235,3 +239,22 @@ def landscape_experiment(
         },
         "search": search,
     }
+
+
+def crashed_copies(full_db: Path, work: Path, *, every: int = 1) -> Iterator[tuple[int, LocalStore]]:
+    """The finished search recorded in ``full_db`` as a crash at each point could have left it: a copy of
+    the store whose journal keeps only its first ``k`` events, for every ``k`` between two appends (one
+    transaction each, so their events share ``created_at``; a crash keeps whole appends), or every
+    ``every``-th of them. Yields ``(k, store)``; a test resumes each and compares with the full search."""
+    from evsys_sdk.tracking.store import LocalStore
+
+    stamps = [r["created_at"] for r in LocalStore(full_db).query("SELECT created_at FROM search_events ORDER BY seq")]
+    cuts = [k for k in range(1, len(stamps)) if stamps[k] != stamps[k - 1]]
+    assert len(cuts) >= 8, f"only {len(cuts)} crash points: the search is too small to test resume"
+    for k in cuts[::every]:
+        path = work / f"crash{k}.db"
+        with sqlite3.connect(full_db) as src, sqlite3.connect(path) as dst:
+            src.backup(dst)  # the WAL's pages included
+        db = LocalStore(path)
+        db.query("DELETE FROM search_events WHERE seq >= ?", (k,))
+        yield k, db
