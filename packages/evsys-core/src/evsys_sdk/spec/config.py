@@ -287,7 +287,12 @@ class ExperimentConfig(StrictModel):
     continual: ContinualConfig | None = Field(
         default=None, description="train each arm on several datasets in order, each stage from the last"
     )
-    n_repeats: int = Field(default=1, description="seeded replicates per arm: a replicate group, compared by its mean")
+    # The bound is checked with the structural checks (one located message); the schema states it too.
+    n_repeats: int = Field(
+        default=1,
+        description="seeded replicates per arm: a replicate group, compared by its mean",
+        json_schema_extra={"minimum": 1},
+    )
     base_seed: int | None = Field(default=None, description="the first replicate's seed (default: the run's seed)")
     parent_experiment_id: str | None = Field(default=None, description="an experiment this one follows up")
     metadata: dict[str, Any] = Field(
