@@ -91,16 +91,16 @@ def test_links_and_md_names_must_resolve(tmp_path, monkeypatch):
         tmp_path / "docs",
         "[ok](there.md#a) [up](../README.md) [web](https://example.org/x.md) [anchor](#here)\n"
         "[gone](missing.md) ![img](pics/none.png)\n"
-        "See ARCHITECTURE.md and `docs/there.md` and `spec/BEHAVIOR.md`.\n"
+        "See DESIGN_NOTES.md and `docs/there.md` and `spec/RULES.md`.\n"
         "```text\n[inside a fence](nowhere.md) NOTES.md\n```\n"
-        "[ref]: ../nope/ADAPTERS.md\n",
+        "[ref]: ../nope/VENDORS.md\n",
     )
     assert check_links.check_file(page) == [
         "docs/page.md:2: link to missing.md, which the repository does not have",
         "docs/page.md:2: link to pics/none.png, which the repository does not have",
-        "docs/page.md:3: names ARCHITECTURE.md, which the repository does not have",
-        "docs/page.md:3: names spec/BEHAVIOR.md, which the repository does not have",
-        "docs/page.md:7: link to ../nope/ADAPTERS.md, which the repository does not have",
+        "docs/page.md:3: names DESIGN_NOTES.md, which the repository does not have",
+        "docs/page.md:3: names spec/RULES.md, which the repository does not have",
+        "docs/page.md:7: link to ../nope/VENDORS.md, which the repository does not have",
     ]
 
 
